@@ -1,0 +1,8 @@
+//! Kith: end-to-end encrypted messaging between people who trust each other.
+//!
+//! Layers, dependencies pointing down:
+//! * [`protocol`]: sans-IO state machines (Noise, hub routing, chat delivery).
+//! * [`net`]: the Tokio side that moves bytes and timers for them.
+//! * [`core`]: the handle both front-ends use (commands in, events out).
+
+pub mod protocol;

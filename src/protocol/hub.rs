@@ -1,0 +1,513 @@
+//! The hub's routing rules as a sans-IO state machine.
+//!
+//! The hub terminates one Noise session per connection (its own static key, the client's
+//! identity key), checks the room password, and then only keeps routing state: rooms, members
+//! (name and identity key), presence. Peer traffic arrives as `Relay` with an opaque payload
+//! that is a Noise message between the two clients; the hub forwards it and can read none of
+//! it.
+//!
+//! Drive it like str0m's `Rtc`: feed `handle_*(now, …)`, then drain `poll_output()`; call
+//! `handle_timeout` at `poll_timeout()`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::net::IpAddr;
+
+use rand_chacha::ChaCha20Rng;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use super::identity::IdentityKey;
+use super::noise::{Handshake, Keypair, Role, Transport};
+use super::wire::{
+    self, AuthFailure, ClientHello, ClientToHub, HubToClient, MAX_NAME, MAX_ROOM, MemberInfo,
+};
+
+pub type ConnId = u64;
+
+/// A connection must finish the handshake and authenticate within this time.
+pub const AUTH_TIMEOUT_MS: u64 = 10_000;
+/// An authenticated connection that sends nothing (not even a ping) for this long is dropped.
+pub const IDLE_TIMEOUT_MS: u64 = 90_000;
+/// Failed authentications allowed per address per window before it is refused outright.
+pub const MAX_AUTH_FAILURES: u32 = 5;
+pub const AUTH_FAILURE_WINDOW_MS: u64 = 60_000;
+
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    pub name: String,
+    pub password: Zeroizing<String>,
+    pub rooms: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    HandshakeFailed(String),
+    Protocol(String),
+    AuthFailed,
+    RateLimited,
+    Timeout,
+    Replaced,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum HubOutput {
+    /// Write this frame to the connection.
+    Send { conn: ConnId, frame: Vec<u8> },
+    /// Flush what was sent, then close the connection.
+    Close { conn: ConnId, reason: CloseReason },
+}
+
+enum Phase {
+    Handshake(Box<Handshake>),
+    AwaitAuth(Box<Transport>),
+    Member(Box<Transport>),
+    /// Only while moving the state out of one phase into the next.
+    Moving,
+}
+
+struct Conn {
+    addr: IpAddr,
+    phase: Phase,
+    deadline: u64,
+    key: Option<IdentityKey>,
+    name: String,
+    rooms: BTreeSet<String>,
+}
+
+struct FailureWindow {
+    since: u64,
+    count: u32,
+}
+
+/// Test hook: lets a test hub lie about member keys, to prove clients notice.
+pub type KeySubstitution = fn(&IdentityKey) -> IdentityKey;
+
+pub struct Hub {
+    config: HubConfig,
+    password_hash: [u8; 32],
+    keypair: Keypair,
+    rng: ChaCha20Rng,
+    conns: HashMap<ConnId, Conn>,
+    by_key: HashMap<IdentityKey, ConnId>,
+    rooms: BTreeMap<String, BTreeSet<ConnId>>,
+    failures: HashMap<IpAddr, FailureWindow>,
+    out: VecDeque<HubOutput>,
+    substitute: Option<KeySubstitution>,
+}
+
+impl Hub {
+    pub fn new(config: HubConfig, keypair: Keypair, rng: ChaCha20Rng) -> Self {
+        let password_hash = Sha256::digest(config.password.as_bytes()).into();
+        let rooms = config
+            .rooms
+            .iter()
+            .map(|r| (r.clone(), BTreeSet::new()))
+            .collect();
+        Self {
+            config,
+            password_hash,
+            keypair,
+            rng,
+            conns: HashMap::new(),
+            by_key: HashMap::new(),
+            rooms,
+            failures: HashMap::new(),
+            out: VecDeque::new(),
+            substitute: None,
+        }
+    }
+
+    #[doc(hidden)]
+    pub fn set_key_substitution(&mut self, f: KeySubstitution) {
+        self.substitute = Some(f);
+    }
+
+    pub fn public_key(&self) -> IdentityKey {
+        IdentityKey::from(&self.keypair.public)
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn member_count(&self) -> usize {
+        self.by_key.len()
+    }
+
+    pub fn poll_output(&mut self) -> Option<HubOutput> {
+        self.out.pop_front()
+    }
+
+    /// The earliest deadline of any connection.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.conns.values().map(|c| c.deadline).min()
+    }
+
+    pub fn handle_connect(&mut self, now: u64, conn: ConnId, addr: IpAddr) {
+        if self.is_rate_limited(now, addr) {
+            self.out.push_back(HubOutput::Close {
+                conn,
+                reason: CloseReason::RateLimited,
+            });
+            return;
+        }
+        let e = Keypair::generate(&mut self.rng);
+        let hs = Handshake::new(Role::Responder, &self.keypair, e, PROLOGUE);
+        self.conns.insert(
+            conn,
+            Conn {
+                addr,
+                phase: Phase::Handshake(Box::new(hs)),
+                deadline: now + AUTH_TIMEOUT_MS,
+                key: None,
+                name: String::new(),
+                rooms: BTreeSet::new(),
+            },
+        );
+    }
+
+    pub fn handle_disconnect(&mut self, _now: u64, conn: ConnId) {
+        self.remove(conn);
+    }
+
+    pub fn handle_timeout(&mut self, now: u64) {
+        let expired: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for conn in expired {
+            self.close(conn, CloseReason::Timeout);
+        }
+        self.failures
+            .retain(|_, w| now < w.since + AUTH_FAILURE_WINDOW_MS);
+    }
+
+    pub fn handle_frame(&mut self, now: u64, conn: ConnId, frame: &[u8]) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        match &mut c.phase {
+            Phase::Handshake(hs) => {
+                let result = advance_handshake(hs, frame);
+                match result {
+                    Ok(Some(reply)) => self.out.push_back(HubOutput::Send { conn, frame: reply }),
+                    Ok(None) => {
+                        let Phase::Handshake(hs) = std::mem::replace(&mut c.phase, Phase::Moving)
+                        else {
+                            return;
+                        };
+                        match hs.into_transport() {
+                            Ok(t) => {
+                                c.key = Some(IdentityKey::from(t.remote_static()));
+                                c.phase = Phase::AwaitAuth(Box::new(t));
+                            }
+                            Err(e) => self.close(conn, CloseReason::HandshakeFailed(e.to_string())),
+                        }
+                    }
+                    Err(e) => self.close(conn, CloseReason::HandshakeFailed(e)),
+                }
+            }
+            Phase::AwaitAuth(t) | Phase::Member(t) => {
+                let msg = t
+                    .decrypt(frame)
+                    .map_err(|e| e.to_string())
+                    .and_then(|plain| {
+                        wire::decode::<ClientToHub>(&plain).map_err(|e| e.to_string())
+                    });
+                match msg {
+                    Ok(msg) => {
+                        c.deadline = now + IDLE_TIMEOUT_MS;
+                        self.handle_message(now, conn, msg);
+                    }
+                    Err(e) => self.close(conn, CloseReason::Protocol(e)),
+                }
+            }
+            Phase::Moving => {}
+        }
+    }
+
+    fn handle_message(&mut self, now: u64, conn: ConnId, msg: ClientToHub) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let authed = matches!(c.phase, Phase::Member(_));
+        match (authed, msg) {
+            (false, ClientToHub::Auth { password, name }) => {
+                self.authenticate(now, conn, password, name)
+            }
+            (false, _) => self.close(conn, CloseReason::Protocol("expected Auth".into())),
+            (true, ClientToHub::Auth { .. }) => {
+                self.close(conn, CloseReason::Protocol("already authenticated".into()))
+            }
+            (true, ClientToHub::Join { room }) => self.join(conn, room),
+            (true, ClientToHub::Leave { room }) => self.leave(conn, &room),
+            (true, ClientToHub::Relay { to, payload }) => self.relay(conn, to, payload),
+            (true, ClientToHub::Ping { nonce }) => self.send(conn, &HubToClient::Pong { nonce }),
+        }
+    }
+
+    fn authenticate(&mut self, now: u64, conn: ConnId, password: String, name: String) {
+        let password = Zeroizing::new(password);
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let addr = c.addr;
+        // Hash both sides so the comparison is constant-time whatever the lengths.
+        let offered: [u8; 32] = Sha256::digest(password.as_bytes()).into();
+        let ok: bool = offered.ct_eq(&self.password_hash).into();
+        if !ok {
+            self.record_failure(now, addr);
+            self.send(
+                conn,
+                &HubToClient::AuthFailed {
+                    reason: AuthFailure::WrongPassword,
+                },
+            );
+            self.close(conn, CloseReason::AuthFailed);
+            return;
+        }
+        let name = name.trim().to_string();
+        if name.is_empty() || name.len() > MAX_NAME || name.chars().any(char::is_control) {
+            self.send(
+                conn,
+                &HubToClient::AuthFailed {
+                    reason: AuthFailure::BadName,
+                },
+            );
+            self.close(conn, CloseReason::Protocol("bad name".into()));
+            return;
+        }
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let Some(key) = c.key else { return };
+        let Phase::AwaitAuth(_) = &c.phase else {
+            return;
+        };
+        let Phase::AwaitAuth(t) = std::mem::replace(&mut c.phase, Phase::Moving) else {
+            return;
+        };
+        c.phase = Phase::Member(t);
+        c.name = name;
+        c.deadline = now + IDLE_TIMEOUT_MS;
+        // One live connection per identity: a reconnecting client replaces its old one.
+        if let Some(old) = self.by_key.insert(key, conn) {
+            if old != conn {
+                self.close(old, CloseReason::Replaced);
+                self.by_key.insert(key, conn);
+            }
+        }
+        let reply = HubToClient::AuthOk {
+            hub_name: self.config.name.clone(),
+            rooms: self.config.rooms.clone(),
+        };
+        self.send(conn, &reply);
+    }
+
+    fn join(&mut self, conn: ConnId, room: String) {
+        if room.len() > MAX_ROOM || !self.rooms.contains_key(&room) {
+            let message = format!("no room named {room:?} on this hub");
+            self.send(
+                conn,
+                &HubToClient::Error {
+                    code: "no_such_room".into(),
+                    message,
+                },
+            );
+            return;
+        }
+        let Some(me) = self.member_info(conn) else {
+            return;
+        };
+        let members_conns = self.rooms.get(&room).cloned().unwrap_or_default();
+        if members_conns.contains(&conn) {
+            return;
+        }
+        let members: Vec<MemberInfo> = members_conns
+            .iter()
+            .filter_map(|other| self.member_info(*other))
+            .map(|m| self.disguise(m))
+            .collect();
+        for other in &members_conns {
+            let member = self.disguise(me.clone());
+            self.send(
+                *other,
+                &HubToClient::MemberJoined {
+                    room: room.clone(),
+                    member,
+                },
+            );
+        }
+        if let Some(set) = self.rooms.get_mut(&room) {
+            set.insert(conn);
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.rooms.insert(room.clone());
+        }
+        self.send(conn, &HubToClient::Joined { room, members });
+    }
+
+    fn leave(&mut self, conn: ConnId, room: &str) {
+        let Some(key) = self.conns.get(&conn).and_then(|c| c.key) else {
+            return;
+        };
+        let was_member = self
+            .rooms
+            .get_mut(room)
+            .is_some_and(|set| set.remove(&conn));
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.rooms.remove(room);
+        }
+        if was_member {
+            let others = self.rooms.get(room).cloned().unwrap_or_default();
+            for other in others {
+                let key = self.disguise_key(key);
+                self.send(
+                    other,
+                    &HubToClient::MemberLeft {
+                        room: room.to_string(),
+                        key,
+                    },
+                );
+            }
+        }
+    }
+
+    fn relay(&mut self, conn: ConnId, to: IdentityKey, payload: Vec<u8>) {
+        let to = self.undisguise_key(to);
+        let Some(from_key) = self.conns.get(&conn).and_then(|c| c.key) else {
+            return;
+        };
+        let target = self.by_key.get(&to).copied();
+        let shares_room = target.is_some_and(|t| {
+            let mine = self.conns.get(&conn).map(|c| &c.rooms);
+            let theirs = self.conns.get(&t).map(|c| &c.rooms);
+            matches!((mine, theirs), (Some(a), Some(b)) if !a.is_disjoint(b))
+        });
+        match target {
+            Some(target) if shares_room => {
+                let from = self.disguise_key(from_key);
+                self.send(target, &HubToClient::Relayed { from, payload });
+            }
+            _ => {
+                let message = format!("{} is not in any of your rooms", to.fingerprint());
+                self.send(
+                    conn,
+                    &HubToClient::Error {
+                        code: "no_such_member".into(),
+                        message,
+                    },
+                );
+            }
+        }
+    }
+
+    fn member_info(&self, conn: ConnId) -> Option<MemberInfo> {
+        let c = self.conns.get(&conn)?;
+        Some(MemberInfo {
+            key: c.key?,
+            name: c.name.clone(),
+        })
+    }
+
+    fn disguise(&self, mut m: MemberInfo) -> MemberInfo {
+        m.key = self.disguise_key(m.key);
+        m
+    }
+
+    fn disguise_key(&self, key: IdentityKey) -> IdentityKey {
+        self.substitute.map_or(key, |f| f(&key))
+    }
+
+    fn undisguise_key(&self, key: IdentityKey) -> IdentityKey {
+        let Some(f) = self.substitute else { return key };
+        self.by_key
+            .keys()
+            .find(|k| f(k) == key)
+            .copied()
+            .unwrap_or(key)
+    }
+
+    fn send(&mut self, conn: ConnId, msg: &HubToClient) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let (Phase::AwaitAuth(t) | Phase::Member(t)) = &mut c.phase else {
+            return;
+        };
+        match t.encrypt(&wire::encode(msg)) {
+            Ok(frame) => self.out.push_back(HubOutput::Send { conn, frame }),
+            Err(e) => self.close(conn, CloseReason::Protocol(e.to_string())),
+        }
+    }
+
+    fn close(&mut self, conn: ConnId, reason: CloseReason) {
+        if self.conns.contains_key(&conn) {
+            self.remove(conn);
+            self.out.push_back(HubOutput::Close { conn, reason });
+        }
+    }
+
+    fn remove(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.remove(&conn) else {
+            return;
+        };
+        let Some(key) = c.key else { return };
+        if self.by_key.get(&key) == Some(&conn) {
+            self.by_key.remove(&key);
+        }
+        for room in c.rooms {
+            if let Some(set) = self.rooms.get_mut(&room) {
+                set.remove(&conn);
+            }
+            let others = self.rooms.get(&room).cloned().unwrap_or_default();
+            for other in others {
+                let key = self.disguise_key(key);
+                self.send(
+                    other,
+                    &HubToClient::MemberLeft {
+                        room: room.clone(),
+                        key,
+                    },
+                );
+            }
+        }
+    }
+
+    fn is_rate_limited(&self, now: u64, addr: IpAddr) -> bool {
+        self.failures
+            .get(&addr)
+            .is_some_and(|w| now < w.since + AUTH_FAILURE_WINDOW_MS && w.count >= MAX_AUTH_FAILURES)
+    }
+
+    fn record_failure(&mut self, now: u64, addr: IpAddr) {
+        let w = self.failures.entry(addr).or_insert(FailureWindow {
+            since: now,
+            count: 0,
+        });
+        if now >= w.since + AUTH_FAILURE_WINDOW_MS {
+            *w = FailureWindow {
+                since: now,
+                count: 0,
+            };
+        }
+        w.count += 1;
+    }
+}
+
+/// Bound into both hub and peer handshakes so a transcript cannot be replayed elsewhere.
+pub const PROLOGUE: &[u8] = b"kith hub link v1";
+
+/// Feeds one client handshake message; returns the reply to send, or `None` when finished.
+fn advance_handshake(hs: &mut Handshake, frame: &[u8]) -> Result<Option<Vec<u8>>, String> {
+    let payload = hs.read_message(frame).map_err(|e| e.to_string())?;
+    if hs.is_finished() {
+        return Ok(None);
+    }
+    let hello: ClientHello = wire::decode(&payload).map_err(|e| e.to_string())?;
+    tracing::debug!(app = %hello.app, "hub handshake");
+    hs.write_message(&[]).map(Some).map_err(|e| e.to_string())
+}

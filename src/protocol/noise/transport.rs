@@ -1,0 +1,147 @@
+//! Transport phase: one key per direction, explicit nonces, a replay window, periodic rekey.
+//!
+//! Each transport message is `counter (8 bytes, little endian) || AEAD(ciphertext + tag)` where
+//! the counter is the ChaChaPoly nonce. Carrying the nonce lets messages arrive out of order (as
+//! they will on unordered data channels) while a sliding window, as in WireGuard, refuses
+//! replays. Every `rekey_interval` messages the sender moves to `REKEY(k)`; the receiver follows
+//! from the counter alone, so no extra message is needed and old keys are forgotten (forward
+//! secrecy within a long session).
+
+use x25519_dalek::PublicKey;
+
+use super::NoiseError;
+use super::cipher::{CipherKey, TAG_LEN};
+use super::replay::ReplayWindow;
+
+/// Length of the explicit nonce header.
+pub const COUNTER_LEN: usize = 8;
+/// Transport overhead per message.
+pub const OVERHEAD: usize = COUNTER_LEN + TAG_LEN;
+/// Messages per key epoch by default.
+pub const DEFAULT_REKEY_INTERVAL: u64 = 1 << 20;
+/// A receiver refuses to ratchet more than this many epochs ahead for a single message.
+const MAX_EPOCH_JUMP: u64 = 64;
+
+#[derive(Debug)]
+pub struct Transport {
+    send_key: CipherKey,
+    send_epoch: u64,
+    next_counter: u64,
+    recv_key: CipherKey,
+    recv_epoch: u64,
+    /// The key of the epoch before `recv_epoch`, for stragglers still inside the window.
+    recv_prev_key: Option<CipherKey>,
+    window: ReplayWindow,
+    rekey_interval: u64,
+    handshake_hash: [u8; 32],
+    remote_static: PublicKey,
+}
+
+impl Transport {
+    pub(super) fn new(send: CipherKey, recv: CipherKey, h: [u8; 32], remote: PublicKey) -> Self {
+        Self {
+            send_key: send,
+            send_epoch: 0,
+            next_counter: 0,
+            recv_key: recv,
+            recv_epoch: 0,
+            recv_prev_key: None,
+            window: ReplayWindow::default(),
+            rekey_interval: DEFAULT_REKEY_INTERVAL,
+            handshake_hash: h,
+            remote_static: remote,
+        }
+    }
+
+    /// Both sides must use the same interval.
+    pub fn set_rekey_interval(&mut self, interval: u64) {
+        self.rekey_interval = interval.max(1);
+    }
+
+    pub fn handshake_hash(&self) -> &[u8; 32] {
+        &self.handshake_hash
+    }
+
+    pub fn remote_static(&self) -> &PublicKey {
+        &self.remote_static
+    }
+
+    /// Messages sent so far.
+    pub fn sent_count(&self) -> u64 {
+        self.next_counter
+    }
+
+    pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<Vec<u8>, NoiseError> {
+        // u64::MAX is the reserved rekey nonce; stop one before it.
+        if self.next_counter >= u64::MAX - 1 {
+            return Err(NoiseError::NonceExhausted);
+        }
+        let counter = self.next_counter;
+        let epoch = counter / self.rekey_interval;
+        while self.send_epoch < epoch {
+            self.send_key = self.send_key.rekeyed()?;
+            self.send_epoch += 1;
+        }
+        let sealed = self.send_key.seal(counter, &[], plaintext)?;
+        self.next_counter += 1;
+        let mut out = Vec::with_capacity(COUNTER_LEN + sealed.len());
+        out.extend_from_slice(&counter.to_le_bytes());
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    pub fn decrypt(&mut self, message: &[u8]) -> Result<Vec<u8>, NoiseError> {
+        if message.len() < OVERHEAD {
+            return Err(NoiseError::Truncated);
+        }
+        let (header, body) = message.split_at(COUNTER_LEN);
+        let mut counter_bytes = [0u8; COUNTER_LEN];
+        counter_bytes.copy_from_slice(header);
+        let counter = u64::from_le_bytes(counter_bytes);
+        if counter >= u64::MAX - 1 {
+            return Err(NoiseError::NonceExhausted);
+        }
+        // Cheap refusal before any crypto; the window is only updated after authentication.
+        if !self.window.may_accept(counter) {
+            return Err(NoiseError::Replay);
+        }
+        let epoch = counter / self.rekey_interval;
+        if epoch == self.recv_epoch {
+            let plain = self.recv_key.open(counter, &[], body)?;
+            self.window.mark(counter);
+            return Ok(plain);
+        }
+        if epoch + 1 == self.recv_epoch {
+            let key = self.recv_prev_key.as_ref().ok_or(NoiseError::Replay)?;
+            let plain = key.open(counter, &[], body)?;
+            self.window.mark(counter);
+            return Ok(plain);
+        }
+        if epoch < self.recv_epoch {
+            return Err(NoiseError::Replay);
+        }
+        if epoch - self.recv_epoch > MAX_EPOCH_JUMP {
+            return Err(NoiseError::Decrypt);
+        }
+        // Ratchet on a copy; commit only once the message authenticates.
+        let mut prev = self.recv_key.clone();
+        let mut key = self.recv_key.rekeyed()?;
+        for _ in self.recv_epoch + 1..epoch {
+            prev = key.clone();
+            key = key.rekeyed()?;
+        }
+        let plain = key.open(counter, &[], body)?;
+        self.recv_prev_key = Some(prev);
+        self.recv_key = key;
+        self.recv_epoch = epoch;
+        self.window.mark(counter);
+        Ok(plain)
+    }
+
+    #[doc(hidden)]
+    /// Test hook: jump the send counter (for nonce-exhaustion tests).
+    pub fn debug_set_next_counter(&mut self, counter: u64) {
+        self.next_counter = counter;
+        self.send_epoch = counter / self.rekey_interval;
+    }
+}

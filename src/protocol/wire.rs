@@ -1,0 +1,246 @@
+//! Everything that crosses the network, as versioned serde enums in postcard.
+//!
+//! Layering on the hub link (TCP):
+//! ```text
+//! frame (u32 length, ≤ MAX_FRAME) ─ Noise XX client↔hub ─ ClientToHub / HubToClient
+//!                                                           └ Relay payload: PeerPacket
+//!                                                               └ Noise XX peer↔peer ─ PeerMsg
+//! ```
+//! The hub sees `PeerPacket` headers (which session, which handshake step) but every
+//! `PeerMsg` is encrypted end to end.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::identity::IdentityKey;
+use super::noise::MAX_MESSAGE_LEN;
+
+/// Version byte in front of every encoded message. A peer speaking another version gets a
+/// clear error, not a misparse.
+pub const WIRE_VERSION: u8 = 1;
+/// Largest frame on the hub link: one Noise message.
+pub const MAX_FRAME: usize = MAX_MESSAGE_LEN;
+/// Largest chat text in bytes (UTF-8). Leaves room for two layers of Noise and headers.
+pub const MAX_TEXT: usize = 16 * 1024;
+pub const MAX_NAME: usize = 64;
+pub const MAX_ROOM: usize = 64;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WireError {
+    #[error("empty message")]
+    Empty,
+    #[error("unsupported wire version {0} (this build speaks {WIRE_VERSION})")]
+    Version(u8),
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    #[error("message too large ({0} bytes)")]
+    TooLarge(usize),
+}
+
+pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
+    let mut out = vec![WIRE_VERSION];
+    // postcard only fails on writer errors, and a Vec never fails to grow.
+    out.extend_from_slice(&postcard::to_allocvec(msg).unwrap_or_default());
+    out
+}
+
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
+    let (&version, body) = bytes.split_first().ok_or(WireError::Empty)?;
+    if version != WIRE_VERSION {
+        return Err(WireError::Version(version));
+    }
+    if bytes.len() > MAX_FRAME {
+        return Err(WireError::TooLarge(bytes.len()));
+    }
+    // postcard checks every length against the remaining input before allocating.
+    let (msg, rest) =
+        postcard::take_from_bytes(body).map_err(|e| WireError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(WireError::Malformed(format!(
+            "{} trailing bytes",
+            rest.len()
+        )));
+    }
+    Ok(msg)
+}
+
+/// Payload of the client's first handshake message (sent in clear: only the version).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientHello {
+    pub app: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientToHub {
+    /// Must be the first message after the handshake.
+    Auth {
+        password: String,
+        name: String,
+    },
+    Join {
+        room: String,
+    },
+    Leave {
+        room: String,
+    },
+    Relay {
+        to: IdentityKey,
+        payload: Vec<u8>,
+    },
+    Ping {
+        nonce: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberInfo {
+    pub key: IdentityKey,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AuthFailure {
+    WrongPassword,
+    RateLimited,
+    BadName,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HubToClient {
+    AuthOk {
+        hub_name: String,
+        rooms: Vec<String>,
+    },
+    AuthFailed {
+        reason: AuthFailure,
+    },
+    Joined {
+        room: String,
+        members: Vec<MemberInfo>,
+    },
+    MemberJoined {
+        room: String,
+        member: MemberInfo,
+    },
+    MemberLeft {
+        room: String,
+        key: IdentityKey,
+    },
+    Relayed {
+        from: IdentityKey,
+        payload: Vec<u8>,
+    },
+    Error {
+        code: String,
+        message: String,
+    },
+    Pong {
+        nonce: u64,
+    },
+}
+
+/// What one client relays to another through the hub (or, later, a data channel).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PeerPacket {
+    /// Noise handshake message `step` (0, 1, 2) of session `session`.
+    Handshake {
+        session: u64,
+        step: u8,
+        noise: Vec<u8>,
+    },
+    /// A Noise transport message of an established session.
+    Data { session: u64, noise: Vec<u8> },
+}
+
+/// A message id, random per message, the same for every recipient of a room message.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MessageId(pub [u8; 16]);
+
+impl std::fmt::Display for MessageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl std::fmt::Debug for MessageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MessageId({self})")
+    }
+}
+
+impl MessageId {
+    pub fn parse(s: &str) -> Option<Self> {
+        let bytes: [u8; 16] = hex::decode(s).ok()?.try_into().ok()?;
+        Some(Self(bytes))
+    }
+}
+
+/// Introduces a sender's outgoing stream; carried in handshake messages 2 and 3.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Intro {
+    pub name: String,
+    /// Random per process: a new stream means the sender lost its state.
+    pub stream: u64,
+    /// The lowest sequence number the sender still holds (unacknowledged).
+    pub first_unacked: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub id: MessageId,
+    pub seq: u64,
+    pub room: String,
+    pub text: String,
+    pub sent_at_ms: u64,
+    pub expires_at_ms: Option<u64>,
+}
+
+/// Plaintext inside a peer session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PeerMsg {
+    Chat(ChatMessage),
+    /// Stands in for a message whose text expired before it was delivered, so the sequence
+    /// has no hole.
+    Skip {
+        seq: u64,
+        id: MessageId,
+    },
+    /// Everything below `next` of stream `stream` has been delivered.
+    Ack {
+        stream: u64,
+        next: u64,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_version_check() {
+        let msg = ClientToHub::Join {
+            room: "general".into(),
+        };
+        let bytes = encode(&msg);
+        assert_eq!(decode::<ClientToHub>(&bytes), Ok(msg));
+        let mut wrong = bytes.clone();
+        wrong[0] = 9;
+        assert_eq!(decode::<ClientToHub>(&wrong), Err(WireError::Version(9)));
+        assert_eq!(decode::<ClientToHub>(&[]), Err(WireError::Empty));
+        let mut trailing = bytes;
+        trailing.push(0);
+        assert!(matches!(
+            decode::<ClientToHub>(&trailing),
+            Err(WireError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn huge_length_prefix_does_not_allocate() {
+        // Variant 3 (Relay), key, then a varint claiming a 2^63-byte payload.
+        let mut bytes = vec![WIRE_VERSION, 3];
+        bytes.extend_from_slice(&[0u8; 32]);
+        bytes.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
+        assert!(decode::<ClientToHub>(&bytes).is_err());
+    }
+}
