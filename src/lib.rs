@@ -5,4 +5,7 @@
 //! * [`net`]: the Tokio side that moves bytes and timers for them.
 //! * [`core`]: the handle both front-ends use (commands in, events out).
 
+pub mod cli;
+pub mod core;
+pub mod net;
 pub mod protocol;

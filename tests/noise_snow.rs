@@ -12,33 +12,18 @@ fn snow_peer(secret: &[u8; 32], initiator: bool) -> snow::HandshakeState {
         .unwrap()
         .prologue(PROLOGUE)
         .unwrap();
-    if initiator {
-        b.build_initiator().unwrap()
-    } else {
-        b.build_responder().unwrap()
-    }
+    if initiator { b.build_initiator().unwrap() } else { b.build_responder().unwrap() }
 }
 
 fn ours(role: Role, secret: [u8; 32], eph: [u8; 32]) -> Handshake {
-    Handshake::new(
-        role,
-        &Keypair::from_secret_bytes(secret),
-        Keypair::from_secret_bytes(eph),
-        PROLOGUE,
-    )
+    Handshake::new(role, &Keypair::from_secret_bytes(secret), Keypair::from_secret_bytes(eph), PROLOGUE)
 }
 
 /// Runs a handshake where `kith_initiates` picks our role, returns both transports.
-fn handshake(
-    kith_initiates: bool,
-) -> (Transport, snow::StatelessTransportState, [u8; 32], [u8; 32]) {
+fn handshake(kith_initiates: bool) -> (Transport, snow::StatelessTransportState, [u8; 32], [u8; 32]) {
     let our_secret = [0x11; 32];
     let their_secret = [0x22; 32];
-    let role = if kith_initiates {
-        Role::Initiator
-    } else {
-        Role::Responder
-    };
+    let role = if kith_initiates { Role::Initiator } else { Role::Responder };
     let mut me = ours(role, our_secret, [0x33; 32]);
     let mut them = snow_peer(&their_secret, !kith_initiates);
     let mut buf = vec![0u8; 65535];
@@ -60,12 +45,7 @@ fn handshake(
     assert_eq!(them.get_remote_static().unwrap(), our_pub);
     let t = me.into_transport().unwrap();
     assert_eq!(t.remote_static().as_bytes(), &their_pub);
-    (
-        t,
-        them.into_stateless_transport_mode().unwrap(),
-        our_pub,
-        their_pub,
-    )
+    (t, them.into_stateless_transport_mode().unwrap(), our_pub, their_pub)
 }
 
 fn x25519_public(secret: [u8; 32]) -> [u8; 32] {
@@ -78,20 +58,19 @@ fn exchange(mut me: Transport, mut them: snow::StatelessTransportState, rekey_ev
         me.set_rekey_interval(i);
     }
     for n in 0u64..40 {
-        if let Some(i) = rekey_every {
-            if n > 0 && n % i == 0 {
-                // Our epochs follow Noise's REKEY; snow rekeys when told to.
-                them.rekey_incoming();
-                them.rekey_outgoing();
-            }
+        if let Some(i) = rekey_every
+            && n > 0
+            && n % i == 0
+        {
+            // Our epochs follow Noise's REKEY; snow rekeys when told to.
+            them.rekey_incoming();
+            them.rekey_outgoing();
         }
         let text = format!("kith→snow {n}");
         let msg = me.encrypt(text.as_bytes()).unwrap();
         let nonce = u64::from_le_bytes(msg[..COUNTER_LEN].try_into().unwrap());
         assert_eq!(nonce, n);
-        let len = them
-            .read_message(nonce, &msg[COUNTER_LEN..], &mut buf)
-            .unwrap();
+        let len = them.read_message(nonce, &msg[COUNTER_LEN..], &mut buf).unwrap();
         assert_eq!(&buf[..len], text.as_bytes());
 
         let text = format!("snow→kith {n}");

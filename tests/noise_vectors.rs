@@ -34,10 +34,8 @@ fn key(h: &str) -> Keypair {
 
 #[test]
 fn cacophony_xx_25519_chachapoly_sha256() {
-    let file: File = serde_json::from_str(include_str!(
-        "vectors/cacophony_xx_25519_chachapoly_sha256.json"
-    ))
-    .unwrap();
+    let file: File =
+        serde_json::from_str(include_str!("vectors/cacophony_xx_25519_chachapoly_sha256.json")).unwrap();
     assert!(!file.vectors.is_empty());
     for v in &file.vectors {
         assert_eq!(v.protocol_name, "Noise_XX_25519_ChaChaPoly_SHA256");
@@ -56,11 +54,7 @@ fn cacophony_xx_25519_chachapoly_sha256() {
         let (handshake, transport) = v.messages.split_at(3);
         for (i, m) in handshake.iter().enumerate() {
             let payload = hex::decode(&m.payload).unwrap();
-            let (writer, reader) = if i % 2 == 0 {
-                (&mut init, &mut resp)
-            } else {
-                (&mut resp, &mut init)
-            };
+            let (writer, reader) = if i % 2 == 0 { (&mut init, &mut resp) } else { (&mut resp, &mut init) };
             let ct = writer.write_message(&payload).unwrap();
             assert_eq!(hex::encode(&ct), m.ciphertext, "handshake message {i}");
             assert_eq!(reader.read_message(&ct).unwrap(), payload);
@@ -72,18 +66,11 @@ fn cacophony_xx_25519_chachapoly_sha256() {
         // Cacophony keeps alternating after the handshake: the responder speaks next.
         for (i, m) in transport.iter().enumerate() {
             let payload = hex::decode(&m.payload).unwrap();
-            let (w, r): (&mut Transport, &mut Transport) = if i % 2 == 0 {
-                (&mut tr, &mut ti)
-            } else {
-                (&mut ti, &mut tr)
-            };
+            let (w, r): (&mut Transport, &mut Transport) =
+                if i % 2 == 0 { (&mut tr, &mut ti) } else { (&mut ti, &mut tr) };
             let sealed = w.encrypt(&payload).unwrap();
             // Our framing prefixes the nonce; the AEAD output must equal the vector's.
-            assert_eq!(
-                hex::encode(&sealed[COUNTER_LEN..]),
-                m.ciphertext,
-                "transport message {i}"
-            );
+            assert_eq!(hex::encode(&sealed[COUNTER_LEN..]), m.ciphertext, "transport message {i}");
             assert_eq!(r.decrypt(&sealed).unwrap(), payload);
         }
     }

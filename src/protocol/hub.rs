@@ -19,9 +19,7 @@ use zeroize::Zeroizing;
 
 use super::identity::IdentityKey;
 use super::noise::{Handshake, Keypair, Role, Transport};
-use super::wire::{
-    self, AuthFailure, ClientHello, ClientToHub, HubToClient, MAX_NAME, MAX_ROOM, MemberInfo,
-};
+use super::wire::{self, AuthFailure, ClientHello, ClientToHub, HubToClient, MAX_NAME, MAX_ROOM, MemberInfo};
 
 pub type ConnId = u64;
 
@@ -73,6 +71,7 @@ struct Conn {
     key: Option<IdentityKey>,
     name: String,
     rooms: BTreeSet<String>,
+    limited: bool,
 }
 
 struct FailureWindow {
@@ -99,11 +98,7 @@ pub struct Hub {
 impl Hub {
     pub fn new(config: HubConfig, keypair: Keypair, rng: ChaCha20Rng) -> Self {
         let password_hash = Sha256::digest(config.password.as_bytes()).into();
-        let rooms = config
-            .rooms
-            .iter()
-            .map(|r| (r.clone(), BTreeSet::new()))
-            .collect();
+        let rooms = config.rooms.iter().map(|r| (r.clone(), BTreeSet::new())).collect();
         Self {
             config,
             password_hash,
@@ -145,13 +140,9 @@ impl Hub {
     }
 
     pub fn handle_connect(&mut self, now: u64, conn: ConnId, addr: IpAddr) {
-        if self.is_rate_limited(now, addr) {
-            self.out.push_back(HubOutput::Close {
-                conn,
-                reason: CloseReason::RateLimited,
-            });
-            return;
-        }
+        // A limited address still gets its handshake, so it can be told why it is refused; its
+        // password is then not even looked at.
+        let limited = self.is_rate_limited(now, addr);
         let e = Keypair::generate(&mut self.rng);
         let hs = Handshake::new(Role::Responder, &self.keypair, e, PROLOGUE);
         self.conns.insert(
@@ -163,6 +154,7 @@ impl Hub {
                 key: None,
                 name: String::new(),
                 rooms: BTreeSet::new(),
+                limited,
             },
         );
     }
@@ -172,17 +164,12 @@ impl Hub {
     }
 
     pub fn handle_timeout(&mut self, now: u64) {
-        let expired: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.deadline <= now)
-            .map(|(id, _)| *id)
-            .collect();
+        let expired: Vec<ConnId> =
+            self.conns.iter().filter(|(_, c)| c.deadline <= now).map(|(id, _)| *id).collect();
         for conn in expired {
             self.close(conn, CloseReason::Timeout);
         }
-        self.failures
-            .retain(|_, w| now < w.since + AUTH_FAILURE_WINDOW_MS);
+        self.failures.retain(|_, w| now < w.since + AUTH_FAILURE_WINDOW_MS);
     }
 
     pub fn handle_frame(&mut self, now: u64, conn: ConnId, frame: &[u8]) {
@@ -195,8 +182,7 @@ impl Hub {
                 match result {
                     Ok(Some(reply)) => self.out.push_back(HubOutput::Send { conn, frame: reply }),
                     Ok(None) => {
-                        let Phase::Handshake(hs) = std::mem::replace(&mut c.phase, Phase::Moving)
-                        else {
+                        let Phase::Handshake(hs) = std::mem::replace(&mut c.phase, Phase::Moving) else {
                             return;
                         };
                         match hs.into_transport() {
@@ -214,9 +200,7 @@ impl Hub {
                 let msg = t
                     .decrypt(frame)
                     .map_err(|e| e.to_string())
-                    .and_then(|plain| {
-                        wire::decode::<ClientToHub>(&plain).map_err(|e| e.to_string())
-                    });
+                    .and_then(|plain| wire::decode::<ClientToHub>(&plain).map_err(|e| e.to_string()));
                 match msg {
                     Ok(msg) => {
                         c.deadline = now + IDLE_TIMEOUT_MS;
@@ -235,9 +219,7 @@ impl Hub {
         };
         let authed = matches!(c.phase, Phase::Member(_));
         match (authed, msg) {
-            (false, ClientToHub::Auth { password, name }) => {
-                self.authenticate(now, conn, password, name)
-            }
+            (false, ClientToHub::Auth { password, name }) => self.authenticate(now, conn, password, name),
             (false, _) => self.close(conn, CloseReason::Protocol("expected Auth".into())),
             (true, ClientToHub::Auth { .. }) => {
                 self.close(conn, CloseReason::Protocol("already authenticated".into()))
@@ -255,28 +237,23 @@ impl Hub {
             return;
         };
         let addr = c.addr;
+        if c.limited {
+            self.send(conn, &HubToClient::AuthFailed { reason: AuthFailure::RateLimited });
+            self.close(conn, CloseReason::RateLimited);
+            return;
+        }
         // Hash both sides so the comparison is constant-time whatever the lengths.
         let offered: [u8; 32] = Sha256::digest(password.as_bytes()).into();
         let ok: bool = offered.ct_eq(&self.password_hash).into();
         if !ok {
             self.record_failure(now, addr);
-            self.send(
-                conn,
-                &HubToClient::AuthFailed {
-                    reason: AuthFailure::WrongPassword,
-                },
-            );
+            self.send(conn, &HubToClient::AuthFailed { reason: AuthFailure::WrongPassword });
             self.close(conn, CloseReason::AuthFailed);
             return;
         }
         let name = name.trim().to_string();
         if name.is_empty() || name.len() > MAX_NAME || name.chars().any(char::is_control) {
-            self.send(
-                conn,
-                &HubToClient::AuthFailed {
-                    reason: AuthFailure::BadName,
-                },
-            );
+            self.send(conn, &HubToClient::AuthFailed { reason: AuthFailure::BadName });
             self.close(conn, CloseReason::Protocol("bad name".into()));
             return;
         }
@@ -294,29 +271,21 @@ impl Hub {
         c.name = name;
         c.deadline = now + IDLE_TIMEOUT_MS;
         // One live connection per identity: a reconnecting client replaces its old one.
-        if let Some(old) = self.by_key.insert(key, conn) {
-            if old != conn {
-                self.close(old, CloseReason::Replaced);
-                self.by_key.insert(key, conn);
-            }
+        if let Some(old) = self.by_key.insert(key, conn)
+            && old != conn
+        {
+            self.close(old, CloseReason::Replaced);
+            self.by_key.insert(key, conn);
         }
-        let reply = HubToClient::AuthOk {
-            hub_name: self.config.name.clone(),
-            rooms: self.config.rooms.clone(),
-        };
+        let reply =
+            HubToClient::AuthOk { hub_name: self.config.name.clone(), rooms: self.config.rooms.clone() };
         self.send(conn, &reply);
     }
 
     fn join(&mut self, conn: ConnId, room: String) {
         if room.len() > MAX_ROOM || !self.rooms.contains_key(&room) {
             let message = format!("no room named {room:?} on this hub");
-            self.send(
-                conn,
-                &HubToClient::Error {
-                    code: "no_such_room".into(),
-                    message,
-                },
-            );
+            self.send(conn, &HubToClient::Error { code: "no_such_room".into(), message });
             return;
         }
         let Some(me) = self.member_info(conn) else {
@@ -333,13 +302,7 @@ impl Hub {
             .collect();
         for other in &members_conns {
             let member = self.disguise(me.clone());
-            self.send(
-                *other,
-                &HubToClient::MemberJoined {
-                    room: room.clone(),
-                    member,
-                },
-            );
+            self.send(*other, &HubToClient::MemberJoined { room: room.clone(), member });
         }
         if let Some(set) = self.rooms.get_mut(&room) {
             set.insert(conn);
@@ -354,10 +317,7 @@ impl Hub {
         let Some(key) = self.conns.get(&conn).and_then(|c| c.key) else {
             return;
         };
-        let was_member = self
-            .rooms
-            .get_mut(room)
-            .is_some_and(|set| set.remove(&conn));
+        let was_member = self.rooms.get_mut(room).is_some_and(|set| set.remove(&conn));
         if let Some(c) = self.conns.get_mut(&conn) {
             c.rooms.remove(room);
         }
@@ -365,13 +325,7 @@ impl Hub {
             let others = self.rooms.get(room).cloned().unwrap_or_default();
             for other in others {
                 let key = self.disguise_key(key);
-                self.send(
-                    other,
-                    &HubToClient::MemberLeft {
-                        room: room.to_string(),
-                        key,
-                    },
-                );
+                self.send(other, &HubToClient::MemberLeft { room: room.to_string(), key });
             }
         }
     }
@@ -394,23 +348,14 @@ impl Hub {
             }
             _ => {
                 let message = format!("{} is not in any of your rooms", to.fingerprint());
-                self.send(
-                    conn,
-                    &HubToClient::Error {
-                        code: "no_such_member".into(),
-                        message,
-                    },
-                );
+                self.send(conn, &HubToClient::Error { code: "no_such_member".into(), message });
             }
         }
     }
 
     fn member_info(&self, conn: ConnId) -> Option<MemberInfo> {
         let c = self.conns.get(&conn)?;
-        Some(MemberInfo {
-            key: c.key?,
-            name: c.name.clone(),
-        })
+        Some(MemberInfo { key: c.key?, name: c.name.clone() })
     }
 
     fn disguise(&self, mut m: MemberInfo) -> MemberInfo {
@@ -424,11 +369,7 @@ impl Hub {
 
     fn undisguise_key(&self, key: IdentityKey) -> IdentityKey {
         let Some(f) = self.substitute else { return key };
-        self.by_key
-            .keys()
-            .find(|k| f(k) == key)
-            .copied()
-            .unwrap_or(key)
+        self.by_key.keys().find(|k| f(k) == key).copied().unwrap_or(key)
     }
 
     fn send(&mut self, conn: ConnId, msg: &HubToClient) {
@@ -466,13 +407,7 @@ impl Hub {
             let others = self.rooms.get(&room).cloned().unwrap_or_default();
             for other in others {
                 let key = self.disguise_key(key);
-                self.send(
-                    other,
-                    &HubToClient::MemberLeft {
-                        room: room.clone(),
-                        key,
-                    },
-                );
+                self.send(other, &HubToClient::MemberLeft { room: room.clone(), key });
             }
         }
     }
@@ -484,15 +419,9 @@ impl Hub {
     }
 
     fn record_failure(&mut self, now: u64, addr: IpAddr) {
-        let w = self.failures.entry(addr).or_insert(FailureWindow {
-            since: now,
-            count: 0,
-        });
+        let w = self.failures.entry(addr).or_insert(FailureWindow { since: now, count: 0 });
         if now >= w.since + AUTH_FAILURE_WINDOW_MS {
-            *w = FailureWindow {
-                since: now,
-                count: 0,
-            };
+            *w = FailureWindow { since: now, count: 0 };
         }
         w.count += 1;
     }

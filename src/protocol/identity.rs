@@ -55,10 +55,7 @@ pub struct Fingerprint(pub [u8; 16]);
 
 impl Fingerprint {
     pub fn parse(s: &str) -> Option<Self> {
-        let cleaned: String = s
-            .chars()
-            .filter(|c| !c.is_whitespace() && *c != ':')
-            .collect();
+        let cleaned: String = s.chars().filter(|c| !c.is_whitespace() && *c != ':').collect();
         let bytes = hex::decode(cleaned).ok()?;
         let arr: [u8; 16] = bytes.try_into().ok()?;
         Some(Self(arr))
@@ -208,9 +205,7 @@ impl Sas {
         for byte in &okm[..6] {
             bits = (bits << 8) | u64::from(*byte);
         }
-        let indices: Vec<usize> = (0..7)
-            .map(|i| ((bits >> (42 - 6 * (i + 1))) & 63) as usize)
-            .collect();
+        let indices: Vec<usize> = (0..7).map(|i| ((bits >> (42 - 6 * (i + 1))) & 63) as usize).collect();
         // Digits: 52 further bits, 13 per group, offset by 1000 so each group has 4 digits.
         let mut dbits = 0u64;
         for byte in &okm[6..13] {
@@ -229,12 +224,7 @@ impl Sas {
 
     /// `🐶 🐱 …` and the words, on one line.
     pub fn to_line(&self) -> String {
-        format!(
-            "{} ({})  {}",
-            self.emoji.join(" "),
-            self.words.join(", "),
-            self.digits
-        )
+        format!("{} ({})  {}", self.emoji.join(" "), self.words.join(", "), self.digits)
     }
 }
 
@@ -249,10 +239,7 @@ mod tests {
         let sn = safety_number(&a, &b);
         assert_eq!(sn, safety_number(&b, &a));
         assert_eq!(sn.split(' ').count(), 12);
-        assert!(
-            sn.split(' ')
-                .all(|g| g.len() == 5 && g.chars().all(|c| c.is_ascii_digit()))
-        );
+        assert!(sn.split(' ').all(|g| g.len() == 5 && g.chars().all(|c| c.is_ascii_digit())));
         assert_ne!(sn, safety_number(&a, &IdentityKey([3; 32])));
     }
 

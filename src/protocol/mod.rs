@@ -1,7 +1,12 @@
 //! Pure, sans-IO protocol state machines: no sockets, no clocks (time is passed in as unix
 //! milliseconds), no OS randomness (a seeded CSPRNG is passed in).
 
+pub mod client;
+pub mod delivery;
+pub mod events;
 pub mod hub;
 pub mod identity;
 pub mod noise;
+pub mod session;
+pub mod trust;
 pub mod wire;

@@ -53,13 +53,9 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
         return Err(WireError::TooLarge(bytes.len()));
     }
     // postcard checks every length against the remaining input before allocating.
-    let (msg, rest) =
-        postcard::take_from_bytes(body).map_err(|e| WireError::Malformed(e.to_string()))?;
+    let (msg, rest) = postcard::take_from_bytes(body).map_err(|e| WireError::Malformed(e.to_string()))?;
     if !rest.is_empty() {
-        return Err(WireError::Malformed(format!(
-            "{} trailing bytes",
-            rest.len()
-        )));
+        return Err(WireError::Malformed(format!("{} trailing bytes", rest.len())));
     }
     Ok(msg)
 }
@@ -107,47 +103,21 @@ pub enum AuthFailure {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HubToClient {
-    AuthOk {
-        hub_name: String,
-        rooms: Vec<String>,
-    },
-    AuthFailed {
-        reason: AuthFailure,
-    },
-    Joined {
-        room: String,
-        members: Vec<MemberInfo>,
-    },
-    MemberJoined {
-        room: String,
-        member: MemberInfo,
-    },
-    MemberLeft {
-        room: String,
-        key: IdentityKey,
-    },
-    Relayed {
-        from: IdentityKey,
-        payload: Vec<u8>,
-    },
-    Error {
-        code: String,
-        message: String,
-    },
-    Pong {
-        nonce: u64,
-    },
+    AuthOk { hub_name: String, rooms: Vec<String> },
+    AuthFailed { reason: AuthFailure },
+    Joined { room: String, members: Vec<MemberInfo> },
+    MemberJoined { room: String, member: MemberInfo },
+    MemberLeft { room: String, key: IdentityKey },
+    Relayed { from: IdentityKey, payload: Vec<u8> },
+    Error { code: String, message: String },
+    Pong { nonce: u64 },
 }
 
 /// What one client relays to another through the hub (or, later, a data channel).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PeerPacket {
     /// Noise handshake message `step` (0, 1, 2) of session `session`.
-    Handshake {
-        session: u64,
-        step: u8,
-        noise: Vec<u8>,
-    },
+    Handshake { session: u64, step: u8, noise: Vec<u8> },
     /// A Noise transport message of an established session.
     Data { session: u64, noise: Vec<u8> },
 }
@@ -218,9 +188,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_version_check() {
-        let msg = ClientToHub::Join {
-            room: "general".into(),
-        };
+        let msg = ClientToHub::Join { room: "general".into() };
         let bytes = encode(&msg);
         assert_eq!(decode::<ClientToHub>(&bytes), Ok(msg));
         let mut wrong = bytes.clone();
@@ -229,10 +197,7 @@ mod tests {
         assert_eq!(decode::<ClientToHub>(&[]), Err(WireError::Empty));
         let mut trailing = bytes;
         trailing.push(0);
-        assert!(matches!(
-            decode::<ClientToHub>(&trailing),
-            Err(WireError::Malformed(_))
-        ));
+        assert!(matches!(decode::<ClientToHub>(&trailing), Err(WireError::Malformed(_))));
     }
 
     #[test]

@@ -31,9 +31,7 @@ impl CipherKey {
     pub fn seal(&self, n: u64, ad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, NoiseError> {
         let mut buf = Vec::with_capacity(plaintext.len() + TAG_LEN);
         buf.extend_from_slice(plaintext);
-        self.aead()
-            .encrypt_in_place(&nonce(n), ad, &mut buf)
-            .map_err(|_| NoiseError::Encrypt)?;
+        self.aead().encrypt_in_place(&nonce(n), ad, &mut buf).map_err(|_| NoiseError::Encrypt)?;
         Ok(buf)
     }
 
@@ -138,14 +136,8 @@ mod tests {
         let mut cs = CipherState::default();
         cs.initialize_key(CipherKey::from_bytes([7; 32]));
         cs.n = MAX_NONCE;
-        assert!(matches!(
-            cs.encrypt_with_ad(&[], b"x"),
-            Err(NoiseError::NonceExhausted)
-        ));
-        assert!(matches!(
-            cs.decrypt_with_ad(&[], &[0; 17]),
-            Err(NoiseError::NonceExhausted)
-        ));
+        assert!(matches!(cs.encrypt_with_ad(&[], b"x"), Err(NoiseError::NonceExhausted)));
+        assert!(matches!(cs.decrypt_with_ad(&[], &[0; 17]), Err(NoiseError::NonceExhausted)));
     }
 
     #[test]
@@ -157,10 +149,7 @@ mod tests {
         rx.initialize_key(key);
         let mut ct = tx.encrypt_with_ad(b"ad", b"hello").unwrap();
         ct[0] ^= 1;
-        assert!(matches!(
-            rx.decrypt_with_ad(b"ad", &ct),
-            Err(NoiseError::Decrypt)
-        ));
+        assert!(matches!(rx.decrypt_with_ad(b"ad", &ct), Err(NoiseError::Decrypt)));
         ct[0] ^= 1;
         assert_eq!(rx.decrypt_with_ad(b"ad", &ct).unwrap(), b"hello");
     }

@@ -50,15 +50,7 @@ impl Handshake {
     pub fn new(role: Role, local_static: &Keypair, ephemeral: Keypair, prologue: &[u8]) -> Self {
         let mut sym = SymmetricState::initialize(PROTOCOL_NAME);
         sym.mix_hash(prologue);
-        Self {
-            role,
-            sym,
-            s: local_static.clone(),
-            e: ephemeral,
-            re: None,
-            rs: None,
-            step: 0,
-        }
+        Self { role, sym, s: local_static.clone(), e: ephemeral, re: None, rs: None, step: 0 }
     }
 
     pub fn role(&self) -> Role {
@@ -71,7 +63,7 @@ impl Handshake {
 
     /// True when the next handshake message is ours to write.
     pub fn is_my_turn(&self) -> bool {
-        !self.is_finished() && ((self.step % 2 == 0) == (self.role == Role::Initiator))
+        !self.is_finished() && (self.step.is_multiple_of(2) == (self.role == Role::Initiator))
     }
 
     /// The peer's static key, known to an initiator after message 2 and a responder after 3.
@@ -179,11 +171,7 @@ impl Handshake {
     }
 
     fn read_s(&mut self, rest: &mut &[u8]) -> Result<PublicKey, NoiseError> {
-        let len = if self.sym.has_key() {
-            DH_LEN + TAG_LEN
-        } else {
-            DH_LEN
-        };
+        let len = if self.sym.has_key() { DH_LEN + TAG_LEN } else { DH_LEN };
         let bytes = take(rest, len)?;
         let plain = self.sym.decrypt_and_hash(bytes)?;
         let mut key = [0u8; DH_LEN];

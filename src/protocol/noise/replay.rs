@@ -12,10 +12,7 @@ pub struct ReplayWindow {
 
 impl Default for ReplayWindow {
     fn default() -> Self {
-        Self {
-            next: 0,
-            bitmap: [0; WORDS],
-        }
+        Self { next: 0, bitmap: [0; WORDS] }
     }
 }
 

@@ -38,11 +38,7 @@ impl SymmetricState {
         } else {
             h.copy_from_slice(&Sha256::digest(protocol_name));
         }
-        Self {
-            ck: h,
-            h,
-            cipher: CipherState::default(),
-        }
+        Self { ck: h, h, cipher: CipherState::default() }
     }
 
     pub fn mix_hash(&mut self, data: &[u8]) {

@@ -1,0 +1,245 @@
+//! Command line: `kith hub`, `kith headless`, and (later) the desktop app with no subcommand.
+
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use zeroize::Zeroizing;
+
+use crate::core::{CoreHandle, CoreOptions, Target};
+use crate::net::hub_server::{DEFAULT_MAX_CONNECTIONS, HubOptions, spawn_hub};
+use crate::net::profile::Profile;
+use crate::protocol::events::{ClientCommand, ClientEvent};
+use crate::protocol::hub::HubConfig;
+
+#[derive(Parser, Debug)]
+#[command(name = "kith", version, about = "End-to-end encrypted chat between people who trust each other")]
+pub struct Cli {
+    /// Profile directory (identity, known peers, pinned hubs). Default: the platform config dir.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub profile: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a hub: authenticates members and forwards their encrypted traffic.
+    Hub(HubArgs),
+    /// A terminal client speaking JSON lines (commands on stdin, events on stdout).
+    Headless(HeadlessArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct HubArgs {
+    /// Address to listen on, e.g. 0.0.0.0:7447.
+    #[arg(long, default_value = "0.0.0.0:7447")]
+    pub listen: SocketAddr,
+    /// Room password members must present.
+    #[arg(long, env = "KITH_PASSWORD", hide_env_values = true)]
+    pub password: String,
+    /// Comma-separated rooms.
+    #[arg(long, value_delimiter = ',', default_value = "general,random")]
+    pub rooms: Vec<String>,
+    /// Name shown to members.
+    #[arg(long, default_value = "kith hub")]
+    pub name: String,
+    #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct HeadlessArgs {
+    /// Your display name.
+    #[arg(long)]
+    pub name: String,
+    /// Hub to connect to (host:port).
+    #[arg(long, conflicts_with = "host", required_unless_present = "host")]
+    pub hub: Option<String>,
+    /// Host the hub in this process, listening on this address.
+    #[arg(long)]
+    pub host: Option<SocketAddr>,
+    #[arg(long, env = "KITH_PASSWORD", hide_env_values = true)]
+    pub password: String,
+    /// Room to join; repeat for several.
+    #[arg(long = "room", default_value = "general")]
+    pub rooms: Vec<String>,
+    /// Rooms of the hosted hub (with --host).
+    #[arg(long, value_delimiter = ',', default_value = "general,random")]
+    pub hub_rooms: Vec<String>,
+    /// Accept a hub key that differs from the one pinned for this address.
+    #[arg(long)]
+    pub accept_new_hub_key: bool,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Some(Command::Hub(args)) => run_hub(cli.profile, args),
+        Some(Command::Headless(args)) => run_headless(cli.profile, args),
+        None => {
+            eprintln!(
+                "The Kith desktop app is not part of this build yet.\n\
+                 Use `kith hub` to run a hub and `kith headless` to chat from a terminal; \
+                 see `kith --help`."
+            );
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // stdout is reserved for JSON lines; logs go to stderr.
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    let mut out = std::io::stdout().lock();
+    if let Ok(line) = serde_json::to_string(value) {
+        // A closed stdout (the reader went away) is not worth a panic.
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
+
+fn error_line(code: &str, message: impl Into<String>, fatal: bool) -> ExitCode {
+    let ev = if fatal { ClientEvent::fatal(code, message) } else { ClientEvent::error(code, message) };
+    print_json(&ev);
+    ExitCode::FAILURE
+}
+
+fn run_hub(profile: Option<PathBuf>, args: HubArgs) -> ExitCode {
+    let profile = match Profile::open(profile.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return error_line("profile", e.to_string(), true),
+    };
+    let keypair = match profile.hub_key() {
+        Ok(k) => k,
+        Err(e) => return error_line("profile", e.to_string(), true),
+    };
+    let rooms: Vec<String> =
+        args.rooms.iter().map(|r| r.trim().to_string()).filter(|r| !r.is_empty()).collect();
+    if rooms.is_empty() {
+        return error_line("bad_rooms", "at least one room is needed", true);
+    }
+    let runtime =
+        match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("kith-hub").build() {
+            Ok(rt) => rt,
+            Err(e) => return error_line("runtime", e.to_string(), true),
+        };
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(args.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                return error_line("listen_failed", format!("cannot listen on {}: {e}", args.listen), true);
+            }
+        };
+        let options = HubOptions {
+            config: HubConfig {
+                name: args.name.clone(),
+                password: Zeroizing::new(args.password),
+                rooms: rooms.clone(),
+            },
+            max_connections: args.max_connections,
+            key_substitution: None,
+        };
+        let hub = match spawn_hub(listener, options, keypair) {
+            Ok(h) => h,
+            Err(e) => return error_line("listen_failed", e.to_string(), true),
+        };
+        print_json(&serde_json::json!({
+            "event": "listening",
+            "addr": hub.local_addr.to_string(),
+            "fingerprint": hub.fingerprint().to_string(),
+            "name": args.name,
+            "rooms": rooms,
+        }));
+        wait_for_signal().await;
+        hub.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn run_headless(profile: Option<PathBuf>, args: HeadlessArgs) -> ExitCode {
+    let profile = match Profile::open(profile.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return error_line("profile", e.to_string(), true),
+    };
+    let target = match (&args.hub, args.host) {
+        (_, Some(listen)) => {
+            let mut rooms = args.hub_rooms.clone();
+            for r in &args.rooms {
+                if !rooms.contains(r) {
+                    rooms.push(r.clone());
+                }
+            }
+            Target::Host { listen, rooms, hub_name: format!("{}'s hub", args.name) }
+        }
+        (Some(addr), None) => Target::Hub(addr.clone()),
+        (None, None) => return error_line("usage", "pass --hub ADDR or --host ADDR", true),
+    };
+    let opts = CoreOptions {
+        profile,
+        name: args.name,
+        password: Zeroizing::new(args.password),
+        rooms: args.rooms,
+        target,
+        accept_new_hub_key: args.accept_new_hub_key,
+    };
+    let mut core = match CoreHandle::start(opts, None) {
+        Ok(c) => c,
+        Err(e) => return error_line("startup", format!("{e:#}"), true),
+    };
+    let commands = core.command_sender();
+    let stdin_thread = std::thread::Builder::new().name("kith-stdin".into()).spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if line.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<ClientCommand>(&line) {
+                Ok(cmd) => {
+                    let quit = cmd == ClientCommand::Quit;
+                    if commands.blocking_send(cmd).is_err() || quit {
+                        return;
+                    }
+                }
+                Err(e) => print_json(&ClientEvent::error("bad_command", format!("{e}: {line}"))),
+            }
+        }
+        // End of input is not a quit: `kith headless … < /dev/null` keeps listening until
+        // `{"cmd":"quit"}` or a signal.
+    });
+    if let Err(e) = stdin_thread {
+        return error_line("startup", e.to_string(), true);
+    }
+    let mut failed = false;
+    while let Some(ev) = core.recv_blocking() {
+        if matches!(ev, ClientEvent::Error { fatal: true, .. }) {
+            failed = true;
+        }
+        print_json(&ev);
+    }
+    let core_failed = core.shutdown();
+    if failed || core_failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}

@@ -1,0 +1,194 @@
+//! The handle both front-ends use: start the core on its own "kith-net" thread, send
+//! [`ClientCommand`]s, receive [`ClientEvent`]s. The GUI polls without blocking and is woken
+//! by a callback; `kith headless` blocks on the event queue from its own thread.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use tokio::sync::mpsc;
+use zeroize::Zeroizing;
+
+use crate::net::client_driver::Driver;
+use crate::net::hub_server::{DEFAULT_MAX_CONNECTIONS, HubOptions, spawn_hub};
+use crate::net::profile::Profile;
+use crate::protocol::client::{Client, ClientConfig};
+use crate::protocol::events::{ClientCommand, ClientEvent};
+use crate::protocol::hub::HubConfig;
+
+/// Commands queued towards the core; a full queue is reported, never waited on by the UI.
+const COMMAND_QUEUE: usize = 256;
+const EVENT_QUEUE: usize = 4096;
+
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Connect to a hub at this address.
+    Hub(String),
+    /// Run the hub inside this process on this address, and connect to it.
+    Host { listen: SocketAddr, rooms: Vec<String>, hub_name: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct CoreOptions {
+    pub profile: Profile,
+    pub name: String,
+    pub password: Zeroizing<String>,
+    pub rooms: Vec<String>,
+    pub target: Target,
+    pub accept_new_hub_key: bool,
+}
+
+pub struct CoreHandle {
+    commands: mpsc::Sender<ClientCommand>,
+    events: mpsc::Receiver<ClientEvent>,
+    thread: Option<JoinHandle<bool>>,
+}
+
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
+impl CoreHandle {
+    /// Loads the profile (errors here are reported before anything starts) and starts the
+    /// core thread.
+    pub fn start(opts: CoreOptions, wake: Option<Waker>) -> anyhow::Result<Self> {
+        let identity = opts.profile.identity()?;
+        let known = opts.profile.known_peers()?;
+        let pins = opts.profile.hub_pins()?;
+        let hub_key = match &opts.target {
+            Target::Host { .. } => Some(opts.profile.hub_key()?),
+            Target::Hub(_) => None,
+        };
+        let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+        let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
+        let thread = std::thread::Builder::new().name("kith-net".into()).spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ev_tx.blocking_send(ClientEvent::fatal("runtime", e.to_string()));
+                    return true;
+                }
+            };
+            runtime.block_on(async move {
+                let mut hosted = None;
+                let (hub_addr, hub_label) = match &opts.target {
+                    Target::Hub(addr) => (addr.clone(), addr.clone()),
+                    Target::Host { listen, rooms, hub_name } => {
+                        let listener = match tokio::net::TcpListener::bind(listen).await {
+                            Ok(l) => l,
+                            Err(e) => {
+                                let msg = format!("cannot listen on {listen}: {e}");
+                                let _ = ev_tx.send(ClientEvent::fatal("listen_failed", msg)).await;
+                                return true;
+                            }
+                        };
+                        let options = HubOptions {
+                            config: HubConfig {
+                                name: hub_name.clone(),
+                                password: opts.password.clone(),
+                                rooms: rooms.clone(),
+                            },
+                            max_connections: DEFAULT_MAX_CONNECTIONS,
+                            key_substitution: None,
+                        };
+                        let Some(key) = hub_key else { return true };
+                        let hub = match spawn_hub(listener, options, key) {
+                            Ok(h) => h,
+                            Err(e) => {
+                                let _ = ev_tx.send(ClientEvent::fatal("listen_failed", e.to_string())).await;
+                                return true;
+                            }
+                        };
+                        let local = hub.local_addr;
+                        let _ = ev_tx
+                            .send(ClientEvent::Hosting {
+                                addr: local.to_string(),
+                                hub_fingerprint: hub.fingerprint().to_string(),
+                            })
+                            .await;
+                        let connect = if local.ip().is_unspecified() {
+                            SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), local.port())
+                        } else {
+                            local
+                        };
+                        hosted = Some(hub);
+                        (connect.to_string(), format!("self:{}", local.port()))
+                    }
+                };
+                let config = ClientConfig {
+                    name: opts.name.clone(),
+                    password: opts.password.clone(),
+                    rooms: opts.rooms.clone(),
+                    hub_pin: pins.hubs.get(&hub_label).copied(),
+                    hub_label: hub_label.clone(),
+                    accept_changed_hub_key: opts.accept_new_hub_key || hosted.is_some(),
+                };
+                let client = Client::new(config, identity, known, ChaCha20Rng::from_os_rng());
+                let driver = Driver {
+                    client,
+                    hub_addr,
+                    hub_label,
+                    profile: opts.profile.clone(),
+                    commands: cmd_rx,
+                    events: ev_tx,
+                    wake,
+                };
+                let failed = driver.run().await;
+                if let Some(hub) = hosted {
+                    hub.shutdown().await;
+                }
+                failed
+            })
+        })?;
+        Ok(Self { commands: cmd_tx, events: ev_rx, thread: Some(thread) })
+    }
+
+    /// Queues a command without blocking; a full queue is an error to show, not a stall.
+    pub fn send(&self, cmd: ClientCommand) -> Result<(), String> {
+        self.commands.try_send(cmd).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => "the core is busy; try again".to_string(),
+            mpsc::error::TrySendError::Closed(_) => "the core has stopped".to_string(),
+        })
+    }
+
+    /// Blocks until the command is queued (for scripting front-ends, not the GUI thread).
+    pub fn send_blocking(&self, cmd: ClientCommand) -> Result<(), String> {
+        self.commands.blocking_send(cmd).map_err(|_| "the core has stopped".to_string())
+    }
+
+    pub fn try_recv(&mut self) -> Option<ClientEvent> {
+        self.events.try_recv().ok()
+    }
+
+    pub fn recv_blocking(&mut self) -> Option<ClientEvent> {
+        self.events.blocking_recv()
+    }
+
+    /// A sender for another thread to queue commands on (e.g. a stdin reader).
+    pub fn command_sender(&self) -> mpsc::Sender<ClientCommand> {
+        self.commands.clone()
+    }
+
+    /// Asks the core to leave the hub and waits for it. Returns true if it stopped on a fatal
+    /// error.
+    pub fn shutdown(mut self) -> bool {
+        let _ = self.commands.try_send(ClientCommand::Quit);
+        self.join()
+    }
+
+    fn join(&mut self) -> bool {
+        // Keep draining so the core never blocks on a full event queue while stopping.
+        while self.events.try_recv().is_ok() {}
+        self.events.close();
+        self.thread.take().map(|t| t.join().unwrap_or(true)).unwrap_or(false)
+    }
+}
+
+impl Drop for CoreHandle {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            let _ = self.commands.try_send(ClientCommand::Quit);
+            self.join();
+        }
+    }
+}

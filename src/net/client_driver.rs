@@ -1,0 +1,219 @@
+//! Drives a sans-IO [`Client`] over a TCP hub link: frames in and out, timers, reconnects with
+//! backoff, and the profile files the core asks to persist.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::codec::Framed;
+
+use super::profile::Profile;
+use super::{deadline, framing, now_ms};
+use crate::protocol::client::{Client, ClientOutput};
+use crate::protocol::events::{ClientCommand, ClientEvent};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+type Link = Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec>;
+
+pub struct Driver {
+    pub client: Client,
+    pub hub_addr: String,
+    pub hub_label: String,
+    pub profile: Profile,
+    pub commands: mpsc::Receiver<ClientCommand>,
+    pub events: mpsc::Sender<ClientEvent>,
+    /// Called after events were queued, so a GUI can repaint.
+    pub wake: Option<std::sync::Arc<dyn Fn() + Send + Sync>>,
+}
+
+enum Step {
+    Continue,
+    Stop,
+}
+
+impl Driver {
+    /// Runs until `Quit`, the command channel closing, or a fatal error. Returns whether it
+    /// ended because of a fatal error.
+    pub async fn run(mut self) -> bool {
+        let mut link: Option<Link> = None;
+        let mut ever_connected = false;
+        let mut backoff = Duration::from_millis(250);
+        let mut reconnect_at = Some(tokio::time::Instant::now());
+        loop {
+            if link.is_none() && reconnect_at.is_some_and(|t| t <= tokio::time::Instant::now()) {
+                reconnect_at = None;
+                match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.hub_addr)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = stream.set_nodelay(true);
+                        ever_connected = true;
+                        backoff = Duration::from_millis(250);
+                        link = Some(Framed::new(stream, framing::codec()));
+                        self.client.handle_hub_connected(now_ms());
+                    }
+                    Ok(Err(e)) => {
+                        if !ever_connected {
+                            self.fatal(
+                                "hub_unreachable",
+                                format!("cannot reach the hub at {}: {e}", self.hub_addr),
+                            )
+                            .await;
+                            return true;
+                        }
+                        reconnect_at = Some(tokio::time::Instant::now() + backoff);
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
+                    Err(_) => {
+                        if !ever_connected {
+                            self.fatal(
+                                "hub_unreachable",
+                                format!("timed out reaching the hub at {}", self.hub_addr),
+                            )
+                            .await;
+                            return true;
+                        }
+                        reconnect_at = Some(tokio::time::Instant::now() + backoff);
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
+                }
+                match self.flush(&mut link).await {
+                    Step::Continue => {}
+                    Step::Stop => return true,
+                }
+                continue;
+            }
+            let timer = self.client.poll_timeout();
+            let wake_at = match (timer.map(deadline), reconnect_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            tokio::select! {
+                frame = next_frame(&mut link) => match frame {
+                    Some(Ok(frame)) => self.client.handle_hub_frame(now_ms(), &frame),
+                    other => {
+                        let reason = match other {
+                            Some(Err(e)) => format!("hub link error: {e}"),
+                            _ => "hub closed the connection".to_string(),
+                        };
+                        link = None;
+                        self.client.handle_hub_disconnected(now_ms(), &reason);
+                        reconnect_at = Some(tokio::time::Instant::now() + backoff);
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
+                },
+                cmd = self.commands.recv() => match cmd {
+                    None | Some(ClientCommand::Quit) => {
+                        if let Some(mut l) = link.take() {
+                            let _ = SinkExt::<bytes::Bytes>::close(&mut l).await;
+                        }
+                        return false;
+                    }
+                    Some(cmd) => self.client.handle_command(now_ms(), cmd),
+                },
+                _ = tokio::time::sleep_until(wake_at.unwrap_or_else(far_future)), if wake_at.is_some() => {
+                    self.client.handle_timeout(now_ms());
+                }
+            }
+            match self.flush(&mut link).await {
+                Step::Continue => {}
+                Step::Stop => return true,
+            }
+            if link.is_none() && reconnect_at.is_none() {
+                reconnect_at = Some(tokio::time::Instant::now() + backoff);
+            }
+        }
+    }
+
+    async fn flush(&mut self, link: &mut Option<Link>) -> Step {
+        let mut wrote = false;
+        let mut woke = false;
+        while let Some(out) = self.client.poll_output() {
+            match out {
+                ClientOutput::ToHub(frame) => {
+                    if let Some(l) = link.as_mut() {
+                        if l.feed(bytes::Bytes::from(frame)).await.is_err() {
+                            *link = None;
+                            self.client.handle_hub_disconnected(now_ms(), "write failed");
+                        } else {
+                            wrote = true;
+                        }
+                    }
+                }
+                ClientOutput::Event(ev) => {
+                    let fatal = matches!(ev, ClientEvent::Error { fatal: true, .. });
+                    // A closed event channel means the front-end is gone: stop.
+                    if self.events.send(ev).await.is_err() {
+                        return Step::Stop;
+                    }
+                    woke = true;
+                    if fatal {
+                        self.wake();
+                        if let Some(mut l) = link.take() {
+                            let _ = SinkExt::<bytes::Bytes>::close(&mut l).await;
+                        }
+                        return Step::Stop;
+                    }
+                }
+                ClientOutput::SaveKnownPeers(peers) => {
+                    if let Err(e) = self.profile.save_known_peers(&peers) {
+                        let _ = self.events.send(ClientEvent::error("profile", e.to_string())).await;
+                    }
+                }
+                ClientOutput::PinHub(key) => {
+                    let result = self.profile.hub_pins().and_then(|mut pins| {
+                        pins.hubs.insert(self.hub_label.clone(), key);
+                        self.profile.save_hub_pins(&pins)
+                    });
+                    if let Err(e) = result {
+                        let _ = self.events.send(ClientEvent::error("profile", e.to_string())).await;
+                    }
+                }
+                ClientOutput::CloseHub { fatal } => {
+                    if let Some(mut l) = link.take() {
+                        let _ = SinkExt::<bytes::Bytes>::close(&mut l).await;
+                    }
+                    if fatal {
+                        self.wake();
+                        return Step::Stop;
+                    }
+                    self.client.handle_hub_disconnected(now_ms(), "protocol error");
+                }
+            }
+        }
+        if wrote
+            && let Some(l) = link.as_mut()
+            && SinkExt::<bytes::Bytes>::flush(l).await.is_err()
+        {
+            *link = None;
+            self.client.handle_hub_disconnected(now_ms(), "write failed");
+        }
+        if woke {
+            self.wake();
+        }
+        Step::Continue
+    }
+
+    fn wake(&self) {
+        if let Some(w) = &self.wake {
+            w();
+        }
+    }
+
+    async fn fatal(&mut self, code: &str, message: String) {
+        let _ = self.events.send(ClientEvent::fatal(code, message)).await;
+        self.wake();
+    }
+}
+
+async fn next_frame(link: &mut Option<Link>) -> Option<Result<bytes::BytesMut, std::io::Error>> {
+    match link {
+        Some(l) => l.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(86_400)
+}

@@ -1,0 +1,234 @@
+//! The hub on real sockets: one task owns the sans-IO [`Hub`]; per connection, a reader task
+//! turns frames into events and a writer task drains a bounded queue to the socket.
+
+use std::net::SocketAddr;
+
+use bytes::{Bytes, BytesMut};
+use futures::future::{AbortHandle, Abortable};
+use futures::{SinkExt, StreamExt};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+use super::{deadline, framing, now_ms};
+use crate::protocol::hub::{CloseReason, ConnId, Hub, HubConfig, HubOutput, KeySubstitution};
+use crate::protocol::identity::{Fingerprint, IdentityKey};
+use crate::protocol::noise::Keypair;
+
+/// Frames queued towards one connection before it counts as too slow and is dropped.
+const WRITE_QUEUE: usize = 1024;
+/// Events from all connections to the hub task.
+const EVENT_QUEUE: usize = 8192;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
+
+#[derive(Debug, Clone)]
+pub struct HubOptions {
+    pub config: HubConfig,
+    pub max_connections: usize,
+    #[doc(hidden)]
+    pub key_substitution: Option<KeySubstitution>,
+}
+
+enum ConnEvent {
+    Opened { id: ConnId, addr: SocketAddr, writer: mpsc::Sender<Bytes>, reader: AbortHandle },
+    Frame { id: ConnId, frame: BytesMut },
+    Closed { id: ConnId },
+}
+
+/// A running hub. Dropping the handle does not stop it; call [`RunningHub::shutdown`].
+pub struct RunningHub {
+    pub local_addr: SocketAddr,
+    pub key: IdentityKey,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl RunningHub {
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.key.fingerprint()
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            // The receiver is gone only if the hub already stopped.
+            let _ = tx.send(());
+        }
+        let _ = self.task.await;
+    }
+}
+
+/// Starts a hub on an already-bound listener.
+pub fn spawn_hub(listener: TcpListener, opts: HubOptions, keypair: Keypair) -> std::io::Result<RunningHub> {
+    let local_addr = listener.local_addr()?;
+    let key = IdentityKey::from(&keypair.public);
+    let mut hub = Hub::new(opts.config.clone(), keypair, ChaCha20Rng::from_os_rng());
+    if let Some(f) = opts.key_substitution {
+        hub.set_key_substitution(f);
+    }
+    let (shutdown_tx, shutdown_rx) = oneshot::channel();
+    let task = tokio::spawn(run(listener, hub, opts.max_connections, shutdown_rx));
+    Ok(RunningHub { local_addr, key, shutdown: Some(shutdown_tx), task })
+}
+
+async fn run(listener: TcpListener, mut hub: Hub, max_conns: usize, mut shutdown: oneshot::Receiver<()>) {
+    let (ev_tx, mut ev_rx) = mpsc::channel::<ConnEvent>(EVENT_QUEUE);
+    let accept = tokio::spawn(accept_loop(listener, ev_tx));
+    let mut conns: std::collections::HashMap<ConnId, (mpsc::Sender<Bytes>, AbortHandle)> =
+        std::collections::HashMap::new();
+    loop {
+        let timer = hub.poll_timeout();
+        tokio::select! {
+            ev = ev_rx.recv() => {
+                let Some(ev) = ev else { break };
+                let mut next = Some(ev);
+                // Drain a batch before flushing outputs: one wake-up, many frames.
+                let mut budget = 256;
+                while let Some(ev) = next.take() {
+                    handle_event(&mut hub, &mut conns, max_conns, ev);
+                    budget -= 1;
+                    if budget == 0 { break; }
+                    next = ev_rx.try_recv().ok();
+                }
+            }
+            _ = tokio::time::sleep_until(deadline(timer.unwrap_or(u64::MAX))), if timer.is_some() => {
+                hub.handle_timeout(now_ms());
+            }
+            _ = &mut shutdown => break,
+        }
+        flush_outputs(&mut hub, &mut conns);
+    }
+    accept.abort();
+    for (_, (_, reader)) in conns.drain() {
+        reader.abort();
+    }
+}
+
+fn handle_event(
+    hub: &mut Hub,
+    conns: &mut std::collections::HashMap<ConnId, (mpsc::Sender<Bytes>, AbortHandle)>,
+    max_conns: usize,
+    ev: ConnEvent,
+) {
+    let now = now_ms();
+    match ev {
+        ConnEvent::Opened { id, addr, writer, reader } => {
+            if conns.len() >= max_conns {
+                tracing::warn!(%addr, "connection limit reached, refusing");
+                reader.abort();
+                return;
+            }
+            conns.insert(id, (writer, reader));
+            hub.handle_connect(now, id, addr.ip());
+        }
+        ConnEvent::Frame { id, frame } => {
+            if conns.contains_key(&id) {
+                hub.handle_frame(now, id, &frame);
+            }
+        }
+        ConnEvent::Closed { id } => {
+            if let Some((_, reader)) = conns.remove(&id) {
+                reader.abort();
+            }
+            hub.handle_disconnect(now, id);
+        }
+    }
+}
+
+fn flush_outputs(
+    hub: &mut Hub,
+    conns: &mut std::collections::HashMap<ConnId, (mpsc::Sender<Bytes>, AbortHandle)>,
+) {
+    while let Some(out) = hub.poll_output() {
+        match out {
+            HubOutput::Send { conn, frame } => {
+                let Some((writer, _)) = conns.get(&conn) else { continue };
+                if writer.try_send(Bytes::from(frame)).is_err() {
+                    tracing::warn!(conn, "client too slow, dropping its connection");
+                    if let Some((_, reader)) = conns.remove(&conn) {
+                        reader.abort();
+                    }
+                    hub.handle_disconnect(now_ms(), conn);
+                }
+            }
+            HubOutput::Close { conn, reason } => {
+                match &reason {
+                    CloseReason::AuthFailed | CloseReason::RateLimited => {
+                        tracing::info!(conn, ?reason, "closing connection")
+                    }
+                    _ => tracing::debug!(conn, ?reason, "closing connection"),
+                }
+                // Dropping the writer lets its task flush what is queued, then close.
+                if let Some((_, reader)) = conns.remove(&conn) {
+                    reader.abort();
+                }
+            }
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, ev_tx: mpsc::Sender<ConnEvent>) {
+    let mut next_id: ConnId = 1;
+    loop {
+        let (socket, addr) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if let Err(e) = socket.set_nodelay(true) {
+            tracing::debug!("set_nodelay: {e}");
+        }
+        let id = next_id;
+        next_id += 1;
+        let (rd, wr) = socket.into_split();
+        let (wtx, mut wrx) = mpsc::channel::<Bytes>(WRITE_QUEUE);
+        tokio::spawn(async move {
+            let mut sink = FramedWrite::new(wr, framing::codec());
+            while let Some(frame) = wrx.recv().await {
+                if sink.feed(frame).await.is_err() {
+                    return;
+                }
+                while let Ok(more) = wrx.try_recv() {
+                    if sink.feed(more).await.is_err() {
+                        return;
+                    }
+                }
+                if SinkExt::<Bytes>::flush(&mut sink).await.is_err() {
+                    return;
+                }
+            }
+            let _ = SinkExt::<Bytes>::close(&mut sink).await;
+        });
+        let reader_tx = ev_tx.clone();
+        let reader = async move {
+            let mut frames = FramedRead::new(rd, framing::codec());
+            while let Some(item) = frames.next().await {
+                match item {
+                    Ok(frame) => {
+                        if reader_tx.send(ConnEvent::Frame { id, frame }).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(id, "read error: {e}");
+                        break;
+                    }
+                }
+            }
+            let _ = reader_tx.send(ConnEvent::Closed { id }).await;
+        };
+        // Announce the connection before its reader can produce a frame.
+        let (abort, registration) = AbortHandle::new_pair();
+        let opened = ConnEvent::Opened { id, addr, writer: wtx, reader: abort };
+        if ev_tx.send(opened).await.is_err() {
+            return;
+        }
+        tokio::spawn(Abortable::new(reader, registration));
+    }
+}

@@ -1,0 +1,196 @@
+//! The profile directory: identity key, hub key, known peers, pinned hubs.
+//!
+//! Every file is written atomically (temp file in the same directory, fsync, rename) with mode
+//! 0600 on Unix. A file that exists but cannot be read or parsed is an error naming the file:
+//! never silently replaced, since replacing an identity would look like an impersonation to
+//! every friend.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rand_core::{OsRng, TryRngCore};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use zeroize::Zeroizing;
+
+use crate::protocol::noise::Keypair;
+use crate::protocol::trust::{HubPins, KnownPeers};
+
+const IDENTITY_FILE: &str = "identity.key";
+const HUB_KEY_FILE: &str = "hub.key";
+const KNOWN_PEERS_FILE: &str = "known_peers.json";
+const HUB_PINS_FILE: &str = "hubs.json";
+const KEY_HEADER: &str = "kith x25519 secret key v1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path} is corrupt ({reason}); move it away to start over, or restore a backup")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("no configuration directory could be determined; pass --profile DIR")]
+    NoConfigDir,
+}
+
+#[derive(Debug, Clone)]
+pub struct Profile {
+    dir: PathBuf,
+}
+
+impl Profile {
+    /// `dir`, or the platform config directory (`~/.config/kith` on Linux).
+    pub fn open(dir: Option<&Path>) -> Result<Self, ProfileError> {
+        let dir = match dir {
+            Some(d) => d.to_path_buf(),
+            None => directories::ProjectDirs::from("org", "Kith", "kith")
+                .ok_or(ProfileError::NoConfigDir)?
+                .config_dir()
+                .to_path_buf(),
+        };
+        std::fs::create_dir_all(&dir).map_err(|source| ProfileError::Io { path: dir.clone(), source })?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let perms = std::fs::Permissions::from_mode(0o700);
+            std::fs::set_permissions(&dir, perms)
+                .map_err(|source| ProfileError::Io { path: dir.clone(), source })?;
+        }
+        Ok(Self { dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The long-term identity, created on first use.
+    pub fn identity(&self) -> Result<Keypair, ProfileError> {
+        self.key_file(IDENTITY_FILE)
+    }
+
+    /// The hub's static key (separate from the identity: a hub operator is not a chat member).
+    pub fn hub_key(&self) -> Result<Keypair, ProfileError> {
+        self.key_file(HUB_KEY_FILE)
+    }
+
+    pub fn known_peers(&self) -> Result<KnownPeers, ProfileError> {
+        self.load_json(KNOWN_PEERS_FILE)
+    }
+
+    pub fn save_known_peers(&self, peers: &KnownPeers) -> Result<(), ProfileError> {
+        self.save_json(KNOWN_PEERS_FILE, peers)
+    }
+
+    pub fn hub_pins(&self) -> Result<HubPins, ProfileError> {
+        self.load_json(HUB_PINS_FILE)
+    }
+
+    pub fn save_hub_pins(&self, pins: &HubPins) -> Result<(), ProfileError> {
+        self.save_json(HUB_PINS_FILE, pins)
+    }
+
+    fn key_file(&self, name: &str) -> Result<Keypair, ProfileError> {
+        let path = self.dir.join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                parse_key(&Zeroizing::new(text)).map_err(|reason| ProfileError::Corrupt { path, reason })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut secret = Zeroizing::new([0u8; 32]);
+                OsRng.try_fill_bytes(&mut *secret).map_err(|e| ProfileError::Io {
+                    path: path.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+                let text = Zeroizing::new(format!("{KEY_HEADER}\n{}\n", hex::encode(*secret)));
+                write_atomic(&path, text.as_bytes())?;
+                Ok(Keypair::from_secret_bytes(*secret))
+            }
+            Err(source) => Err(ProfileError::Io { path, source }),
+        }
+    }
+
+    fn load_json<T: DeserializeOwned + Default>(&self, name: &str) -> Result<T, ProfileError> {
+        let path = self.dir.join(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| ProfileError::Corrupt { path, reason: e.to_string() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+            Err(source) => Err(ProfileError::Io { path, source }),
+        }
+    }
+
+    fn save_json<T: Serialize>(&self, name: &str, value: &T) -> Result<(), ProfileError> {
+        let path = self.dir.join(name);
+        let bytes = serde_json::to_vec_pretty(value)
+            .map_err(|e| ProfileError::Io { path: path.clone(), source: std::io::Error::other(e) })?;
+        write_atomic(&path, &bytes)
+    }
+}
+
+fn parse_key(text: &str) -> Result<Keypair, String> {
+    let mut lines = text.lines();
+    if lines.next() != Some(KEY_HEADER) {
+        return Err(format!("first line is not {KEY_HEADER:?}"));
+    }
+    let hex_line = lines.next().ok_or("missing key line")?.trim();
+    let mut secret = Zeroizing::new([0u8; 32]);
+    hex::decode_to_slice(hex_line, &mut *secret).map_err(|e| format!("key is not 64 hex digits: {e}"))?;
+    if lines.any(|l| !l.trim().is_empty()) {
+        return Err("unexpected trailing content".into());
+    }
+    Ok(Keypair::from_secret_bytes(*secret))
+}
+
+/// Writes `bytes` to `path` so that a crash leaves either the old or the new file, never half.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ProfileError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let io = |source| ProfileError::Io { path: path.to_path_buf(), source };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    }
+    tmp.write_all(bytes).map_err(io)?;
+    tmp.as_file().sync_all().map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_is_created_once_and_reloaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Profile::open(Some(dir.path())).unwrap();
+        let a = p.identity().unwrap();
+        let b = p.identity().unwrap();
+        assert_eq!(a.public, b.public);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(IDENTITY_FILE)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn corrupt_identity_is_an_error_and_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(IDENTITY_FILE);
+        std::fs::write(&path, "garbage").unwrap();
+        let p = Profile::open(Some(dir.path())).unwrap();
+        let err = p.identity().unwrap_err().to_string();
+        assert!(err.contains("identity.key"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "garbage");
+    }
+
+    #[test]
+    fn corrupt_known_peers_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(KNOWN_PEERS_FILE), "{not json").unwrap();
+        let p = Profile::open(Some(dir.path())).unwrap();
+        assert!(p.known_peers().unwrap_err().to_string().contains("known_peers.json"));
+    }
+}

@@ -1,0 +1,284 @@
+//! Reliable, ordered, duplicate-free chat delivery over sessions that come and go.
+//!
+//! Each sender keeps one *stream* per recipient: sequence numbers from 0, an outbox of what is
+//! not yet acknowledged, resent in order whenever a new session comes up. A stream id, random
+//! per process, tells the receiver when the sender has restarted (and its numbering with it).
+//! The receiver delivers in sequence order, buffers what arrives early, drops duplicates by
+//! (sender, message id) and acknowledges cumulatively.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+
+use super::wire::{ChatMessage, Intro, MessageId, PeerMsg};
+
+/// Most messages buffered ahead of a gap; later ones are dropped and come again on resend.
+pub const MAX_REORDER: u64 = 4096;
+/// Most messages waiting for one recipient; more is an error to the user.
+pub const MAX_OUTBOX: usize = 20_000;
+/// How many delivered ids are remembered per sender for duplicate suppression.
+const SEEN_IDS: usize = 8192;
+
+#[derive(Debug, Clone)]
+enum Queued {
+    Chat(ChatMessage),
+    /// The text expired before delivery: only its place in the sequence is kept.
+    Skip(MessageId),
+}
+
+/// What we send to one peer.
+#[derive(Debug)]
+pub struct Outgoing {
+    stream: u64,
+    next_seq: u64,
+    outbox: BTreeMap<u64, Queued>,
+}
+
+impl Outgoing {
+    pub fn new(stream: u64) -> Self {
+        Self { stream, next_seq: 0, outbox: BTreeMap::new() }
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.outbox.len() >= MAX_OUTBOX
+    }
+
+    pub fn intro(&self, name: &str) -> Intro {
+        Intro {
+            name: name.to_string(),
+            stream: self.stream,
+            first_unacked: self.outbox.keys().next().copied().unwrap_or(self.next_seq),
+        }
+    }
+
+    /// Queues a message and returns it with its sequence number filled in.
+    pub fn push(&mut self, mut msg: ChatMessage) -> PeerMsg {
+        msg.seq = self.next_seq;
+        self.next_seq += 1;
+        self.outbox.insert(msg.seq, Queued::Chat(msg.clone()));
+        PeerMsg::Chat(msg)
+    }
+
+    /// Everything still unacknowledged, in order, for a new session.
+    pub fn resend(&self) -> Vec<PeerMsg> {
+        self.outbox
+            .iter()
+            .map(|(seq, q)| match q {
+                Queued::Chat(m) => PeerMsg::Chat(m.clone()),
+                Queued::Skip(id) => PeerMsg::Skip { seq: *seq, id: *id },
+            })
+            .collect()
+    }
+
+    /// Applies a cumulative ack; returns the ids now known delivered.
+    pub fn ack(&mut self, stream: u64, next: u64) -> Vec<MessageId> {
+        if stream != self.stream {
+            return Vec::new();
+        }
+        let still_waiting = self.outbox.split_off(&next);
+        let acked = std::mem::replace(&mut self.outbox, still_waiting);
+        acked
+            .into_values()
+            .filter_map(|q| match q {
+                Queued::Chat(m) => Some(m.id),
+                Queued::Skip(_) => None,
+            })
+            .collect()
+    }
+
+    /// Drops the text of undelivered messages that expired; they go out as `Skip` from now on.
+    pub fn expire(&mut self, now_ms: u64) {
+        for q in self.outbox.values_mut() {
+            if let Queued::Chat(m) = q
+                && m.expires_at_ms.is_some_and(|t| t <= now_ms)
+            {
+                *q = Queued::Skip(m.id);
+            }
+        }
+    }
+
+    pub fn next_expiry(&self) -> Option<u64> {
+        self.outbox
+            .values()
+            .filter_map(|q| match q {
+                Queued::Chat(m) => m.expires_at_ms,
+                Queued::Skip(_) => None,
+            })
+            .min()
+    }
+
+    pub fn pending(&self) -> usize {
+        self.outbox.len()
+    }
+}
+
+/// What a peer sends us.
+#[derive(Debug, Default)]
+pub struct Incoming {
+    stream: Option<u64>,
+    next: u64,
+    early: BTreeMap<u64, PeerMsg>,
+    seen: HashSet<MessageId>,
+    seen_order: VecDeque<MessageId>,
+}
+
+/// The result of receiving: messages to hand to the user, in order, and the ack to send.
+#[derive(Debug, Default, PartialEq)]
+pub struct Received {
+    pub deliver: Vec<ChatMessage>,
+    pub ack: Option<PeerMsg>,
+}
+
+impl Incoming {
+    /// A session came up and the sender introduced its stream.
+    pub fn on_intro(&mut self, intro: &Intro) {
+        if self.stream != Some(intro.stream) {
+            // A new process on the other side: its numbering starts afresh.
+            self.stream = Some(intro.stream);
+            self.next = intro.first_unacked;
+            self.early.clear();
+        } else if intro.first_unacked > self.next {
+            // The sender gave up on messages (e.g. they expired): skip the hole.
+            self.next = intro.first_unacked;
+            self.early.retain(|seq, _| *seq >= intro.first_unacked);
+        }
+    }
+
+    pub fn receive(&mut self, msg: PeerMsg) -> Received {
+        let Some(stream) = self.stream else {
+            return Received::default();
+        };
+        let seq = match &msg {
+            PeerMsg::Chat(m) => m.seq,
+            PeerMsg::Skip { seq, .. } => *seq,
+            PeerMsg::Ack { .. } => return Received::default(),
+        };
+        let mut out = Received::default();
+        if seq >= self.next && seq < self.next + MAX_REORDER {
+            self.early.entry(seq).or_insert(msg);
+        }
+        while let Some(msg) = self.early.remove(&self.next) {
+            self.next += 1;
+            if let PeerMsg::Chat(m) = msg {
+                if self.remember(m.id) {
+                    out.deliver.push(m);
+                }
+            } else if let PeerMsg::Skip { id, .. } = msg {
+                self.remember(id);
+            }
+        }
+        // Ack even duplicates: the first ack may have been lost.
+        out.ack = Some(PeerMsg::Ack { stream, next: self.next });
+        out
+    }
+
+    fn remember(&mut self, id: MessageId) -> bool {
+        if !self.seen.insert(id) {
+            return false;
+        }
+        self.seen_order.push_back(id);
+        if self.seen_order.len() > SEEN_IDS
+            && let Some(old) = self.seen_order.pop_front()
+        {
+            self.seen.remove(&old);
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chat(n: u8, expires: Option<u64>) -> ChatMessage {
+        ChatMessage {
+            id: MessageId([n; 16]),
+            seq: 0,
+            room: "general".into(),
+            text: format!("m{n}"),
+            sent_at_ms: 0,
+            expires_at_ms: expires,
+        }
+    }
+
+    fn texts(r: &Received) -> Vec<String> {
+        r.deliver.iter().map(|m| m.text.clone()).collect()
+    }
+
+    #[test]
+    fn in_order_with_gap_and_duplicates() {
+        let mut tx = Outgoing::new(7);
+        let mut rx = Incoming::default();
+        rx.on_intro(&tx.intro("a"));
+        let msgs: Vec<_> = (0..4).map(|n| tx.push(chat(n, None))).collect();
+        assert!(texts(&rx.receive(msgs[1].clone())).is_empty());
+        assert_eq!(texts(&rx.receive(msgs[0].clone())), ["m0", "m1"]);
+        assert!(texts(&rx.receive(msgs[0].clone())).is_empty());
+        let r = rx.receive(msgs[3].clone());
+        assert!(texts(&r).is_empty());
+        let r = rx.receive(msgs[2].clone());
+        assert_eq!(texts(&r), ["m2", "m3"]);
+        let Some(PeerMsg::Ack { stream, next }) = r.ack else { panic!() };
+        assert_eq!(tx.ack(stream, next).len(), 4);
+        assert_eq!(tx.pending(), 0);
+    }
+
+    #[test]
+    fn resend_after_reconnect_is_not_duplicated() {
+        let mut tx = Outgoing::new(1);
+        let mut rx = Incoming::default();
+        rx.on_intro(&tx.intro("a"));
+        let m0 = tx.push(chat(0, None));
+        tx.push(chat(1, None));
+        assert_eq!(texts(&rx.receive(m0)), ["m0"]);
+        // The ack got lost; a new session resends everything unacked.
+        rx.on_intro(&tx.intro("a"));
+        let mut got = Vec::new();
+        for m in tx.resend() {
+            got.extend(texts(&rx.receive(m)));
+        }
+        assert_eq!(got, ["m1"]);
+    }
+
+    #[test]
+    fn receiver_restart_gets_unacked() {
+        let mut tx = Outgoing::new(1);
+        tx.push(chat(0, None));
+        let mut rx = Incoming::default();
+        rx.on_intro(&tx.intro("a"));
+        let got: Vec<_> = tx.resend().into_iter().flat_map(|m| texts(&rx.receive(m))).collect();
+        assert_eq!(got, ["m0"]);
+    }
+
+    #[test]
+    fn sender_restart_resets_numbering() {
+        let mut rx = Incoming::default();
+        let mut tx = Outgoing::new(1);
+        rx.on_intro(&tx.intro("a"));
+        for n in 0..3 {
+            rx.receive(tx.push(chat(n, None)));
+        }
+        let mut tx2 = Outgoing::new(2);
+        rx.on_intro(&tx2.intro("a"));
+        assert_eq!(texts(&rx.receive(tx2.push(chat(9, None)))), ["m9"]);
+    }
+
+    #[test]
+    fn expired_undelivered_becomes_skip() {
+        let mut tx = Outgoing::new(1);
+        tx.push(chat(0, Some(100)));
+        tx.push(chat(1, None));
+        tx.expire(100);
+        let mut rx = Incoming::default();
+        rx.on_intro(&tx.intro("a"));
+        let got: Vec<_> = tx.resend().into_iter().flat_map(|m| texts(&rx.receive(m))).collect();
+        assert_eq!(got, ["m1"]);
+        assert!(matches!(tx.resend()[0], PeerMsg::Skip { .. }));
+    }
+
+    #[test]
+    fn stale_ack_stream_is_ignored() {
+        let mut tx = Outgoing::new(1);
+        tx.push(chat(0, None));
+        assert!(tx.ack(99, 1).is_empty());
+        assert_eq!(tx.pending(), 1);
+    }
+}

@@ -1,0 +1,142 @@
+//! The core's vocabulary with its front-ends: commands in, events out.
+//!
+//! Both serialize to the JSON lines that `kith headless` speaks, so the scripting face and the
+//! GUI see exactly the same things.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientCommand {
+    Send {
+        room: String,
+        text: String,
+        #[serde(default)]
+        expires_in_s: Option<u64>,
+    },
+    Verify {
+        peer: String,
+        #[serde(default = "yes")]
+        verified: bool,
+    },
+    /// Accept a peer's new identity after an `identity_changed` warning.
+    AcknowledgeChange {
+        peer: String,
+    },
+    Peers,
+    Join {
+        room: String,
+    },
+    Leave {
+        room: String,
+    },
+    Quit,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerSummary {
+    pub peer: String,
+    pub name: String,
+    pub rooms: Vec<String>,
+    pub secure: bool,
+    pub verified: bool,
+    pub safety_number: String,
+    pub pending: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum ClientEvent {
+    /// Authenticated to the hub (first time only; later `reconnected`).
+    Ready {
+        name: String,
+        fingerprint: String,
+        hub: String,
+    },
+    Reconnected {
+        hub: String,
+    },
+    /// This process hosts the hub (`--host`): where friends connect and the key they will pin.
+    Hosting {
+        addr: String,
+        hub_fingerprint: String,
+    },
+    Disconnected {
+        reason: String,
+    },
+    Joined {
+        room: String,
+    },
+    PeerJoined {
+        room: String,
+        peer: String,
+        name: String,
+    },
+    PeerLeft {
+        room: String,
+        peer: String,
+        name: String,
+    },
+    PeerSecure {
+        peer: String,
+        name: String,
+        safety_number: String,
+        sas: String,
+        sas_words: String,
+        sas_digits: String,
+        verified: bool,
+    },
+    Message {
+        id: String,
+        room: String,
+        from: String,
+        name: String,
+        text: String,
+        sent_at: u64,
+        expires_at: Option<u64>,
+    },
+    Sent {
+        id: String,
+        room: String,
+        recipients: usize,
+    },
+    Delivered {
+        id: String,
+        to: String,
+    },
+    Expired {
+        id: String,
+    },
+    IdentityChanged {
+        name: String,
+        old: String,
+        new: String,
+    },
+    Verified {
+        peer: String,
+        verified: bool,
+    },
+    Peers {
+        peers: Vec<PeerSummary>,
+    },
+    Error {
+        code: String,
+        message: String,
+        #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+        fatal: bool,
+    },
+}
+
+impl ClientEvent {
+    pub fn error(code: &str, message: impl Into<String>) -> Self {
+        ClientEvent::Error { code: code.into(), message: message.into(), fatal: false }
+    }
+
+    pub fn fatal(code: &str, message: impl Into<String>) -> Self {
+        ClientEvent::Error { code: code.into(), message: message.into(), fatal: true }
+    }
+}
