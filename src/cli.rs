@@ -48,6 +48,9 @@ pub struct HubArgs {
     pub name: String,
     #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
+    /// Seconds a new connection has to finish the handshake and authenticate.
+    #[arg(long, default_value_t = 10)]
+    pub auth_timeout: u64,
 }
 
 #[derive(Args, Debug)]
@@ -146,6 +149,7 @@ fn run_hub(profile: Option<PathBuf>, args: HubArgs) -> ExitCode {
                 rooms: rooms.clone(),
             },
             max_connections: args.max_connections,
+            auth_timeout_ms: args.auth_timeout.saturating_mul(1000),
             key_substitution: None,
         };
         let hub = match spawn_hub(listener, options, keypair) {

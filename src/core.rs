@@ -16,7 +16,7 @@ use crate::net::hub_server::{DEFAULT_MAX_CONNECTIONS, HubOptions, spawn_hub};
 use crate::net::profile::Profile;
 use crate::protocol::client::{Client, ClientConfig};
 use crate::protocol::events::{ClientCommand, ClientEvent};
-use crate::protocol::hub::HubConfig;
+use crate::protocol::hub::{AUTH_TIMEOUT_MS, HubConfig};
 
 /// Commands queued towards the core; a full queue is reported, never waited on by the UI.
 const COMMAND_QUEUE: usize = 256;
@@ -89,6 +89,7 @@ impl CoreHandle {
                                 rooms: rooms.clone(),
                             },
                             max_connections: DEFAULT_MAX_CONNECTIONS,
+                            auth_timeout_ms: AUTH_TIMEOUT_MS,
                             key_substitution: None,
                         };
                         let Some(key) = hub_key else { return true };

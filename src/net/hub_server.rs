@@ -28,6 +28,7 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
 pub struct HubOptions {
     pub config: HubConfig,
     pub max_connections: usize,
+    pub auth_timeout_ms: u64,
     #[doc(hidden)]
     pub key_substitution: Option<KeySubstitution>,
 }
@@ -65,6 +66,7 @@ pub fn spawn_hub(listener: TcpListener, opts: HubOptions, keypair: Keypair) -> s
     let local_addr = listener.local_addr()?;
     let key = IdentityKey::from(&keypair.public);
     let mut hub = Hub::new(opts.config.clone(), keypair, ChaCha20Rng::from_os_rng());
+    hub.set_auth_timeout(opts.auth_timeout_ms);
     if let Some(f) = opts.key_substitution {
         hub.set_key_substitution(f);
     }

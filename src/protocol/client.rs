@@ -24,6 +24,8 @@ use super::wire::{
 pub const PING_INTERVAL_MS: u64 = 30_000;
 /// Unacknowledged messages on an established session are sent again after this long.
 pub const RESEND_AFTER_MS: u64 = 2_000;
+/// How long the higher key waits for the lower key to start a handshake before starting one.
+const INITIATOR_GRACE_MS: u64 = 2_000;
 /// After a peer failed authentication, wait this long before trying again.
 const MISMATCH_BACKOFF_MS: u64 = 30_000;
 
@@ -146,6 +148,9 @@ impl Client {
         self.out.pop_front()
     }
 
+    // An established session without pending messages must not fall through to the
+    // handshake-timeout arm, so the `if` stays inside the arm.
+    #[allow(clippy::collapsible_match)]
     pub fn poll_timeout(&self) -> Option<u64> {
         let mut t = self.expiries.iter().next().map(|(t, _)| *t);
         let mut consider = |x: u64| t = Some(t.map_or(x, |t| t.min(x)));
@@ -153,12 +158,13 @@ impl Client {
             consider(self.next_ping_ms);
             for p in self.peers.values().filter(|p| !p.rooms.is_empty()) {
                 match &p.session {
-                    Some(s) if s.is_established() && p.out.pending() > 0 => {
-                        consider(p.last_resend_ms + RESEND_AFTER_MS);
+                    Some(s) if s.is_established() => {
+                        if p.out.pending() > 0 {
+                            consider(p.last_resend_ms + RESEND_AFTER_MS);
+                        }
                     }
                     Some(s) => consider(s.started_ms + HANDSHAKE_TIMEOUT_MS),
-                    None if self.me < p.key => consider(p.next_attempt_ms),
-                    None => {}
+                    None => consider(p.next_attempt_ms),
                 }
                 if let Some(e) = p.out.next_expiry() {
                     consider(e);
@@ -359,6 +365,11 @@ impl Client {
         });
         peer.name = m.name.clone();
         let newly = peer.rooms.insert(room.to_string());
+        if newly && peer.session.is_none() && self.me > m.key {
+            // The lower key normally starts; we only step in if it has not after a grace period.
+            // (Deciding by keys alone would let a hub that lies about keys make both sides wait.)
+            peer.next_attempt_ms = peer.next_attempt_ms.max(now + INITIATOR_GRACE_MS);
+        }
         if newly {
             self.emit(ClientEvent::PeerJoined {
                 room: room.to_string(),
@@ -385,9 +396,9 @@ impl Client {
         self.emit(event);
     }
 
-    /// The lower key starts the handshake, unless one is under way or backing off.
+    /// Starts a handshake unless one is under way or we are backing off.
     fn maybe_initiate(&mut self, now: u64, key: IdentityKey) {
-        if self.me >= key || !matches!(self.link, Link::Up(_)) {
+        if !matches!(self.link, Link::Up(_)) {
             return;
         }
         let Some(peer) = self.peers.get(&key) else { return };
@@ -415,11 +426,10 @@ impl Client {
         }
         match packet {
             PeerPacket::Handshake { session, step: 0, noise } => {
-                // Both sides started at once (only possible if the hub lies about keys): the
-                // lower session id wins, so the two sides agree without trusting the keys.
+                // Both sides started at once: the lower session id wins, so the two sides agree
+                // without relying on the keys the hub announced.
                 if let Some(mine) = &peer.session
-                    && !mine.is_established()
-                    && self.me < from
+                    && mine.is_initiator_waiting()
                     && mine.id < session
                 {
                     return;
@@ -457,15 +467,16 @@ impl Client {
                 match result {
                     Ok(msg) => self.on_peer_msg(now, from, msg),
                     Err(SessionError::StaleSession) => {
-                        // They think a session exists that we do not have: start over.
-                        if let Some(p) = self.peers.get_mut(&from)
-                            && p.session.as_ref().is_some_and(|s| s.is_established())
-                        {
-                            return;
-                        }
-                        self.maybe_initiate(now, from);
+                        // They think a session exists that we do not hold: tell them to start over.
+                        self.relay(from, &PeerPacket::Reset { session });
                     }
                     Err(e) => self.session_failed(now, from, e),
+                }
+            }
+            PeerPacket::Reset { session } => {
+                if peer.session.as_ref().is_some_and(|s| s.id == session) {
+                    peer.session = None;
+                    self.maybe_initiate(now, from);
                 }
             }
         }

@@ -81,6 +81,9 @@ struct FailureWindow {
 
 /// Test hook: lets a test hub lie about member keys, to prove clients notice.
 pub type KeySubstitution = fn(&IdentityKey) -> IdentityKey;
+/// Test hook: sees each relayed payload (from, to) and returns it to forward now, or `None`
+/// to drop it (a simulation may keep it and [`Hub::inject_relay`] it later).
+pub type RelayTap = Box<dyn FnMut(IdentityKey, IdentityKey, Vec<u8>) -> Option<Vec<u8>> + Send>;
 
 pub struct Hub {
     config: HubConfig,
@@ -93,6 +96,8 @@ pub struct Hub {
     failures: HashMap<IpAddr, FailureWindow>,
     out: VecDeque<HubOutput>,
     substitute: Option<KeySubstitution>,
+    tap: Option<RelayTap>,
+    auth_timeout_ms: u64,
 }
 
 impl Hub {
@@ -110,6 +115,25 @@ impl Hub {
             failures: HashMap::new(),
             out: VecDeque::new(),
             substitute: None,
+            tap: None,
+            auth_timeout_ms: AUTH_TIMEOUT_MS,
+        }
+    }
+
+    pub fn set_auth_timeout(&mut self, ms: u64) {
+        self.auth_timeout_ms = ms.max(1);
+    }
+
+    #[doc(hidden)]
+    pub fn set_relay_tap(&mut self, tap: RelayTap) {
+        self.tap = Some(tap);
+    }
+
+    /// Delivers a payload held back by a [`RelayTap`], if `to` is still connected.
+    #[doc(hidden)]
+    pub fn inject_relay(&mut self, from: IdentityKey, to: IdentityKey, payload: Vec<u8>) {
+        if let Some(&target) = self.by_key.get(&to) {
+            self.send(target, &HubToClient::Relayed { from, payload });
         }
     }
 
@@ -150,7 +174,7 @@ impl Hub {
             Conn {
                 addr,
                 phase: Phase::Handshake(Box::new(hs)),
-                deadline: now + AUTH_TIMEOUT_MS,
+                deadline: now + self.auth_timeout_ms,
                 key: None,
                 name: String::new(),
                 rooms: BTreeSet::new(),
@@ -344,7 +368,13 @@ impl Hub {
         match target {
             Some(target) if shares_room => {
                 let from = self.disguise_key(from_key);
-                self.send(target, &HubToClient::Relayed { from, payload });
+                let payload = match self.tap.as_mut() {
+                    Some(tap) => tap(from, to, payload),
+                    None => Some(payload),
+                };
+                if let Some(payload) = payload {
+                    self.send(target, &HubToClient::Relayed { from, payload });
+                }
             }
             _ => {
                 let message = format!("{} is not in any of your rooms", to.fingerprint());

@@ -85,6 +85,11 @@ impl PeerSession {
         Ok((session, PeerPacket::Handshake { session: id, step: 1, noise }))
     }
 
+    /// We sent handshake message 1 and wait for the answer.
+    pub fn is_initiator_waiting(&self) -> bool {
+        matches!(self.state, State::Initiated(_))
+    }
+
     pub fn is_established(&self) -> bool {
         matches!(self.state, State::Established(_))
     }

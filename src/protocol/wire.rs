@@ -120,6 +120,10 @@ pub enum PeerPacket {
     Handshake { session: u64, step: u8, noise: Vec<u8> },
     /// A Noise transport message of an established session.
     Data { session: u64, noise: Vec<u8> },
+    /// "I hold no such session": the sender of `Data` should handshake again. Unauthenticated,
+    /// which gives nobody new power: only the hub or the peer can send it, and either could
+    /// simply drop traffic instead.
+    Reset { session: u64 },
 }
 
 /// A message id, random per message, the same for every recipient of a room message.

@@ -1,0 +1,206 @@
+//! Spawns real `kith hub` and `kith headless` processes and reads their JSON lines.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const KITH: &str = env!("CARGO_BIN_EXE_kith");
+/// How long to wait for an event before failing. Tests finish as soon as events arrive.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+pub struct HubProc {
+    pub child: Child,
+    pub addr: String,
+    pub fingerprint: String,
+    _lines: mpsc::Receiver<Value>,
+}
+
+impl HubProc {
+    pub fn start(profile: &std::path::Path, password: &str, extra: &[&str]) -> Self {
+        Self::start_on(profile, "127.0.0.1:0", password, extra)
+    }
+
+    pub fn start_on(profile: &std::path::Path, listen: &str, password: &str, extra: &[&str]) -> Self {
+        let mut child = Command::new(KITH)
+            .arg("--profile")
+            .arg(profile)
+            .args(["hub", "--listen", listen, "--password", password])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn kith hub");
+        let lines = read_json_lines(child.stdout.take().unwrap());
+        let first = lines.recv_timeout(WAIT).expect("hub printed nothing");
+        assert_eq!(first["event"], "listening", "{first}");
+        Self {
+            child,
+            addr: first["addr"].as_str().unwrap().to_string(),
+            fingerprint: first["fingerprint"].as_str().unwrap().to_string(),
+            _lines: lines,
+        }
+    }
+}
+
+impl Drop for HubProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Peer {
+    pub name: String,
+    pub child: Child,
+    stdin: Option<ChildStdin>,
+    events: mpsc::Receiver<Value>,
+    /// Everything seen so far, in order.
+    pub log: Vec<Value>,
+    cursor: usize,
+}
+
+impl Peer {
+    pub fn start(name: &str, profile: &std::path::Path, target: &[&str], password: &str) -> Self {
+        let mut child = Command::new(KITH)
+            .arg("--profile")
+            .arg(profile)
+            .args(["headless", "--name", name, "--password", password])
+            .args(target)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn kith headless");
+        let events = read_json_lines(child.stdout.take().unwrap());
+        let stdin = child.stdin.take();
+        Self { name: name.to_string(), child, stdin, events, log: Vec::new(), cursor: 0 }
+    }
+
+    pub fn join(name: &str, profile: &std::path::Path, hub: &str, password: &str) -> Self {
+        Self::start(name, profile, &["--hub", hub], password)
+    }
+
+    pub fn send(&mut self, cmd: Value) {
+        self.send_raw(&cmd.to_string());
+    }
+
+    pub fn send_raw(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").expect("write to headless");
+        stdin.flush().unwrap();
+    }
+
+    /// Waits for the next event (after the last one matched) satisfying `pred`.
+    pub fn wait_for(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            while self.cursor < self.log.len() {
+                let ev = &self.log[self.cursor];
+                self.cursor += 1;
+                if pred(ev) {
+                    return ev.clone();
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(ev) => self.log.push(ev),
+                Err(_) => panic!("{}: no {what} within {WAIT:?}; saw {:#?}", self.name, self.log),
+            }
+        }
+    }
+
+    /// Records whatever arrives within `dur`.
+    pub fn drain(&mut self, dur: Duration) {
+        let end = Instant::now() + dur;
+        while let Ok(ev) = self.events.recv_timeout(end.saturating_duration_since(Instant::now())) {
+            self.log.push(ev);
+        }
+    }
+
+    pub fn wait_event(&mut self, event: &str) -> Value {
+        self.wait_for(event, |e| e["event"] == event)
+    }
+
+    /// Collects events until `n` satisfy `pred`.
+    pub fn collect(&mut self, n: usize, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+        (0..n).map(|_| self.wait_for("collected event", &pred)).collect()
+    }
+
+    /// Waits for the process to exit and returns its status code; drains remaining events.
+    pub fn wait_exit(&mut self) -> i32 {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                while let Ok(ev) = self.events.recv_timeout(Duration::from_millis(200)) {
+                    self.log.push(ev);
+                }
+                return status.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                panic!("{} did not exit; saw {:#?}", self.name, self.log);
+            }
+            while let Ok(ev) = self.events.try_recv() {
+                self.log.push(ev);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn quit(&mut self) -> i32 {
+        self.send(serde_json::json!({"cmd": "quit"}));
+        self.wait_exit()
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn fingerprint(&mut self) -> String {
+        if let Some(ready) = self.log.iter().find(|e| e["event"] == "ready") {
+            return ready["fingerprint"].as_str().unwrap().to_string();
+        }
+        let ready = self.wait_for("ready", |e| e["event"] == "ready");
+        ready["fingerprint"].as_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn read_json_lines(out: impl std::io::Read + Send + 'static) -> mpsc::Receiver<Value> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            let value: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+            if tx.send(value).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Starts two peers on `hub`, waits until they hold a secure session with each other.
+pub fn secure_pair(dir: &std::path::Path, hub: &str, password: &str) -> (Peer, Peer) {
+    let mut a = Peer::join("alice", &dir.join("alice"), hub, password);
+    let fa = a.fingerprint();
+    let mut b = Peer::join("bob", &dir.join("bob"), hub, password);
+    let fb = b.fingerprint();
+    let sa = a.wait_for("peer_secure", |e| e["event"] == "peer_secure" && e["peer"] == fb.as_str());
+    let sb = b.wait_for("peer_secure", |e| e["event"] == "peer_secure" && e["peer"] == fa.as_str());
+    assert_eq!(sa["safety_number"], sb["safety_number"]);
+    assert_eq!(sa["sas"], sb["sas"]);
+    assert_eq!(sa["sas_digits"], sb["sas_digits"]);
+    (a, b)
+}

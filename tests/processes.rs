@@ -1,0 +1,273 @@
+//! Real `kith hub` and `kith headless` processes on 127.0.0.1.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{HubProc, Peer, secure_pair};
+use serde_json::json;
+
+const PW: &str = "correct horse battery staple";
+
+#[test]
+fn chat_both_ways_with_delivery_receipts() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = HubProc::start(&dir.path().join("hub"), PW, &[]);
+    let (mut a, mut b) = secure_pair(dir.path(), &hub.addr, PW);
+
+    a.send(json!({"cmd": "send", "room": "general", "text": "hello bob"}));
+    let sent = a.wait_event("sent");
+    let got = b.wait_event("message");
+    assert_eq!(got["text"], "hello bob");
+    assert_eq!(got["name"], "alice");
+    assert_eq!(got["id"], sent["id"]);
+    assert_eq!(got["room"], "general");
+    assert!(got["expires_at"].is_null());
+    let delivered = a.wait_event("delivered");
+    assert_eq!(delivered["id"], sent["id"]);
+
+    b.send(json!({"cmd": "send", "room": "general", "text": "hi alice ✓ — ünïcödé"}));
+    let got = a.wait_event("message");
+    assert_eq!(got["text"], "hi alice ✓ — ünïcödé");
+    assert_eq!(got["name"], "bob");
+
+    // Verification is remembered in the profile.
+    let bob_fp = got["from"].as_str().unwrap().to_string();
+    a.send(json!({"cmd": "verify", "peer": bob_fp}));
+    let v = a.wait_event("verified");
+    assert_eq!(v["verified"], true);
+    a.send(json!({"cmd": "peers"}));
+    let peers = a.wait_event("peers");
+    assert_eq!(peers["peers"][0]["verified"], true);
+    assert_eq!(peers["peers"][0]["secure"], true);
+    assert_eq!(a.quit(), 0);
+    assert_eq!(b.quit(), 0);
+    let known = std::fs::read_to_string(dir.path().join("alice/known_peers.json")).unwrap();
+    assert!(known.contains("\"verified\": true"), "{known}");
+}
+
+#[test]
+fn thousand_messages_arrive_in_order_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = HubProc::start(&dir.path().join("hub"), PW, &[]);
+    let (mut a, mut b) = secure_pair(dir.path(), &hub.addr, PW);
+    const N: usize = 1000;
+    let mut batch = String::new();
+    for i in 0..N {
+        batch.push_str(&json!({"cmd": "send", "room": "general", "text": format!("msg {i}")}).to_string());
+        batch.push('\n');
+    }
+    a.send_raw(batch.trim_end());
+    let got = b.collect(N, |e| e["event"] == "message");
+    let texts: Vec<String> = got.iter().map(|e| e["text"].as_str().unwrap().to_string()).collect();
+    let expected: Vec<String> = (0..N).map(|i| format!("msg {i}")).collect();
+    assert_eq!(texts, expected);
+    let delivered = a.collect(N, |e| e["event"] == "delivered");
+    let mut ids: Vec<&str> = delivered.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), N);
+    // Nothing more arrives: no duplicates in flight.
+    b.send(json!({"cmd": "peers"}));
+    b.wait_event("peers");
+    assert_eq!(b.log.iter().filter(|e| e["event"] == "message").count(), N);
+}
+
+#[test]
+fn ephemeral_messages_expire_on_both_sides() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = HubProc::start(&dir.path().join("hub"), PW, &[]);
+    let (mut a, mut b) = secure_pair(dir.path(), &hub.addr, PW);
+    a.send(json!({"cmd": "send", "room": "general", "text": "burn after reading", "expires_in_s": 1}));
+    let sent = a.wait_event("sent");
+    let id = sent["id"].as_str().unwrap().to_string();
+    let got = b.wait_event("message");
+    let expires_at = got["expires_at"].as_u64().expect("expires_at set");
+    assert!(expires_at >= got["sent_at"].as_u64().unwrap() + 1000);
+    let ea = a.wait_for("expired", |e| e["event"] == "expired" && e["id"] == id.as_str());
+    let eb = b.wait_for("expired", |e| e["event"] == "expired" && e["id"] == id.as_str());
+    assert_eq!(ea["id"], eb["id"]);
+}
+
+#[test]
+fn wrong_password_is_refused_before_anything_is_revealed() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = HubProc::start(&dir.path().join("hub"), PW, &[]);
+    let mut a = Peer::join("alice", &dir.path().join("alice"), &hub.addr, PW);
+    a.fingerprint();
+    let mut eve = Peer::join("eve", &dir.path().join("eve"), &hub.addr, "guess");
+    assert_ne!(eve.wait_exit(), 0);
+    assert_eq!(eve.log.len(), 1, "only the error: {:#?}", eve.log);
+    assert_eq!(eve.log[0]["event"], "error");
+    assert_eq!(eve.log[0]["code"], "auth_failed");
+    assert_eq!(eve.log[0]["fatal"], true);
+    // Alice never hears of eve.
+    a.send(json!({"cmd": "peers"}));
+    let peers = a.wait_event("peers");
+    assert_eq!(peers["peers"], json!([]));
+    assert!(!a.log.iter().any(|e| e["event"] == "peer_joined"));
+}
+
+#[test]
+fn repeated_failures_are_rate_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = HubProc::start(&dir.path().join("hub"), PW, &[]);
+    let mut codes = Vec::new();
+    for i in 0..6 {
+        let mut eve = Peer::join("eve", &dir.path().join(format!("eve{i}")), &hub.addr, "guess");
+        assert_ne!(eve.wait_exit(), 0);
+        codes.push(eve.log[0]["code"].as_str().unwrap().to_string());
+    }
+    assert_eq!(&codes[..5], ["auth_failed"; 5]);
+    assert_eq!(codes[5], "rate_limited");
+}
+
+#[test]
+fn unreachable_hub_is_a_fatal_error() {
+    let dir = tempfile::tempdir().unwrap();
+    // Bind and drop to find a port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut p = Peer::join("alice", &dir.path().join("a"), &format!("127.0.0.1:{port}"), PW);
+    assert_ne!(p.wait_exit(), 0);
+    assert_eq!(p.log[0]["code"], "hub_unreachable");
+}
+
+#[test]
+fn bad_command_lines_are_errors_not_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = HubProc::start(&dir.path().join("hub"), PW, &[]);
+    let mut a = Peer::join("alice", &dir.path().join("alice"), &hub.addr, PW);
+    a.fingerprint();
+    a.wait_event("joined");
+    for line in ["not json", "{\"cmd\":\"launch\"}", "{\"cmd\":\"send\"}", "[1,2]"] {
+        a.send_raw(line);
+        let e = a.wait_event("error");
+        assert_eq!(e["code"], "bad_command", "{line}");
+    }
+    a.send(json!({"cmd": "send", "room": "nowhere", "text": "x"}));
+    assert_eq!(a.wait_event("error")["code"], "not_in_room");
+    a.send(json!({"cmd": "send", "room": "general", "text": "x".repeat(20_000)}));
+    assert_eq!(a.wait_event("error")["code"], "bad_text");
+    assert_eq!(a.quit(), 0);
+}
+
+#[test]
+fn new_identity_under_known_name_raises_identity_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = HubProc::start(&dir.path().join("hub"), PW, &[]);
+    let (mut a, mut b) = secure_pair(dir.path(), &hub.addr, PW);
+    let old = b.fingerprint();
+    assert_eq!(b.quit(), 0);
+    a.wait_event("peer_left");
+    // Bob comes back with a fresh profile: a new identity key under the same name.
+    let mut b2 = Peer::join("bob", &dir.path().join("bob-new"), &hub.addr, PW);
+    let new = b2.fingerprint();
+    assert_ne!(old, new);
+    let changed = a.wait_event("identity_changed");
+    assert_eq!(changed["name"], "bob");
+    assert_eq!(changed["old"], old.as_str());
+    assert_eq!(changed["new"], new.as_str());
+    let secure = a.wait_for("peer_secure", |e| e["event"] == "peer_secure" && e["peer"] == new.as_str());
+    assert_eq!(secure["verified"], false);
+}
+
+#[test]
+fn messages_sent_while_the_hub_is_down_arrive_after_reconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub_profile = dir.path().join("hub");
+    let hub = HubProc::start(&hub_profile, PW, &[]);
+    let addr = hub.addr.clone();
+    let (mut a, mut b) = secure_pair(dir.path(), &addr, PW);
+    drop(hub);
+    a.wait_event("disconnected");
+    b.wait_event("disconnected");
+    a.send(json!({"cmd": "send", "room": "general", "text": "queued while down"}));
+    a.wait_event("sent");
+    // Same address, same hub key: both reconnect by themselves.
+    let _hub = HubProc::start_on(&hub_profile, &addr, PW, &[]);
+    a.wait_event("reconnected");
+    let got = b.wait_event("message");
+    assert_eq!(got["text"], "queued while down");
+    a.wait_event("delivered");
+    assert_eq!(b.log.iter().filter(|e| e["event"] == "message").count(), 1);
+}
+
+#[test]
+fn changed_hub_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = HubProc::start(&dir.path().join("hub1"), PW, &[]);
+    let addr = hub.addr.clone();
+    let mut a = Peer::join("alice", &dir.path().join("alice"), &addr, PW);
+    a.fingerprint();
+    assert_eq!(a.quit(), 0);
+    drop(hub);
+    // Another hub (another key) at the same address.
+    let _other = HubProc::start_on(&dir.path().join("hub2"), &addr, PW, &[]);
+    let mut a = Peer::join("alice", &dir.path().join("alice"), &addr, PW);
+    assert_ne!(a.wait_exit(), 0);
+    assert_eq!(a.log[0]["code"], "hub_key_changed");
+    let mut a =
+        Peer::start("alice", &dir.path().join("alice"), &["--hub", &addr, "--accept-new-hub-key"], PW);
+    a.fingerprint();
+}
+
+#[test]
+fn hosting_embeds_the_hub() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut host = Peer::start("alice", &dir.path().join("alice"), &["--host", "127.0.0.1:0"], PW);
+    let hosting = host.wait_event("hosting");
+    let addr = hosting["addr"].as_str().unwrap().to_string();
+    let fa = host.fingerprint();
+    let mut b = Peer::join("bob", &dir.path().join("bob"), &addr, PW);
+    b.wait_for("peer_secure", |e| e["event"] == "peer_secure" && e["peer"] == fa.as_str());
+    b.send(json!({"cmd": "send", "room": "general", "text": "hi host"}));
+    assert_eq!(host.wait_event("message")["text"], "hi host");
+    assert_eq!(host.quit(), 0);
+    b.wait_event("disconnected");
+}
+
+#[test]
+fn hostile_connections_are_closed_while_honest_clients_chat() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = HubProc::start(&dir.path().join("hub"), PW, &["--auth-timeout", "1"]);
+    let (mut a, mut b) = secure_pair(dir.path(), &hub.addr, PW);
+
+    let closed_within = |mut s: TcpStream, limit: Duration| {
+        s.set_read_timeout(Some(limit)).unwrap();
+        let start = Instant::now();
+        let mut buf = [0u8; 1024];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return start.elapsed(),
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return start.elapsed(),
+                Err(e) => panic!("hub kept a hostile connection open: {e}"),
+            }
+        }
+    };
+    // Garbage in place of a handshake.
+    let mut garbage = TcpStream::connect(&hub.addr).unwrap();
+    garbage.write_all(&[0, 0, 0, 40]).unwrap();
+    garbage.write_all(&[0x5a; 40]).unwrap();
+    // A frame header claiming 4 GiB.
+    let mut oversized = TcpStream::connect(&hub.addr).unwrap();
+    oversized.write_all(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3]).unwrap();
+    // Half-open: connects, sends half a frame, then nothing.
+    let mut half = TcpStream::connect(&hub.addr).unwrap();
+    half.write_all(&[0, 0, 0, 32, 1, 2]).unwrap();
+    let silent = TcpStream::connect(&hub.addr).unwrap();
+
+    // Honest clients keep chatting meanwhile.
+    a.send(json!({"cmd": "send", "room": "general", "text": "still here"}));
+    assert_eq!(b.wait_event("message")["text"], "still here");
+
+    closed_within(garbage, Duration::from_secs(5));
+    closed_within(oversized, Duration::from_secs(5));
+    closed_within(half, Duration::from_secs(10));
+    closed_within(silent, Duration::from_secs(10));
+
+    b.send(json!({"cmd": "send", "room": "general", "text": "and still here"}));
+    assert_eq!(a.wait_event("message")["text"], "and still here");
+}
