@@ -14,8 +14,12 @@ use crate::net::profile::Profile;
 use crate::protocol::events::{ClientCommand, ClientEvent};
 use crate::protocol::hub::HubConfig;
 
+/// `0.1.0 (commit abc123, x86_64-unknown-linux-gnu)`.
+pub const VERSION: &str =
+    concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("KITH_COMMIT"), ", ", env!("KITH_TARGET"), ")");
+
 #[derive(Parser, Debug)]
-#[command(name = "kith", version, about = "End-to-end encrypted chat between people who trust each other")]
+#[command(name = "kith", version = VERSION, about = "End-to-end encrypted chat between people who trust each other")]
 pub struct Cli {
     /// Profile directory (identity, known peers, pinned hubs). Default: the platform config dir.
     #[arg(long, global = true, value_name = "DIR")]
