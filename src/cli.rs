@@ -120,7 +120,16 @@ fn error_line(code: &str, message: impl Into<String>, fatal: bool) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// Raises the open-files soft limit to the hard limit: each member is a socket.
+fn raise_fd_limit() {
+    #[cfg(unix)]
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::warn!("cannot raise the open-files limit: {e}");
+    }
+}
+
 fn run_hub(profile: Option<PathBuf>, args: HubArgs) -> ExitCode {
+    raise_fd_limit();
     let profile = match Profile::open(profile.as_deref()) {
         Ok(p) => p,
         Err(e) => return error_line("profile", e.to_string(), true),

@@ -45,6 +45,7 @@ impl Driver {
         loop {
             if link.is_none() && reconnect_at.is_some_and(|t| t <= tokio::time::Instant::now()) {
                 reconnect_at = None;
+                tracing::info!(addr = %self.hub_addr, "connecting to the hub");
                 match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.hub_addr)).await {
                     Ok(Ok(stream)) => {
                         let _ = stream.set_nodelay(true);
@@ -97,6 +98,7 @@ impl Driver {
                             Some(Err(e)) => format!("hub link error: {e}"),
                             _ => "hub closed the connection".to_string(),
                         };
+                        tracing::warn!("{reason}");
                         link = None;
                         self.client.handle_hub_disconnected(now_ms(), &reason);
                         reconnect_at = Some(tokio::time::Instant::now() + backoff);

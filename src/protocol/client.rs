@@ -24,6 +24,8 @@ use super::wire::{
 pub const PING_INTERVAL_MS: u64 = 30_000;
 /// Unacknowledged messages on an established session are sent again after this long.
 pub const RESEND_AFTER_MS: u64 = 2_000;
+/// How many of the oldest unacknowledged messages one retransmission sends.
+const RESEND_BATCH: usize = 256;
 /// How long the higher key waits for the lower key to start a handshake before starting one.
 const INITIATOR_GRACE_MS: u64 = 2_000;
 /// After a peer failed authentication, wait this long before trying again.
@@ -203,6 +205,7 @@ impl Client {
     }
 
     pub fn handle_hub_frame(&mut self, now: u64, frame: &[u8]) {
+        tracing::trace!(len = frame.len(), "hub frame");
         match std::mem::replace(&mut self.link, Link::Down) {
             Link::Down => {}
             Link::Handshaking(hs) => self.on_hub_handshake(hs, frame),
@@ -280,6 +283,7 @@ impl Client {
     }
 
     fn on_authenticated(&mut self, now: u64, hub_name: String) {
+        tracing::info!(hub = %hub_name, "authenticated to the hub");
         self.next_ping_ms = now + PING_INTERVAL_MS;
         if self.was_ready {
             self.emit(ClientEvent::Reconnected { hub: hub_name });
@@ -293,6 +297,32 @@ impl Client {
         }
         for room in self.config.rooms.clone() {
             self.send_hub(&ClientToHub::Join { room });
+        }
+    }
+
+    /// For fuzzing and property tests: a decrypted hub message, as if it came over the link.
+    #[doc(hidden)]
+    pub fn inject_hub_plaintext(&mut self, now: u64, plaintext: &[u8]) {
+        if let Ok(msg) = wire::decode::<HubToClient>(plaintext) {
+            self.on_hub_message(now, msg);
+        }
+    }
+
+    /// For fuzzing and property tests: force the link up without a hub.
+    #[doc(hidden)]
+    pub fn pretend_link_up(&mut self, now: u64) {
+        let k = Keypair::from_secret_bytes([7; 32]);
+        let mut i = Handshake::new(Role::Initiator, &k, k.clone(), b"");
+        let mut r = Handshake::new(Role::Responder, &k, k.clone(), b"");
+        let transport = (|| {
+            r.read_message(&i.write_message(&[]).ok()?).ok()?;
+            i.read_message(&r.write_message(&[]).ok()?).ok()?;
+            r.read_message(&i.write_message(&[]).ok()?).ok()?;
+            i.into_transport().ok()
+        })();
+        if let Some(t) = transport {
+            self.link = Link::Up(Box::new(t));
+            self.on_authenticated(now, "test".into());
         }
     }
 
@@ -343,6 +373,7 @@ impl Client {
     }
 
     fn relay(&mut self, to: IdentityKey, packet: &PeerPacket) {
+        tracing::trace!(to = %to.fingerprint(), "relay");
         self.send_hub(&ClientToHub::Relay { to, payload: wire::encode(packet) });
     }
 
@@ -501,6 +532,7 @@ impl Client {
     }
 
     fn on_established(&mut self, now: u64, key: IdentityKey, intro: wire::Intro, sas: Sas) {
+        tracing::debug!(peer = %key.fingerprint(), "peer session established");
         let sighting = self.known.sighted(key, &intro.name, now);
         if let Sighting::IdentityChanged { old } = sighting {
             self.emit(ClientEvent::IdentityChanged {
@@ -706,6 +738,7 @@ impl Client {
             sent_at_ms: now,
             expires_at_ms,
         });
+        tracing::debug!(id = %msg.id, recipients = recipients.len(), bytes = msg.text.len(), "message queued");
         self.emit(ClientEvent::Sent { id: msg.id.to_string(), room, recipients: recipients.len() });
         for key in recipients {
             let Some(peer) = self.peers.get_mut(&key) else { continue };
@@ -743,7 +776,7 @@ impl Client {
                 Some(s) if s.is_established() => {
                     if peer.out.pending() > 0 && now >= peer.last_resend_ms + RESEND_AFTER_MS {
                         peer.last_resend_ms = now;
-                        let again = peer.out.resend();
+                        let again = peer.out.resend_head(RESEND_BATCH);
                         for msg in again {
                             self.seal_and_relay(key, &msg);
                         }

@@ -59,8 +59,15 @@ impl Outgoing {
 
     /// Everything still unacknowledged, in order, for a new session.
     pub fn resend(&self) -> Vec<PeerMsg> {
+        self.resend_head(usize::MAX)
+    }
+
+    /// The oldest `limit` unacknowledged messages: what a retransmission timer sends, since
+    /// the receiver buffers what follows a gap and only the gap holds it up.
+    pub fn resend_head(&self, limit: usize) -> Vec<PeerMsg> {
         self.outbox
             .iter()
+            .take(limit)
             .map(|(seq, q)| match q {
                 Queued::Chat(m) => PeerMsg::Chat(m.clone()),
                 Queued::Skip(id) => PeerMsg::Skip { seq: *seq, id: *id },

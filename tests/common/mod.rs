@@ -66,14 +66,40 @@ pub struct Peer {
 
 impl Peer {
     pub fn start(name: &str, profile: &std::path::Path, target: &[&str], password: &str) -> Self {
+        Self::spawn(name, profile, target, password, None)
+    }
+
+    /// Like `start`, with every log line (`RUST_LOG=trace`) written to `log`.
+    pub fn start_logged(
+        name: &str,
+        profile: &std::path::Path,
+        target: &[&str],
+        password: &str,
+        log: &std::path::Path,
+    ) -> Self {
+        Self::spawn(name, profile, target, password, Some(log))
+    }
+
+    fn spawn(
+        name: &str,
+        profile: &std::path::Path,
+        target: &[&str],
+        password: &str,
+        log: Option<&std::path::Path>,
+    ) -> Self {
+        let stderr = match log {
+            Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+            None => Stdio::inherit(),
+        };
         let mut child = Command::new(KITH)
+            .env("RUST_LOG", if log.is_some() { "trace" } else { "warn" })
             .arg("--profile")
             .arg(profile)
             .args(["headless", "--name", name, "--password", password])
             .args(target)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn kith headless");
         let events = read_json_lines(child.stdout.take().unwrap());
