@@ -17,7 +17,7 @@ use super::session::{HANDSHAKE_TIMEOUT_MS, PeerSession, SessionError};
 use super::trust::{KnownPeers, Sighting};
 use super::wire::{
     self, AuthFailure, ChatMessage, ClientHello, ClientToHub, HubToClient, MAX_ROOM, MAX_TEXT, MemberInfo,
-    MessageId, PeerMsg, PeerPacket,
+    MessageId, PeerMsg, PeerPacket, sanitize_name,
 };
 
 /// Keep-alive towards the hub (its idle timeout is longer).
@@ -351,6 +351,10 @@ impl Client {
                 Ok(packet) => self.on_peer_packet(now, from, packet),
                 Err(e) => tracing::debug!(from = ?from, "bad peer packet: {e}"),
             },
+            // A relay racing a member's departure: expected, and the outbox resends later.
+            HubToClient::Error { code, message } if code == "no_such_member" => {
+                tracing::debug!("hub: {message}");
+            }
             HubToClient::Error { code, message } => self.emit(ClientEvent::error(&code, message)),
             HubToClient::Pong { .. } => {}
             HubToClient::AuthOk { .. } | HubToClient::AuthFailed { .. } => {}
@@ -531,7 +535,10 @@ impl Client {
         }
     }
 
-    fn on_established(&mut self, now: u64, key: IdentityKey, intro: wire::Intro, sas: Sas) {
+    fn on_established(&mut self, now: u64, key: IdentityKey, mut intro: wire::Intro, sas: Sas) {
+        // The peer chose its own name; hold it to the rules the hub applies to names.
+        let hub_name = self.peers.get(&key).map(|p| p.name.clone()).unwrap_or_default();
+        intro.name = sanitize_name(&intro.name).unwrap_or(hub_name);
         tracing::debug!(peer = %key.fingerprint(), "peer session established");
         let sighting = self.known.sighted(key, &intro.name, now);
         if let Sighting::IdentityChanged { old } = sighting {
@@ -587,13 +594,25 @@ impl Client {
             }
             return;
         }
+        // A message we will never show still takes its place in the sequence, so a bad one
+        // cannot stall the sender's stream.
+        let msg = match msg {
+            PeerMsg::Chat(m) if m.text.len() > MAX_TEXT || m.room.len() > MAX_ROOM => {
+                tracing::warn!(peer = %from.fingerprint(), "oversized message dropped");
+                PeerMsg::Skip { seq: m.seq, id: m.id }
+            }
+            other => other,
+        };
         let received = peer.inc.receive(msg);
         let name = peer.name.clone();
+        let rooms = peer.rooms.clone();
         if let Some(ack) = received.ack {
             self.seal_and_relay(from, &ack);
         }
         for m in received.deliver {
-            if m.expires_at_ms.is_some_and(|t| t <= now) || !self.joined.contains(&m.room) {
+            // Only rooms we are in and the sender is in, and nothing already expired.
+            let in_room = self.joined.contains(&m.room) && rooms.contains(&m.room);
+            if m.expires_at_ms.is_some_and(|t| t <= now) || !in_room {
                 continue;
             }
             self.store(StoredMessage {

@@ -19,7 +19,9 @@ use zeroize::Zeroizing;
 
 use super::identity::IdentityKey;
 use super::noise::{Handshake, Keypair, Role, Transport};
-use super::wire::{self, AuthFailure, ClientHello, ClientToHub, HubToClient, MAX_NAME, MAX_ROOM, MemberInfo};
+use super::wire::{
+    self, AuthFailure, ClientHello, ClientToHub, HubToClient, MAX_ROOM, MemberInfo, sanitize_name,
+};
 
 pub type ConnId = u64;
 
@@ -275,12 +277,11 @@ impl Hub {
             self.close(conn, CloseReason::AuthFailed);
             return;
         }
-        let name = name.trim().to_string();
-        if name.is_empty() || name.len() > MAX_NAME || name.chars().any(char::is_control) {
+        let Some(name) = sanitize_name(&name) else {
             self.send(conn, &HubToClient::AuthFailed { reason: AuthFailure::BadName });
             self.close(conn, CloseReason::Protocol("bad name".into()));
             return;
-        }
+        };
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
