@@ -271,3 +271,18 @@ fn hostile_connections_are_closed_while_honest_clients_chat() {
     b.send(json!({"cmd": "send", "room": "general", "text": "and still here"}));
     assert_eq!(a.wait_event("message")["text"], "and still here");
 }
+
+#[test]
+fn a_server_that_hangs_up_before_authentication_is_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for s in listener.incoming().take(3) {
+            drop(s);
+        }
+    });
+    let mut p = Peer::join("alice", &dir.path().join("a"), &addr, PW);
+    assert_ne!(p.wait_exit(), 0);
+    assert_eq!(p.log.last().unwrap()["code"], "hub_refused", "{:#?}", p.log);
+}

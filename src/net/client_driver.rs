@@ -40,6 +40,7 @@ impl Driver {
     pub async fn run(mut self) -> bool {
         let mut link: Option<Link> = None;
         let mut ever_connected = false;
+        let mut was_ready = false;
         let mut backoff = Duration::from_millis(250);
         let mut reconnect_at = Some(tokio::time::Instant::now());
         loop {
@@ -50,29 +51,16 @@ impl Driver {
                     Ok(Ok(stream)) => {
                         let _ = stream.set_nodelay(true);
                         ever_connected = true;
-                        backoff = Duration::from_millis(250);
                         link = Some(Framed::new(stream, framing::codec()));
                         self.client.handle_hub_connected(now_ms());
                     }
-                    Ok(Err(e)) => {
+                    failure => {
                         if !ever_connected {
-                            self.fatal(
-                                "hub_unreachable",
-                                format!("cannot reach the hub at {}: {e}", self.hub_addr),
-                            )
-                            .await;
-                            return true;
-                        }
-                        reconnect_at = Some(tokio::time::Instant::now() + backoff);
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
-                    }
-                    Err(_) => {
-                        if !ever_connected {
-                            self.fatal(
-                                "hub_unreachable",
-                                format!("timed out reaching the hub at {}", self.hub_addr),
-                            )
-                            .await;
+                            let why = match failure {
+                                Ok(Err(e)) => format!("cannot reach the hub at {}: {e}", self.hub_addr),
+                                _ => format!("timed out reaching the hub at {}", self.hub_addr),
+                            };
+                            self.fatal("hub_unreachable", why).await;
                             return true;
                         }
                         reconnect_at = Some(tokio::time::Instant::now() + backoff);
@@ -92,7 +80,13 @@ impl Driver {
             };
             tokio::select! {
                 frame = next_frame(&mut link) => match frame {
-                    Some(Ok(frame)) => self.client.handle_hub_frame(now_ms(), &frame),
+                    Some(Ok(frame)) => {
+                        self.client.handle_hub_frame(now_ms(), &frame);
+                        if self.client.is_ready() {
+                            was_ready = true;
+                            backoff = Duration::from_millis(250);
+                        }
+                    }
                     other => {
                         let reason = match other {
                             Some(Err(e)) => format!("hub link error: {e}"),
@@ -100,6 +94,11 @@ impl Driver {
                         };
                         tracing::warn!("{reason}");
                         link = None;
+                        if !was_ready {
+                            // Never got in: retrying would only hammer the hub.
+                            self.fatal("hub_refused", format!("{reason} before authentication")).await;
+                            return true;
+                        }
                         self.client.handle_hub_disconnected(now_ms(), &reason);
                         reconnect_at = Some(tokio::time::Instant::now() + backoff);
                         backoff = (backoff * 2).min(MAX_BACKOFF);
