@@ -82,11 +82,12 @@ impl Transport {
             self.send_key = self.send_key.rekeyed()?;
             self.send_epoch += 1;
         }
-        let sealed = self.send_key.seal(counter, &[], plaintext)?;
-        self.next_counter += 1;
-        let mut out = Vec::with_capacity(COUNTER_LEN + sealed.len());
+        let mut out = Vec::with_capacity(OVERHEAD + plaintext.len());
         out.extend_from_slice(&counter.to_le_bytes());
-        out.extend_from_slice(&sealed);
+        out.extend_from_slice(plaintext);
+        let tag = self.send_key.seal_in_place(counter, &[], &mut out[COUNTER_LEN..])?;
+        out.extend_from_slice(&tag);
+        self.next_counter += 1;
         Ok(out)
     }
 
