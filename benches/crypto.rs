@@ -42,6 +42,12 @@ fn transport(c: &mut Criterion) {
             rx.decrypt(&ct).unwrap()
         })
     });
+    group.bench_function("encrypt_then_decrypt_in_place", |bench| {
+        bench.iter(|| {
+            let mut ct = tx.encrypt(&msg).unwrap();
+            rx.decrypt_in_place(&mut ct).unwrap().len()
+        })
+    });
     group.bench_function("encrypt", |bench| bench.iter(|| tx.encrypt(&msg).unwrap()));
     group.bench_function("decrypt", |bench| {
         bench.iter_batched(|| tx.encrypt(&msg).unwrap(), |ct| rx.decrypt(&ct).unwrap(), BatchSize::SmallInput)

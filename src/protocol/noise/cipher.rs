@@ -4,7 +4,7 @@
 //! §12.3). The counter value 2^64-1 is reserved for `rekey`, so it can never be used to encrypt.
 
 use chacha20poly1305::aead::{AeadInOut, KeyInit};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::NoiseError;
@@ -46,12 +46,22 @@ impl CipherKey {
 
     /// Decrypts and authenticates `ciphertext` (tag included) with an explicit nonce.
     pub fn open(&self, n: u64, ad: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, NoiseError> {
-        if ciphertext.len() < TAG_LEN {
-            return Err(NoiseError::Truncated);
-        }
         let mut buf = ciphertext.to_vec();
-        match self.aead().decrypt_in_place(&nonce(n), ad, &mut buf) {
-            Ok(()) => Ok(buf),
+        let len = self.open_in_place(n, ad, &mut buf)?;
+        buf.truncate(len);
+        Ok(buf)
+    }
+
+    /// Decrypts `buf` (ciphertext then tag) in place; returns the plaintext length. On failure
+    /// the buffer is wiped rather than left half-decrypted.
+    pub fn open_in_place(&self, n: u64, ad: &[u8], buf: &mut [u8]) -> Result<usize, NoiseError> {
+        let Some(len) = buf.len().checked_sub(TAG_LEN) else {
+            return Err(NoiseError::Truncated);
+        };
+        let (body, tag) = buf.split_at_mut(len);
+        let tag = Tag::try_from(&*tag).map_err(|_| NoiseError::Truncated)?;
+        match self.aead().decrypt_inout_detached(&nonce(n), ad, body.into(), &tag) {
+            Ok(()) => Ok(len),
             Err(_) => {
                 buf.zeroize();
                 Err(NoiseError::Decrypt)

@@ -92,51 +92,68 @@ impl Transport {
     }
 
     pub fn decrypt(&mut self, message: &[u8]) -> Result<Vec<u8>, NoiseError> {
+        let counter = self.check_header(message)?;
+        let mut body = message[COUNTER_LEN..].to_vec();
+        let len = self.open_body(counter, &mut body)?;
+        body.truncate(len);
+        Ok(body)
+    }
+
+    /// Decrypts a transport message inside its own buffer (no copy) and returns the plaintext.
+    pub fn decrypt_in_place<'a>(&mut self, message: &'a mut [u8]) -> Result<&'a mut [u8], NoiseError> {
+        let counter = self.check_header(message)?;
+        let body = &mut message[COUNTER_LEN..];
+        let len = self.open_body(counter, body)?;
+        Ok(&mut body[..len])
+    }
+
+    /// The message's counter, if it is long enough, usable and not a replay. Cheap, so it
+    /// runs before any crypto; the window is only updated after authentication.
+    fn check_header(&self, message: &[u8]) -> Result<u64, NoiseError> {
         if message.len() < OVERHEAD {
             return Err(NoiseError::Truncated);
         }
-        let (header, body) = message.split_at(COUNTER_LEN);
         let mut counter_bytes = [0u8; COUNTER_LEN];
-        counter_bytes.copy_from_slice(header);
+        counter_bytes.copy_from_slice(&message[..COUNTER_LEN]);
         let counter = u64::from_le_bytes(counter_bytes);
         if counter >= u64::MAX - 1 {
             return Err(NoiseError::NonceExhausted);
         }
-        // Cheap refusal before any crypto; the window is only updated after authentication.
         if !self.window.may_accept(counter) {
             return Err(NoiseError::Replay);
         }
+        Ok(counter)
+    }
+
+    /// Authenticates and decrypts `body` (ciphertext and tag) under the key of the counter's
+    /// epoch, ratcheting forward if needed; returns the plaintext length.
+    fn open_body(&mut self, counter: u64, body: &mut [u8]) -> Result<usize, NoiseError> {
         let epoch = counter / self.rekey_interval;
-        if epoch == self.recv_epoch {
-            let plain = self.recv_key.open(counter, &[], body)?;
-            self.window.mark(counter);
-            return Ok(plain);
-        }
-        if epoch + 1 == self.recv_epoch {
+        let len = if epoch == self.recv_epoch {
+            self.recv_key.open_in_place(counter, &[], body)?
+        } else if epoch + 1 == self.recv_epoch {
             let key = self.recv_prev_key.as_ref().ok_or(NoiseError::Replay)?;
-            let plain = key.open(counter, &[], body)?;
-            self.window.mark(counter);
-            return Ok(plain);
-        }
-        if epoch < self.recv_epoch {
+            key.open_in_place(counter, &[], body)?
+        } else if epoch < self.recv_epoch {
             return Err(NoiseError::Replay);
-        }
-        if epoch - self.recv_epoch > MAX_EPOCH_JUMP {
+        } else if epoch - self.recv_epoch > MAX_EPOCH_JUMP {
             return Err(NoiseError::Decrypt);
-        }
-        // Ratchet on a copy; commit only once the message authenticates.
-        let mut prev = self.recv_key.clone();
-        let mut key = self.recv_key.rekeyed()?;
-        for _ in self.recv_epoch + 1..epoch {
-            prev = key.clone();
-            key = key.rekeyed()?;
-        }
-        let plain = key.open(counter, &[], body)?;
-        self.recv_prev_key = Some(prev);
-        self.recv_key = key;
-        self.recv_epoch = epoch;
+        } else {
+            // Ratchet on a copy; commit only once the message authenticates.
+            let mut prev = self.recv_key.clone();
+            let mut key = self.recv_key.rekeyed()?;
+            for _ in self.recv_epoch + 1..epoch {
+                prev = key.clone();
+                key = key.rekeyed()?;
+            }
+            let len = key.open_in_place(counter, &[], body)?;
+            self.recv_prev_key = Some(prev);
+            self.recv_key = key;
+            self.recv_epoch = epoch;
+            len
+        };
         self.window.mark(counter);
-        Ok(plain)
+        Ok(len)
     }
 
     #[doc(hidden)]
