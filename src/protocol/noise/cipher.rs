@@ -38,7 +38,8 @@ impl CipherKey {
     /// Encrypts `buf` in place and returns the tag: lets the transport build its frame with a
     /// single copy of the plaintext.
     pub fn seal_in_place(&self, n: u64, ad: &[u8], buf: &mut [u8]) -> Result<[u8; TAG_LEN], NoiseError> {
-        let tag = self.aead().encrypt_inout_detached(&nonce(n), ad, buf.into()).map_err(|_| NoiseError::Encrypt)?;
+        let tag =
+            self.aead().encrypt_inout_detached(&nonce(n), ad, buf.into()).map_err(|_| NoiseError::Encrypt)?;
         let mut out = [0u8; TAG_LEN];
         out.copy_from_slice(&tag);
         Ok(out)
