@@ -1,0 +1,130 @@
+//! Commands from the front-ends: send, verify, peers, rooms.
+
+use super::*;
+
+impl Client {
+    pub fn handle_command(&mut self, now: u64, cmd: ClientCommand) {
+        match cmd {
+            ClientCommand::Send { room, text, expires_in_s } => self.send_chat(now, room, text, expires_in_s),
+            ClientCommand::Verify { peer, verified } => match self.resolve(&peer) {
+                Some(key) if self.known.set_verified(&key, verified) => {
+                    self.out.push_back(ClientOutput::SaveKnownPeers(self.known.clone()));
+                    self.emit(ClientEvent::Verified { peer: key.fingerprint().to_string(), verified });
+                }
+                _ => self.emit(ClientEvent::error("unknown_peer", format!("no secure peer {peer}"))),
+            },
+            ClientCommand::AcknowledgeChange { peer } => match self.resolve(&peer) {
+                Some(key) => {
+                    self.known.acknowledge_change(&key);
+                    self.out.push_back(ClientOutput::SaveKnownPeers(self.known.clone()));
+                }
+                None => self.emit(ClientEvent::error("unknown_peer", format!("no peer {peer}"))),
+            },
+            ClientCommand::Peers => {
+                let peers = self.peer_summaries();
+                self.emit(ClientEvent::Peers { peers });
+            }
+            ClientCommand::Join { room } => {
+                if room.is_empty() || room.len() > MAX_ROOM {
+                    return self.emit(ClientEvent::error("bad_room", "room names are 1 to 64 bytes"));
+                }
+                if !self.config.rooms.contains(&room) {
+                    self.config.rooms.push(room.clone());
+                }
+                self.send_hub(&ClientToHub::Join { room });
+            }
+            ClientCommand::Leave { room } => {
+                self.config.rooms.retain(|r| r != &room);
+                self.joined.remove(&room);
+                self.send_hub(&ClientToHub::Leave { room: room.clone() });
+                let keys: Vec<_> = self.peers.keys().copied().collect();
+                for key in keys {
+                    self.remove_member(&room, key);
+                }
+            }
+            ClientCommand::Quit => {}
+        }
+    }
+
+    /// A fingerprint (or a unique display name) to a key.
+    pub(super) fn resolve(&self, who: &str) -> Option<IdentityKey> {
+        if let Some(fp) = Fingerprint::parse(who) {
+            if let Some(p) = self.peers.keys().find(|k| k.fingerprint() == fp) {
+                return Some(*p);
+            }
+            return self.known.find(&fp).map(|k| k.key);
+        }
+        let mut by_name = self.peers.values().filter(|p| p.name == who);
+        match (by_name.next(), by_name.next()) {
+            (Some(p), None) => Some(p.key),
+            _ => None,
+        }
+    }
+
+    pub fn peer_summaries(&self) -> Vec<PeerSummary> {
+        let mut v: Vec<_> = self
+            .peers
+            .values()
+            .filter(|p| !p.rooms.is_empty())
+            .map(|p| PeerSummary {
+                peer: p.key.fingerprint().to_string(),
+                name: p.name.clone(),
+                rooms: p.rooms.iter().cloned().collect(),
+                secure: p.session.as_ref().is_some_and(|s| s.is_established()),
+                verified: self.known.get(&p.key).is_some_and(|k| k.verified),
+                safety_number: safety_number(&self.me, &p.key),
+                pending: p.out.pending(),
+            })
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name).then(a.peer.cmp(&b.peer)));
+        v
+    }
+
+    pub(super) fn send_chat(&mut self, now: u64, room: String, text: String, expires_in_s: Option<u64>) {
+        if !self.joined.contains(&room) {
+            return self.emit(ClientEvent::error("not_in_room", format!("you have not joined {room:?}")));
+        }
+        if text.is_empty() || text.len() > MAX_TEXT {
+            return self.emit(ClientEvent::error("bad_text", format!("text must be 1 to {MAX_TEXT} bytes")));
+        }
+        let expires_at_ms = match expires_in_s {
+            Some(0) => return self.emit(ClientEvent::error("bad_expiry", "expires_in_s must be at least 1")),
+            Some(s) => Some(now.saturating_add(s.saturating_mul(1000))),
+            None => None,
+        };
+        let recipients: Vec<IdentityKey> =
+            self.peers.values().filter(|p| p.rooms.contains(&room)).map(|p| p.key).collect();
+        if let Some(full) = recipients.iter().find(|k| self.peers.get(k).is_some_and(|p| p.out.is_full())) {
+            let message = format!("too many undelivered messages for {}", full.fingerprint());
+            return self.emit(ClientEvent::error("outbox_full", message));
+        }
+        let mut id = [0u8; 16];
+        self.rng.fill_bytes(&mut id);
+        let msg = ChatMessage {
+            id: MessageId(id),
+            seq: 0,
+            room: room.clone(),
+            text: text.clone(),
+            sent_at_ms: now,
+            expires_at_ms,
+        };
+        self.store(StoredMessage {
+            id: msg.id,
+            room: room.clone(),
+            from: self.me,
+            text,
+            sent_at_ms: now,
+            expires_at_ms,
+        });
+        tracing::debug!(id = %msg.id, recipients = recipients.len(), bytes = msg.text.len(), "message queued");
+        self.emit(ClientEvent::Sent { id: msg.id.to_string(), room, recipients: recipients.len() });
+        for key in recipients {
+            let Some(peer) = self.peers.get_mut(&key) else { continue };
+            if peer.out.pending() == 0 {
+                peer.last_resend_ms = now;
+            }
+            let wire_msg = peer.out.push(msg.clone());
+            self.seal_and_relay(key, &wire_msg);
+        }
+    }
+}

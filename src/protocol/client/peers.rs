@@ -1,0 +1,265 @@
+//! Room members and their end-to-end sessions: handshakes, established sessions, and the chat
+//! traffic inside them.
+
+use super::*;
+
+impl Client {
+    pub(super) fn add_member(&mut self, now: u64, room: &str, m: MemberInfo) {
+        if m.key == self.me {
+            return;
+        }
+        let stream = self.stream;
+        let peer = self.peers.entry(m.key).or_insert_with(|| Peer {
+            key: m.key,
+            name: m.name.clone(),
+            rooms: BTreeSet::new(),
+            session: None,
+            next_attempt_ms: 0,
+            last_resend_ms: 0,
+            out: Outgoing::new(stream),
+            inc: Incoming::default(),
+        });
+        peer.name = m.name.clone();
+        let newly = peer.rooms.insert(room.to_string());
+        if newly && peer.session.is_none() && self.me > m.key {
+            // The lower key normally starts; we only step in if it has not after a grace period.
+            // (Deciding by keys alone would let a hub that lies about keys make both sides wait.)
+            peer.next_attempt_ms = peer.next_attempt_ms.max(now + INITIATOR_GRACE_MS);
+        }
+        if newly {
+            self.emit(ClientEvent::PeerJoined {
+                room: room.to_string(),
+                peer: m.key.fingerprint().to_string(),
+                name: m.name,
+            });
+        }
+        self.maybe_initiate(now, m.key);
+    }
+
+    pub(super) fn remove_member(&mut self, room: &str, key: IdentityKey) {
+        let Some(peer) = self.peers.get_mut(&key) else { return };
+        if !peer.rooms.remove(room) {
+            return;
+        }
+        let event = ClientEvent::PeerLeft {
+            room: room.to_string(),
+            peer: key.fingerprint().to_string(),
+            name: peer.name.clone(),
+        };
+        if peer.rooms.is_empty() {
+            peer.session = None;
+        }
+        self.emit(event);
+    }
+
+    /// Starts a handshake unless one is under way or we are backing off.
+    pub(super) fn maybe_initiate(&mut self, now: u64, key: IdentityKey) {
+        if !matches!(self.link, Link::Up(_)) {
+            return;
+        }
+        let Some(peer) = self.peers.get(&key) else { return };
+        if peer.rooms.is_empty() || peer.session.is_some() || now < peer.next_attempt_ms {
+            return;
+        }
+        match PeerSession::initiate(now, &self.identity, &mut self.rng) {
+            Ok((session, packet)) => {
+                if let Some(p) = self.peers.get_mut(&key) {
+                    p.session = Some(session);
+                }
+                self.relay(key, &packet);
+            }
+            Err(e) => tracing::warn!("cannot start session: {e}"),
+        }
+    }
+
+    pub(super) fn on_peer_packet(&mut self, now: u64, from: IdentityKey, packet: PeerPacket) {
+        let Some(peer) = self.peers.get_mut(&from) else {
+            tracing::debug!("packet from a non-member, ignored");
+            return;
+        };
+        if peer.rooms.is_empty() {
+            return;
+        }
+        match packet {
+            PeerPacket::Handshake { session, step: 0, noise } => {
+                // Both sides started at once: the lower session id wins, so the two sides agree
+                // without relying on the keys the hub announced.
+                if let Some(mine) = &peer.session
+                    && mine.is_initiator_waiting()
+                    && mine.id < session
+                {
+                    return;
+                }
+                let intro = peer.out.intro(&self.config.name);
+                match PeerSession::respond(now, &self.identity, &mut self.rng, session, &noise, &intro) {
+                    Ok((s, reply)) => {
+                        if let Some(p) = self.peers.get_mut(&from) {
+                            p.session = Some(s);
+                        }
+                        self.relay(from, &reply);
+                    }
+                    Err(e) => tracing::debug!("bad handshake from peer: {e}"),
+                }
+            }
+            PeerPacket::Handshake { session, step, noise } => {
+                let intro = peer.out.intro(&self.config.name);
+                let Some(s) = peer.session.as_mut() else { return };
+                match s.on_handshake(session, step, &noise, &from, &intro) {
+                    Ok(done) => {
+                        if let Some(reply) = &done.reply {
+                            self.relay(from, reply);
+                        }
+                        self.on_established(now, from, done.intro, done.sas);
+                    }
+                    Err(SessionError::StaleSession) => {}
+                    Err(e) => self.session_failed(now, from, e),
+                }
+            }
+            PeerPacket::Data { session, noise } => {
+                let result = match peer.session.as_mut() {
+                    Some(s) if s.id == session && s.is_established() => s.open(session, &noise),
+                    _ => Err(SessionError::StaleSession),
+                };
+                match result {
+                    Ok(msg) => self.on_peer_msg(now, from, msg),
+                    Err(SessionError::StaleSession) => {
+                        // They think a session exists that we do not hold: tell them to start over.
+                        self.relay(from, &PeerPacket::Reset { session });
+                    }
+                    Err(e) => self.session_failed(now, from, e),
+                }
+            }
+            PeerPacket::Reset { session } => {
+                if peer.session.as_ref().is_some_and(|s| s.id == session) {
+                    peer.session = None;
+                    self.maybe_initiate(now, from);
+                }
+            }
+        }
+    }
+
+    pub(super) fn session_failed(&mut self, now: u64, from: IdentityKey, e: SessionError) {
+        let Some(peer) = self.peers.get_mut(&from) else { return };
+        peer.session = None;
+        if let SessionError::KeyMismatch { expected, actual } = &e {
+            peer.next_attempt_ms = now + MISMATCH_BACKOFF_MS;
+            let message = format!(
+                "{} announced by the hub as {} authenticated as {}: the hub may be substituting keys",
+                peer.name,
+                expected.fingerprint(),
+                actual.fingerprint()
+            );
+            self.emit(ClientEvent::error("peer_key_mismatch", message));
+        } else {
+            peer.next_attempt_ms = now + 1_000;
+            tracing::debug!("session with {:?} failed: {e}", from);
+        }
+    }
+
+    pub(super) fn on_established(&mut self, now: u64, key: IdentityKey, mut intro: wire::Intro, sas: Sas) {
+        // The peer chose its own name; hold it to the rules the hub applies to names.
+        let hub_name = self.peers.get(&key).map(|p| p.name.clone()).unwrap_or_default();
+        intro.name = sanitize_name(&intro.name).unwrap_or(hub_name);
+        tracing::debug!(peer = %key.fingerprint(), "peer session established");
+        let sighting = self.known.sighted(key, &intro.name, now);
+        if let Sighting::IdentityChanged { old } = sighting {
+            self.emit(ClientEvent::IdentityChanged {
+                name: intro.name.clone(),
+                old: old.fingerprint().to_string(),
+                new: key.fingerprint().to_string(),
+            });
+        }
+        self.out.push_back(ClientOutput::SaveKnownPeers(self.known.clone()));
+        let verified = self.known.get(&key).is_some_and(|k| k.verified);
+        let Some(peer) = self.peers.get_mut(&key) else { return };
+        peer.inc.on_intro(&intro);
+        peer.name = intro.name.clone();
+        peer.last_resend_ms = now;
+        let resend = peer.out.resend();
+        self.emit(ClientEvent::PeerSecure {
+            peer: key.fingerprint().to_string(),
+            name: intro.name,
+            safety_number: safety_number(&self.me, &key),
+            sas: sas.emoji.join(" "),
+            sas_words: sas.words.join(" "),
+            sas_digits: sas.digits,
+            verified,
+        });
+        for msg in resend {
+            self.seal_and_relay(key, &msg);
+        }
+    }
+
+    pub(super) fn seal_and_relay(&mut self, to: IdentityKey, msg: &PeerMsg) {
+        let Some(peer) = self.peers.get_mut(&to) else { return };
+        let Some(s) = peer.session.as_mut().filter(|s| s.is_established()) else { return };
+        match s.seal(msg) {
+            Ok(packet) => self.relay(to, &packet),
+            Err(e) => {
+                tracing::warn!("cannot seal for peer: {e}");
+                peer.session = None;
+            }
+        }
+    }
+
+    pub(super) fn on_peer_msg(&mut self, now: u64, from: IdentityKey, msg: PeerMsg) {
+        let Some(peer) = self.peers.get_mut(&from) else { return };
+        if let PeerMsg::Ack { stream, next } = msg {
+            let before = peer.out.pending();
+            let delivered = peer.out.ack(stream, next);
+            if peer.out.pending() < before {
+                peer.last_resend_ms = now;
+            }
+            for id in delivered {
+                self.emit(ClientEvent::Delivered { id: id.to_string(), to: from.fingerprint().to_string() });
+            }
+            return;
+        }
+        // A message we will never show still takes its place in the sequence, so a bad one
+        // cannot stall the sender's stream.
+        let msg = match msg {
+            PeerMsg::Chat(m) if m.text.len() > MAX_TEXT || m.room.len() > MAX_ROOM => {
+                tracing::warn!(peer = %from.fingerprint(), "oversized message dropped");
+                PeerMsg::Skip { seq: m.seq, id: m.id }
+            }
+            other => other,
+        };
+        let received = peer.inc.receive(msg);
+        let name = peer.name.clone();
+        let rooms = peer.rooms.clone();
+        if let Some(ack) = received.ack {
+            self.seal_and_relay(from, &ack);
+        }
+        for m in received.deliver {
+            // Only rooms we are in and the sender is in, and nothing already expired.
+            let in_room = self.joined.contains(&m.room) && rooms.contains(&m.room);
+            if m.expires_at_ms.is_some_and(|t| t <= now) || !in_room {
+                continue;
+            }
+            self.store(StoredMessage {
+                id: m.id,
+                room: m.room.clone(),
+                from,
+                text: m.text.clone(),
+                sent_at_ms: m.sent_at_ms,
+                expires_at_ms: m.expires_at_ms,
+            });
+            self.emit(ClientEvent::Message {
+                id: m.id.to_string(),
+                room: m.room,
+                from: from.fingerprint().to_string(),
+                name: name.clone(),
+                text: m.text,
+                sent_at: m.sent_at_ms,
+                expires_at: m.expires_at_ms,
+            });
+        }
+    }
+
+    pub(super) fn store(&mut self, m: StoredMessage) {
+        if let Some(t) = m.expires_at_ms {
+            self.expiries.insert((t, m.id));
+        }
+        self.messages.insert(m.id, m);
+    }
+}
