@@ -223,8 +223,10 @@ impl Hub {
                 }
             }
             Phase::AwaitAuth(t) | Phase::Member(t) => {
+                // The first message carries the password: the plaintext is wiped after decoding.
                 let msg = t
                     .decrypt(frame)
+                    .map(Zeroizing::new)
                     .map_err(|e| e.to_string())
                     .and_then(|plain| wire::decode::<ClientToHub>(&plain).map_err(|e| e.to_string()));
                 match msg {

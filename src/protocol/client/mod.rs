@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::RngCore;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 mod commands;
 mod peers;
@@ -275,11 +275,14 @@ impl Client {
         match hs.into_transport() {
             Ok(t) => {
                 self.link = Link::Authenticating(Box::new(t));
-                let auth = ClientToHub::Auth {
+                let mut auth = ClientToHub::Auth {
                     password: self.config.password.to_string(),
                     name: self.config.name.clone(),
                 };
                 self.send_hub(&auth);
+                if let ClientToHub::Auth { password, .. } = &mut auth {
+                    password.zeroize();
+                }
             }
             Err(e) => self.fail_link(&format!("hub handshake: {e}"), false),
         }
@@ -373,7 +376,9 @@ impl Client {
 
     fn send_hub(&mut self, msg: &ClientToHub) {
         let (Link::Up(t) | Link::Authenticating(t)) = &mut self.link else { return };
-        match t.encrypt(&wire::encode(msg)) {
+        // The plaintext may hold the password: wipe it once it is encrypted.
+        let plain = Zeroizing::new(wire::encode(msg));
+        match t.encrypt(&plain) {
             Ok(frame) => self.out.push_back(ClientOutput::ToHub(frame)),
             Err(e) => self.fail_link(&format!("encrypt: {e}"), false),
         }
