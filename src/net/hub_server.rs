@@ -23,6 +23,14 @@ const WRITE_QUEUE: usize = 1024;
 /// Events from all connections to the hub task.
 const EVENT_QUEUE: usize = 8192;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
+/// Longest a flush to one client may take before the connection is given up.
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn timeout_io(f: impl std::future::Future<Output = std::io::Result<()>>) -> std::io::Result<()> {
+    tokio::time::timeout(WRITE_TIMEOUT, f)
+        .await
+        .unwrap_or_else(|_| Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "write timed out")))
+}
 
 #[derive(Debug, Clone)]
 pub struct HubOptions {
@@ -192,20 +200,21 @@ async fn accept_loop(listener: TcpListener, ev_tx: mpsc::Sender<ConnEvent>) {
         let (wtx, mut wrx) = mpsc::channel::<Bytes>(WRITE_QUEUE);
         tokio::spawn(async move {
             let mut sink = FramedWrite::new(wr, framing::codec());
-            while let Some(frame) = wrx.recv().await {
-                if sink.feed(frame).await.is_err() {
-                    return;
-                }
-                while let Ok(more) = wrx.try_recv() {
-                    if sink.feed(more).await.is_err() {
-                        return;
+            // A client that stops reading must not pin this task, its socket and its queue
+            // forever: every write gets a deadline.
+            let write = async {
+                while let Some(frame) = wrx.recv().await {
+                    timeout_io(sink.feed(frame)).await?;
+                    while let Ok(more) = wrx.try_recv() {
+                        timeout_io(sink.feed(more)).await?;
                     }
+                    timeout_io(SinkExt::<Bytes>::flush(&mut sink)).await?;
                 }
-                if SinkExt::<Bytes>::flush(&mut sink).await.is_err() {
-                    return;
-                }
+                timeout_io(SinkExt::<Bytes>::close(&mut sink)).await
+            };
+            if let Err(e) = write.await {
+                tracing::debug!(id, "writer stopped: {e}");
             }
-            let _ = SinkExt::<Bytes>::close(&mut sink).await;
         });
         let reader_tx = ev_tx.clone();
         let reader = async move {

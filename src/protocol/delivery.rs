@@ -159,11 +159,11 @@ impl Incoming {
             PeerMsg::Ack { .. } => return Received::default(),
         };
         let mut out = Received::default();
-        if seq >= self.next && seq < self.next + MAX_REORDER {
+        if seq >= self.next && seq < self.next.saturating_add(MAX_REORDER) {
             self.early.entry(seq).or_insert(msg);
         }
         while let Some(msg) = self.early.remove(&self.next) {
-            self.next += 1;
+            self.next = self.next.saturating_add(1);
             if let PeerMsg::Chat(m) = msg {
                 if self.remember(m.id) {
                     out.deliver.push(m);
@@ -279,6 +279,18 @@ mod tests {
         let got: Vec<_> = tx.resend().into_iter().flat_map(|m| texts(&rx.receive(m))).collect();
         assert_eq!(got, ["m1"]);
         assert!(matches!(tx.resend()[0], PeerMsg::Skip { .. }));
+    }
+
+    #[test]
+    fn hostile_sequence_numbers_do_not_overflow() {
+        let mut rx = Incoming::default();
+        rx.on_intro(&Intro { name: "m".into(), stream: 1, first_unacked: u64::MAX - 1 });
+        let mut m = chat(0, None);
+        m.seq = u64::MAX - 1;
+        assert_eq!(texts(&rx.receive(PeerMsg::Chat(m.clone()))), ["m0"]);
+        m.seq = u64::MAX;
+        m.id = MessageId([1; 16]);
+        rx.receive(PeerMsg::Chat(m));
     }
 
     #[test]

@@ -32,6 +32,10 @@ pub const IDLE_TIMEOUT_MS: u64 = 90_000;
 /// Failed authentications allowed per address per window before it is refused outright.
 pub const MAX_AUTH_FAILURES: u32 = 5;
 pub const AUTH_FAILURE_WINDOW_MS: u64 = 60_000;
+/// Connections from one address still handshaking or authenticating.
+pub const MAX_PENDING_PER_ADDR: usize = 256;
+/// Kith is for groups who know each other; this also keeps the member list in one frame.
+pub const MAX_ROOM_MEMBERS: usize = 256;
 
 #[derive(Debug, Clone)]
 pub struct HubConfig {
@@ -73,7 +77,6 @@ struct Conn {
     key: Option<IdentityKey>,
     name: String,
     rooms: BTreeSet<String>,
-    limited: bool,
 }
 
 struct FailureWindow {
@@ -166,9 +169,14 @@ impl Hub {
     }
 
     pub fn handle_connect(&mut self, now: u64, conn: ConnId, addr: IpAddr) {
-        // A limited address still gets its handshake, so it can be told why it is refused; its
-        // password is then not even looked at.
-        let limited = self.is_rate_limited(now, addr);
+        // Unauthenticated connections cost a handshake and a slot for AUTH_TIMEOUT_MS: cap them
+        // per address so one host cannot fill the hub.
+        let pending =
+            self.conns.values().filter(|c| c.addr == addr && !matches!(c.phase, Phase::Member(_))).count();
+        if pending >= MAX_PENDING_PER_ADDR {
+            self.out.push_back(HubOutput::Close { conn, reason: CloseReason::RateLimited });
+            return;
+        }
         let e = Keypair::generate(&mut self.rng);
         let hs = Handshake::new(Role::Responder, &self.keypair, e, PROLOGUE);
         self.conns.insert(
@@ -180,7 +188,6 @@ impl Hub {
                 key: None,
                 name: String::new(),
                 rooms: BTreeSet::new(),
-                limited,
             },
         );
     }
@@ -212,7 +219,8 @@ impl Hub {
                             return;
                         };
                         match hs.into_transport() {
-                            Ok(t) => {
+                            Ok(mut t) => {
+                                t.set_strict_order(true);
                                 c.key = Some(IdentityKey::from(t.remote_static()));
                                 c.phase = Phase::AwaitAuth(Box::new(t));
                             }
@@ -265,7 +273,10 @@ impl Hub {
             return;
         };
         let addr = c.addr;
-        if c.limited {
+        // Checked at the moment of the attempt, so parallel connections opened before the
+        // first failure do not each get a free guess. A limited address still gets its
+        // handshake, so it can be told why it is refused; its password is not looked at.
+        if self.is_rate_limited(now, addr) {
             self.send(conn, &HubToClient::AuthFailed { reason: AuthFailure::RateLimited });
             self.close(conn, CloseReason::RateLimited);
             return;
@@ -320,6 +331,11 @@ impl Hub {
         };
         let members_conns = self.rooms.get(&room).cloned().unwrap_or_default();
         if members_conns.contains(&conn) {
+            return;
+        }
+        if members_conns.len() >= MAX_ROOM_MEMBERS {
+            let message = format!("{room:?} already has {MAX_ROOM_MEMBERS} members");
+            self.send(conn, &HubToClient::Error { code: "room_full".into(), message });
             return;
         }
         let members: Vec<MemberInfo> = members_conns

@@ -56,9 +56,11 @@ impl KnownPeers {
     /// Records an authenticated identity with the name it uses.
     pub fn sighted(&mut self, key: IdentityKey, name: &str, now_ms: u64) -> Sighting {
         let bound = self.names.get(name).copied();
+        // Only a key we have never seen can be an identity change: a known key taking its name
+        // back (after someone else used it) is still that known peer, and keeps its verification.
         let result = match bound {
-            Some(old) if old != key => Sighting::IdentityChanged { old },
             _ if self.peers.contains_key(&key.to_hex()) => Sighting::Known,
+            Some(old) if old != key => Sighting::IdentityChanged { old },
             _ => Sighting::New,
         };
         self.names.insert(name.to_string(), key);
@@ -122,8 +124,10 @@ mod tests {
         assert_eq!(k.sighted(a2, "alice", 3), Sighting::IdentityChanged { old: a });
         assert!(!k.get(&a2).unwrap().verified);
         assert_eq!(k.get(&a2).unwrap().replaced, Some(a));
-        // The old key coming back under the name is a change again.
-        assert_eq!(k.sighted(a, "alice", 4), Sighting::IdentityChanged { old: a2 });
+        // The old key coming back under the name is the known peer again, still verified:
+        // someone else using a verified friend's name must not strip the verification.
+        assert_eq!(k.sighted(a, "alice", 4), Sighting::Known);
+        assert!(k.get(&a).unwrap().verified);
     }
 
     #[test]

@@ -45,10 +45,17 @@ pub fn sanitize_name(name: &str) -> Option<String> {
 }
 
 pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
-    let mut out = vec![WIRE_VERSION];
-    // postcard only fails on writer errors, and a Vec never fails to grow.
-    out.extend_from_slice(&postcard::to_allocvec(msg).unwrap_or_default());
-    out
+    encode_with_capacity(msg, 64)
+}
+
+/// Encodes into one buffer of `capacity` bytes, written in place: when it is large enough the
+/// bytes (a password, say) never sit in a second, unwiped allocation.
+pub fn encode_with_capacity<T: Serialize>(msg: &T, capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(capacity);
+    out.push(WIRE_VERSION);
+    // postcard only fails on writer errors, and a Vec never fails to grow; an empty result
+    // would be refused by every decoder rather than misread.
+    postcard::to_extend(msg, out).unwrap_or_default()
 }
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {

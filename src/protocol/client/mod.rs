@@ -23,6 +23,8 @@ use super::wire::{
     MessageId, PeerMsg, PeerPacket, sanitize_name,
 };
 
+/// The hub has this long to finish the handshake and answer the password.
+pub const LINK_SETUP_TIMEOUT_MS: u64 = 15_000;
 /// Keep-alive towards the hub (its idle timeout is longer).
 pub const PING_INTERVAL_MS: u64 = 30_000;
 /// Unacknowledged messages on an established session are sent again after this long.
@@ -104,6 +106,8 @@ pub struct Client {
     expiries: BTreeSet<(u64, MessageId)>,
     out: VecDeque<ClientOutput>,
     next_ping_ms: u64,
+    /// The link is given up if nothing arrives from the hub by then (pings keep it moving).
+    link_deadline_ms: u64,
     was_ready: bool,
 }
 
@@ -125,6 +129,7 @@ impl Client {
             expiries: BTreeSet::new(),
             out: VecDeque::new(),
             next_ping_ms: u64::MAX,
+            link_deadline_ms: u64::MAX,
             was_ready: false,
         }
     }
@@ -159,6 +164,9 @@ impl Client {
     pub fn poll_timeout(&self) -> Option<u64> {
         let mut t = self.expiries.iter().next().map(|(t, _)| *t);
         let mut consider = |x: u64| t = Some(t.map_or(x, |t| t.min(x)));
+        if !matches!(self.link, Link::Down) {
+            consider(self.link_deadline_ms);
+        }
         if matches!(self.link, Link::Up(_)) {
             consider(self.next_ping_ms);
             for p in self.peers.values().filter(|p| !p.rooms.is_empty()) {
@@ -181,7 +189,8 @@ impl Client {
 
     // ---- hub link -------------------------------------------------------------------------
 
-    pub fn handle_hub_connected(&mut self, _now: u64) {
+    pub fn handle_hub_connected(&mut self, now: u64) {
+        self.link_deadline_ms = now + LINK_SETUP_TIMEOUT_MS;
         let e = Keypair::generate(&mut self.rng);
         let mut hs = Handshake::new(Role::Initiator, &self.identity, e, HUB_PROLOGUE);
         let hello = ClientHello { app: format!("kith/{}", env!("CARGO_PKG_VERSION")) };
@@ -198,6 +207,10 @@ impl Client {
         if matches!(self.link, Link::Down) {
             return;
         }
+        self.mark_down(reason);
+    }
+
+    fn mark_down(&mut self, reason: &str) {
         self.link = Link::Down;
         // Sessions run through the hub; they die with the link. Room membership is kept as
         // last known, so messages sent meanwhile queue in outboxes; `Joined` resyncs it.
@@ -209,6 +222,9 @@ impl Client {
 
     pub fn handle_hub_frame(&mut self, now: u64, frame: &[u8]) {
         tracing::trace!(len = frame.len(), "hub frame");
+        if matches!(self.link, Link::Up(_)) {
+            self.link_deadline_ms = now + 2 * PING_INTERVAL_MS;
+        }
         match std::mem::replace(&mut self.link, Link::Down) {
             Link::Down => {}
             Link::Handshaking(hs) => self.on_hub_handshake(hs, frame),
@@ -273,7 +289,8 @@ impl Client {
         };
         self.out.push_back(ClientOutput::ToHub(frame));
         match hs.into_transport() {
-            Ok(t) => {
+            Ok(mut t) => {
+                t.set_strict_order(true);
                 self.link = Link::Authenticating(Box::new(t));
                 let mut auth = ClientToHub::Auth {
                     password: self.config.password.to_string(),
@@ -289,6 +306,7 @@ impl Client {
     }
 
     fn on_authenticated(&mut self, now: u64, hub_name: String) {
+        self.link_deadline_ms = now + 2 * PING_INTERVAL_MS;
         tracing::info!(hub = %hub_name, "authenticated to the hub");
         self.next_ping_ms = now + PING_INTERVAL_MS;
         if self.was_ready {
@@ -369,15 +387,21 @@ impl Client {
 
     fn fail_link(&mut self, why: &str, fatal: bool) {
         tracing::warn!("hub link failed: {why}");
-        self.link = Link::Down;
         self.emit(ClientEvent::error("hub_protocol", why.to_string()));
+        // The link may already read `Down` (a frame handler took it out): mark it down
+        // regardless, so sessions end and the front-end hears about it.
+        self.mark_down(why);
         self.out.push_back(ClientOutput::CloseHub { fatal });
     }
 
     fn send_hub(&mut self, msg: &ClientToHub) {
         let (Link::Up(t) | Link::Authenticating(t)) = &mut self.link else { return };
-        // The plaintext may hold the password: wipe it once it is encrypted.
-        let plain = Zeroizing::new(wire::encode(msg));
+        // The plaintext may hold the password: sized so it is written once, wiped once sent.
+        let capacity = match msg {
+            ClientToHub::Auth { password, name } => 16 + password.len() + name.len(),
+            _ => 64,
+        };
+        let plain = Zeroizing::new(wire::encode_with_capacity(msg, capacity));
         match t.encrypt(&plain) {
             Ok(frame) => self.out.push_back(ClientOutput::ToHub(frame)),
             Err(e) => self.fail_link(&format!("encrypt: {e}"), false),
@@ -398,6 +422,14 @@ impl Client {
             if self.messages.remove(&id).is_some() {
                 self.emit(ClientEvent::Expired { id: id.to_string() });
             }
+        }
+        if !matches!(self.link, Link::Down) && now >= self.link_deadline_ms {
+            let why = if self.is_ready() {
+                "the hub stopped answering"
+            } else {
+                "the hub did not complete the handshake"
+            };
+            return self.fail_link(why, false);
         }
         if !matches!(self.link, Link::Up(_)) {
             return;

@@ -35,6 +35,8 @@ pub enum NoiseError {
     NonceExhausted,
     #[error("replayed or too old message")]
     Replay,
+    #[error("message out of order on an ordered stream")]
+    OutOfOrder,
     #[error("handshake message out of turn")]
     OutOfTurn,
     #[error("handshake not finished")]

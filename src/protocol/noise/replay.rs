@@ -17,6 +17,11 @@ impl Default for ReplayWindow {
 }
 
 impl ReplayWindow {
+    /// One past the highest counter accepted so far.
+    pub fn next_expected(&self) -> u64 {
+        self.next
+    }
+
     /// False for a counter already seen or too old to tell.
     pub fn may_accept(&self, counter: u64) -> bool {
         if counter >= self.next {

@@ -131,3 +131,26 @@ fn secrets_are_redacted_in_debug() {
     assert!(!shown.contains("4242"), "{shown}");
     assert!(shown.contains("redacted"));
 }
+
+#[test]
+fn strict_order_refuses_gaps_and_swaps() {
+    let (i, r, _, _) = pair(10);
+    let (mut ti, mut tr) = complete(i, r);
+    tr.set_strict_order(true);
+    let m: Vec<_> = (0..3u8).map(|n| ti.encrypt(&[n]).unwrap()).collect();
+    assert_eq!(tr.decrypt(&m[1]), Err(NoiseError::OutOfOrder));
+    assert_eq!(tr.decrypt(&m[0]).unwrap(), [0]);
+    assert_eq!(tr.decrypt(&m[2]), Err(NoiseError::OutOfOrder));
+    assert_eq!(tr.decrypt(&m[1]).unwrap(), [1]);
+    assert_eq!(tr.decrypt(&m[2]).unwrap(), [2]);
+}
+
+#[test]
+fn oversized_plaintext_is_refused() {
+    let (i, r, _, _) = pair(11);
+    let (mut ti, mut tr) = complete(i, r);
+    assert_eq!(ti.encrypt(&vec![0; MAX_PLAINTEXT_LEN + 1]), Err(NoiseError::TooLong));
+    let max = ti.encrypt(&vec![0; MAX_PLAINTEXT_LEN]).unwrap();
+    assert_eq!(max.len(), MAX_MESSAGE_LEN);
+    assert_eq!(tr.decrypt(&max).unwrap().len(), MAX_PLAINTEXT_LEN);
+}

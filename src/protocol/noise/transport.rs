@@ -33,6 +33,8 @@ pub struct Transport {
     recv_prev_key: Option<CipherKey>,
     window: ReplayWindow,
     rekey_interval: u64,
+    /// Over a stream (TCP), every message must be the next one: nothing dropped or reordered.
+    strict_order: bool,
     handshake_hash: [u8; 32],
     remote_static: PublicKey,
 }
@@ -48,6 +50,7 @@ impl Transport {
             recv_prev_key: None,
             window: ReplayWindow::default(),
             rekey_interval: DEFAULT_REKEY_INTERVAL,
+            strict_order: false,
             handshake_hash: h,
             remote_static: remote,
         }
@@ -56,6 +59,12 @@ impl Transport {
     /// Both sides must use the same interval.
     pub fn set_rekey_interval(&mut self, interval: u64) {
         self.rekey_interval = interval.max(1);
+    }
+
+    /// For sessions carried on an ordered stream: refuse any message that is not exactly the
+    /// next one, so an attacker on the path cannot drop or swap messages unnoticed.
+    pub fn set_strict_order(&mut self, strict: bool) {
+        self.strict_order = strict;
     }
 
     pub fn handshake_hash(&self) -> &[u8; 32] {
@@ -72,6 +81,9 @@ impl Transport {
     }
 
     pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<Vec<u8>, NoiseError> {
+        if plaintext.len() > super::MAX_PLAINTEXT_LEN {
+            return Err(NoiseError::TooLong);
+        }
         // u64::MAX is the reserved rekey nonce; stop one before it.
         if self.next_counter >= u64::MAX - 1 {
             return Err(NoiseError::NonceExhausted);
@@ -121,6 +133,9 @@ impl Transport {
         }
         if !self.window.may_accept(counter) {
             return Err(NoiseError::Replay);
+        }
+        if self.strict_order && counter != self.window.next_expected() {
+            return Err(NoiseError::OutOfOrder);
         }
         Ok(counter)
     }

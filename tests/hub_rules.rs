@@ -1,0 +1,93 @@
+//! Hub rules driven directly through the sans-IO hub and client cores.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use kith::protocol::client::{Client, ClientConfig, ClientOutput};
+use kith::protocol::events::ClientEvent;
+use kith::protocol::hub::{Hub, HubConfig, HubOutput, MAX_AUTH_FAILURES};
+use kith::protocol::noise::Keypair;
+use kith::protocol::trust::KnownPeers;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use zeroize::Zeroizing;
+
+fn client(seed: u64, password: &str) -> Client {
+    let config = ClientConfig {
+        name: format!("c{seed}"),
+        password: Zeroizing::new(password.into()),
+        rooms: vec!["general".into()],
+        hub_label: "h".into(),
+        hub_pin: None,
+        accept_changed_hub_key: false,
+    };
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    Client::new(config, Keypair::generate(&mut rng), KnownPeers::default(), rng)
+}
+
+fn frames_to_hub(c: &mut Client) -> Vec<Vec<u8>> {
+    let mut v = Vec::new();
+    while let Some(out) = c.poll_output() {
+        if let ClientOutput::ToHub(f) = out {
+            v.push(f);
+        }
+    }
+    v
+}
+
+fn error_codes(c: &mut Client) -> Vec<String> {
+    let mut v = Vec::new();
+    while let Some(out) = c.poll_output() {
+        if let ClientOutput::Event(ClientEvent::Error { code, .. }) = out {
+            v.push(code);
+        }
+    }
+    v
+}
+
+#[test]
+fn parallel_guesses_do_not_escape_the_rate_limit() {
+    let config = HubConfig {
+        name: "h".into(),
+        password: Zeroizing::new("right".into()),
+        rooms: vec!["general".into()],
+    };
+    let mut hub = Hub::new(config, Keypair::from_secret_bytes([3; 32]), ChaCha20Rng::seed_from_u64(9));
+    let addr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
+    let n = MAX_AUTH_FAILURES as usize + 3;
+    let mut clients: Vec<Client> = (0..n as u64).map(|i| client(i, "wrong")).collect();
+    // Every connection finishes its handshake before any password is checked.
+    let mut held_auth = Vec::new();
+    for (i, c) in clients.iter_mut().enumerate() {
+        let conn = i as u64 + 1;
+        hub.handle_connect(0, conn, addr);
+        c.handle_hub_connected(0);
+        for f in frames_to_hub(c) {
+            hub.handle_frame(0, conn, &f);
+        }
+        while let Some(HubOutput::Send { frame, .. }) = hub.poll_output() {
+            c.handle_hub_frame(0, &frame);
+        }
+        let mut out = frames_to_hub(c);
+        let auth = out.pop().expect("auth frame");
+        for f in out {
+            hub.handle_frame(0, conn, &f);
+        }
+        held_auth.push((conn, auth));
+    }
+    for (conn, auth) in held_auth {
+        hub.handle_frame(1, conn, &auth);
+    }
+    let mut replies: Vec<(u64, Vec<u8>)> = Vec::new();
+    while let Some(out) = hub.poll_output() {
+        if let HubOutput::Send { conn, frame } = out {
+            replies.push((conn, frame));
+        }
+    }
+    for (conn, frame) in replies {
+        clients[conn as usize - 1].handle_hub_frame(2, &frame);
+    }
+    let codes: Vec<String> = clients.iter_mut().flat_map(error_codes).collect();
+    let failed = codes.iter().filter(|c| *c == "auth_failed").count();
+    let limited = codes.iter().filter(|c| *c == "rate_limited").count();
+    assert_eq!((failed, limited), (MAX_AUTH_FAILURES as usize, 3), "{codes:?}");
+}
