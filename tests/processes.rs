@@ -286,3 +286,33 @@ fn a_server_that_hangs_up_before_authentication_is_fatal() {
     assert_ne!(p.wait_exit(), 0);
     assert_eq!(p.log.last().unwrap()["code"], "hub_refused", "{:#?}", p.log);
 }
+
+#[test]
+fn a_large_backlog_reaches_a_returning_peer_without_flooding_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub_profile = dir.path().join("hub");
+    let hub = HubProc::start(&hub_profile, PW, &[]);
+    let addr = hub.addr.clone();
+    let (mut a, mut b) = secure_pair(dir.path(), &addr, PW);
+    drop(hub);
+    a.wait_event("disconnected");
+    b.wait_event("disconnected");
+    // More than the hub queues towards one client: only the send window may be in flight.
+    const N: usize = 3000;
+    let mut batch = String::new();
+    for i in 0..N {
+        batch
+            .push_str(&json!({"cmd": "send", "room": "general", "text": format!("backlog {i}")}).to_string());
+        batch.push('\n');
+    }
+    a.send_raw(batch.trim_end());
+    a.collect(N, |e| e["event"] == "sent");
+    let _hub = HubProc::start_on(&hub_profile, &addr, PW, &[]);
+    let got = b.collect(N, |e| e["event"] == "message");
+    let texts: Vec<&str> = got.iter().map(|e| e["text"].as_str().unwrap()).collect();
+    let expected: Vec<String> = (0..N).map(|i| format!("backlog {i}")).collect();
+    assert_eq!(texts, expected);
+    a.collect(N, |e| e["event"] == "delivered");
+    let drops = b.log.iter().filter(|e| e["event"] == "disconnected").count();
+    assert_eq!(drops, 1, "bob was dropped as a slow reader: {drops} disconnections");
+}

@@ -29,12 +29,14 @@ enum Queued {
 pub struct Outgoing {
     stream: u64,
     next_seq: u64,
+    /// First sequence number not yet transmitted in the current session.
+    next_to_send: u64,
     outbox: BTreeMap<u64, Queued>,
 }
 
 impl Outgoing {
     pub fn new(stream: u64) -> Self {
-        Self { stream, next_seq: 0, outbox: BTreeMap::new() }
+        Self { stream, next_seq: 0, next_to_send: 0, outbox: BTreeMap::new() }
     }
 
     pub fn is_full(&self) -> bool {
@@ -42,37 +44,47 @@ impl Outgoing {
     }
 
     pub fn intro(&self, name: &str) -> Intro {
-        Intro {
-            name: name.to_string(),
-            stream: self.stream,
-            first_unacked: self.outbox.keys().next().copied().unwrap_or(self.next_seq),
-        }
+        Intro { name: name.to_string(), stream: self.stream, first_unacked: self.first_unacked() }
     }
 
-    /// Queues a message and returns it with its sequence number filled in.
-    pub fn push(&mut self, mut msg: ChatMessage) -> PeerMsg {
+    fn first_unacked(&self) -> u64 {
+        self.outbox.keys().next().copied().unwrap_or(self.next_seq)
+    }
+
+    /// Queues a message; [`Outgoing::take_sendable`] says when it may go out.
+    pub fn push(&mut self, mut msg: ChatMessage) {
         msg.seq = self.next_seq;
         self.next_seq += 1;
-        self.outbox.insert(msg.seq, Queued::Chat(msg.clone()));
-        PeerMsg::Chat(msg)
+        self.outbox.insert(msg.seq, Queued::Chat(msg));
     }
 
-    /// Everything still unacknowledged, in order, for a new session.
+    /// A new session: everything unacknowledged must be transmitted again.
+    pub fn begin_session(&mut self) {
+        self.next_to_send = self.first_unacked();
+    }
+
+    /// Messages to transmit now: not yet sent in this session, and at most `window` past the
+    /// oldest unacknowledged one, so a burst (or a reconnect with a full outbox) never floods
+    /// the hub's queue towards a slow reader. Acks open the window again.
+    pub fn take_sendable(&mut self, window: u64) -> Vec<PeerMsg> {
+        let limit = self.first_unacked().saturating_add(window).min(self.next_seq);
+        if self.next_to_send >= limit {
+            return Vec::new();
+        }
+        let out = self.outbox.range(self.next_to_send..limit).map(|(seq, q)| to_msg(*seq, q)).collect();
+        self.next_to_send = limit;
+        out
+    }
+
+    /// The oldest `limit` messages sent but not acknowledged: what a retransmission timer
+    /// sends, since the receiver buffers what follows a gap and only the gap holds it up.
+    pub fn resend_in_flight(&self, limit: usize) -> Vec<PeerMsg> {
+        self.outbox.range(..self.next_to_send).take(limit).map(|(seq, q)| to_msg(*seq, q)).collect()
+    }
+
+    /// Everything still unacknowledged, in order.
     pub fn resend(&self) -> Vec<PeerMsg> {
-        self.resend_head(usize::MAX)
-    }
-
-    /// The oldest `limit` unacknowledged messages: what a retransmission timer sends, since
-    /// the receiver buffers what follows a gap and only the gap holds it up.
-    pub fn resend_head(&self, limit: usize) -> Vec<PeerMsg> {
-        self.outbox
-            .iter()
-            .take(limit)
-            .map(|(seq, q)| match q {
-                Queued::Chat(m) => PeerMsg::Chat(m.clone()),
-                Queued::Skip(id) => PeerMsg::Skip { seq: *seq, id: *id },
-            })
-            .collect()
+        self.outbox.iter().map(|(seq, q)| to_msg(*seq, q)).collect()
     }
 
     /// Applies a cumulative ack; returns the ids now known delivered.
@@ -114,6 +126,13 @@ impl Outgoing {
 
     pub fn pending(&self) -> usize {
         self.outbox.len()
+    }
+}
+
+fn to_msg(seq: u64, q: &Queued) -> PeerMsg {
+    match q {
+        Queued::Chat(m) => PeerMsg::Chat(m.clone()),
+        Queued::Skip(id) => PeerMsg::Skip { seq, id: *id },
     }
 }
 
@@ -206,6 +225,12 @@ mod tests {
         }
     }
 
+    /// Queues and transmits one message.
+    fn sent(tx: &mut Outgoing, m: ChatMessage) -> PeerMsg {
+        tx.push(m);
+        tx.take_sendable(u64::MAX).pop().unwrap()
+    }
+
     fn texts(r: &Received) -> Vec<String> {
         r.deliver.iter().map(|m| m.text.clone()).collect()
     }
@@ -215,7 +240,7 @@ mod tests {
         let mut tx = Outgoing::new(7);
         let mut rx = Incoming::default();
         rx.on_intro(&tx.intro("a"));
-        let msgs: Vec<_> = (0..4).map(|n| tx.push(chat(n, None))).collect();
+        let msgs: Vec<_> = (0..4).map(|n| sent(&mut tx, chat(n, None))).collect();
         assert!(texts(&rx.receive(msgs[1].clone())).is_empty());
         assert_eq!(texts(&rx.receive(msgs[0].clone())), ["m0", "m1"]);
         assert!(texts(&rx.receive(msgs[0].clone())).is_empty());
@@ -233,7 +258,7 @@ mod tests {
         let mut tx = Outgoing::new(1);
         let mut rx = Incoming::default();
         rx.on_intro(&tx.intro("a"));
-        let m0 = tx.push(chat(0, None));
+        let m0 = sent(&mut tx, chat(0, None));
         tx.push(chat(1, None));
         assert_eq!(texts(&rx.receive(m0)), ["m0"]);
         // The ack got lost; a new session resends everything unacked.
@@ -261,11 +286,11 @@ mod tests {
         let mut tx = Outgoing::new(1);
         rx.on_intro(&tx.intro("a"));
         for n in 0..3 {
-            rx.receive(tx.push(chat(n, None)));
+            rx.receive(sent(&mut tx, chat(n, None)));
         }
         let mut tx2 = Outgoing::new(2);
         rx.on_intro(&tx2.intro("a"));
-        assert_eq!(texts(&rx.receive(tx2.push(chat(9, None)))), ["m9"]);
+        assert_eq!(texts(&rx.receive(sent(&mut tx2, chat(9, None)))), ["m9"]);
     }
 
     #[test]
@@ -291,6 +316,22 @@ mod tests {
         m.seq = u64::MAX;
         m.id = MessageId([1; 16]);
         rx.receive(PeerMsg::Chat(m));
+    }
+
+    #[test]
+    fn window_limits_what_is_in_flight() {
+        let mut tx = Outgoing::new(1);
+        for n in 0..10 {
+            tx.push(chat(n, None));
+        }
+        tx.begin_session();
+        assert_eq!(tx.take_sendable(4).len(), 4);
+        assert!(tx.take_sendable(4).is_empty(), "window full");
+        assert_eq!(tx.resend_in_flight(100).len(), 4);
+        tx.ack(1, 2);
+        assert_eq!(tx.take_sendable(4).len(), 2, "two acked, two more may go");
+        tx.begin_session();
+        assert_eq!(tx.take_sendable(100).len(), 8, "a new session sends all unacked again");
     }
 
     #[test]

@@ -123,8 +123,12 @@ impl Client {
             if peer.out.pending() == 0 {
                 peer.last_resend_ms = now;
             }
-            let wire_msg = peer.out.push(msg.clone());
-            self.seal_and_relay(key, &wire_msg);
+            peer.out.push(msg.clone());
+            if peer.session.as_ref().is_some_and(|s| s.is_established()) {
+                for m in peer.out.take_sendable(SEND_WINDOW) {
+                    self.seal_and_relay(key, &m);
+                }
+            }
         }
     }
 }

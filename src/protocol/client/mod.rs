@@ -29,6 +29,8 @@ pub const LINK_SETUP_TIMEOUT_MS: u64 = 15_000;
 pub const PING_INTERVAL_MS: u64 = 30_000;
 /// Unacknowledged messages on an established session are sent again after this long.
 pub const RESEND_AFTER_MS: u64 = 2_000;
+/// Messages in flight to one peer before its acks must catch up.
+const SEND_WINDOW: u64 = 256;
 /// How many of the oldest unacknowledged messages one retransmission sends.
 const RESEND_BATCH: usize = 256;
 /// How long the higher key waits for the lower key to start a handshake before starting one.
@@ -447,7 +449,7 @@ impl Client {
                 Some(s) if s.is_established() => {
                     if peer.out.pending() > 0 && now >= peer.last_resend_ms + RESEND_AFTER_MS {
                         peer.last_resend_ms = now;
-                        let again = peer.out.resend_head(RESEND_BATCH);
+                        let again = peer.out.resend_in_flight(RESEND_BATCH);
                         for msg in again {
                             self.seal_and_relay(key, &msg);
                         }

@@ -175,7 +175,8 @@ impl Client {
         peer.inc.on_intro(&intro);
         peer.name = intro.name.clone();
         peer.last_resend_ms = now;
-        let resend = peer.out.resend();
+        peer.out.begin_session();
+        let resend = peer.out.take_sendable(SEND_WINDOW);
         self.emit(ClientEvent::PeerSecure {
             peer: key.fingerprint().to_string(),
             name: intro.name,
@@ -210,8 +211,12 @@ impl Client {
             if peer.out.pending() < before {
                 peer.last_resend_ms = now;
             }
+            let more = peer.out.take_sendable(SEND_WINDOW);
             for id in delivered {
                 self.emit(ClientEvent::Delivered { id: id.to_string(), to: from.fingerprint().to_string() });
+            }
+            for msg in more {
+                self.seal_and_relay(from, &msg);
             }
             return;
         }
