@@ -29,6 +29,9 @@ pub const LINK_SETUP_TIMEOUT_MS: u64 = 15_000;
 pub const PING_INTERVAL_MS: u64 = 30_000;
 /// Unacknowledged messages on an established session are sent again after this long.
 pub const RESEND_AFTER_MS: u64 = 2_000;
+/// Messages kept in memory; older ones leave the history (not the screen of a front-end that
+/// copied them).
+pub const MAX_STORED_MESSAGES: usize = 50_000;
 /// Messages in flight to one peer before its acks must catch up.
 const SEND_WINDOW: u64 = 256;
 /// How many of the oldest unacknowledged messages one retransmission sends.
@@ -105,6 +108,8 @@ pub struct Client {
     peers: HashMap<IdentityKey, Peer>,
     known: KnownPeers,
     messages: BTreeMap<MessageId, StoredMessage>,
+    /// Ids in arrival order, for the history cap.
+    history: VecDeque<MessageId>,
     expiries: BTreeSet<(u64, MessageId)>,
     out: VecDeque<ClientOutput>,
     next_ping_ms: u64,
@@ -128,6 +133,7 @@ impl Client {
             peers: HashMap::new(),
             known,
             messages: BTreeMap::new(),
+            history: VecDeque::new(),
             expiries: BTreeSet::new(),
             out: VecDeque::new(),
             next_ping_ms: u64::MAX,

@@ -241,7 +241,7 @@ impl Client {
             if m.expires_at_ms.is_some_and(|t| t <= now) || !in_room {
                 continue;
             }
-            self.store(StoredMessage {
+            let stored = self.store(StoredMessage {
                 id: m.id,
                 room: m.room.clone(),
                 from,
@@ -249,6 +249,10 @@ impl Client {
                 sent_at_ms: m.sent_at_ms,
                 expires_at_ms: m.expires_at_ms,
             });
+            if !stored {
+                tracing::warn!(peer = %from.fingerprint(), id = %m.id, "message id already in use, dropped");
+                continue;
+            }
             self.emit(ClientEvent::Message {
                 id: m.id.to_string(),
                 room: m.room,
@@ -261,10 +265,31 @@ impl Client {
         }
     }
 
-    pub(super) fn store(&mut self, m: StoredMessage) {
+    /// Keeps a message in memory (until it expires or the history cap pushes it out). Refuses
+    /// an id already held: ids are chosen by senders, and one member must not be able to
+    /// overwrite another's message.
+    pub(super) fn store(&mut self, m: StoredMessage) -> bool {
+        if self.messages.contains_key(&m.id) {
+            return false;
+        }
         if let Some(t) = m.expires_at_ms {
             self.expiries.insert((t, m.id));
         }
+        self.history.push_back(m.id);
         self.messages.insert(m.id, m);
+        while self.messages.len() > MAX_STORED_MESSAGES {
+            let Some(oldest) = self.history.pop_front() else { break };
+            if let Some(old) = self.messages.remove(&oldest)
+                && let Some(t) = old.expires_at_ms
+            {
+                self.expiries.remove(&(t, oldest));
+            }
+        }
+        // Expired ids linger in `history` until passed over; keep that bounded too.
+        if self.history.len() > 2 * MAX_STORED_MESSAGES {
+            let messages = &self.messages;
+            self.history.retain(|id| messages.contains_key(id));
+        }
+        true
     }
 }
