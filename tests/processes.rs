@@ -11,6 +11,27 @@ use serde_json::json;
 
 const PW: &str = "correct horse battery staple";
 
+/// Queues `n` messages "`prefix` 0" … in one write.
+fn send_numbered(p: &mut Peer, prefix: &str, n: usize) {
+    let lines: Vec<String> = (0..n)
+        .map(|i| json!({"cmd": "send", "room": "general", "text": format!("{prefix} {i}")}).to_string())
+        .collect();
+    p.send_raw(&lines.join("\n"));
+}
+
+/// Two secure peers whose hub has just gone away; the closure starts it again at the same
+/// address with the same key.
+fn pair_with_hub_down(dir: &std::path::Path) -> (Peer, Peer, impl FnOnce() -> HubProc) {
+    let hub_profile = dir.join("hub");
+    let hub = HubProc::start(&hub_profile, PW, &[]);
+    let addr = hub.addr.clone();
+    let (mut a, mut b) = secure_pair(dir, &addr, PW);
+    drop(hub);
+    a.wait_event("disconnected");
+    b.wait_event("disconnected");
+    (a, b, move || HubProc::start_on(&hub_profile, &addr, PW, &[]))
+}
+
 #[test]
 fn chat_both_ways_with_delivery_receipts() {
     let dir = tempfile::tempdir().unwrap();
@@ -54,12 +75,7 @@ fn thousand_messages_arrive_in_order_once() {
     let hub = HubProc::start(&dir.path().join("hub"), PW, &[]);
     let (mut a, mut b) = secure_pair(dir.path(), &hub.addr, PW);
     const N: usize = 1000;
-    let mut batch = String::new();
-    for i in 0..N {
-        batch.push_str(&json!({"cmd": "send", "room": "general", "text": format!("msg {i}")}).to_string());
-        batch.push('\n');
-    }
-    a.send_raw(batch.trim_end());
+    send_numbered(&mut a, "msg", N);
     let got = b.collect(N, |e| e["event"] == "message");
     let texts: Vec<String> = got.iter().map(|e| e["text"].as_str().unwrap().to_string()).collect();
     let expected: Vec<String> = (0..N).map(|i| format!("msg {i}")).collect();
@@ -176,17 +192,11 @@ fn new_identity_under_known_name_raises_identity_changed() {
 #[test]
 fn messages_sent_while_the_hub_is_down_arrive_after_reconnect() {
     let dir = tempfile::tempdir().unwrap();
-    let hub_profile = dir.path().join("hub");
-    let hub = HubProc::start(&hub_profile, PW, &[]);
-    let addr = hub.addr.clone();
-    let (mut a, mut b) = secure_pair(dir.path(), &addr, PW);
-    drop(hub);
-    a.wait_event("disconnected");
-    b.wait_event("disconnected");
+    let (mut a, mut b, restart_hub) = pair_with_hub_down(dir.path());
     a.send(json!({"cmd": "send", "room": "general", "text": "queued while down"}));
     a.wait_event("sent");
     // Same address, same hub key: both reconnect by themselves.
-    let _hub = HubProc::start_on(&hub_profile, &addr, PW, &[]);
+    let _hub = restart_hub();
     a.wait_event("reconnected");
     let got = b.wait_event("message");
     assert_eq!(got["text"], "queued while down");
@@ -290,24 +300,12 @@ fn a_server_that_hangs_up_before_authentication_is_fatal() {
 #[test]
 fn a_large_backlog_reaches_a_returning_peer_without_flooding_it() {
     let dir = tempfile::tempdir().unwrap();
-    let hub_profile = dir.path().join("hub");
-    let hub = HubProc::start(&hub_profile, PW, &[]);
-    let addr = hub.addr.clone();
-    let (mut a, mut b) = secure_pair(dir.path(), &addr, PW);
-    drop(hub);
-    a.wait_event("disconnected");
-    b.wait_event("disconnected");
+    let (mut a, mut b, restart_hub) = pair_with_hub_down(dir.path());
     // More than the hub queues towards one client: only the send window may be in flight.
     const N: usize = 3000;
-    let mut batch = String::new();
-    for i in 0..N {
-        batch
-            .push_str(&json!({"cmd": "send", "room": "general", "text": format!("backlog {i}")}).to_string());
-        batch.push('\n');
-    }
-    a.send_raw(batch.trim_end());
+    send_numbered(&mut a, "backlog", N);
     a.collect(N, |e| e["event"] == "sent");
-    let _hub = HubProc::start_on(&hub_profile, &addr, PW, &[]);
+    let _hub = restart_hub();
     let got = b.collect(N, |e| e["event"] == "message");
     let texts: Vec<&str> = got.iter().map(|e| e["text"].as_str().unwrap()).collect();
     let expected: Vec<String> = (0..N).map(|i| format!("backlog {i}")).collect();
