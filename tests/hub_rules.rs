@@ -91,3 +91,25 @@ fn parallel_guesses_do_not_escape_the_rate_limit() {
     let limited = codes.iter().filter(|c| *c == "rate_limited").count();
     assert_eq!((failed, limited), (MAX_AUTH_FAILURES as usize, 3), "{codes:?}");
 }
+
+#[test]
+fn unauthenticated_connections_are_capped_per_address() {
+    use kith::protocol::hub::{CloseReason, MAX_PENDING_PER_ADDR};
+    let config =
+        HubConfig { name: "h".into(), password: Zeroizing::new("pw".into()), rooms: vec!["general".into()] };
+    let mut hub = Hub::new(config, Keypair::from_secret_bytes([4; 32]), ChaCha20Rng::seed_from_u64(1));
+    let addr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9));
+    for conn in 0..MAX_PENDING_PER_ADDR as u64 {
+        hub.handle_connect(0, conn, addr);
+    }
+    assert!(hub.poll_output().is_none());
+    let over = MAX_PENDING_PER_ADDR as u64;
+    hub.handle_connect(0, over, addr);
+    assert_eq!(hub.poll_output(), Some(HubOutput::Close { conn: over, reason: CloseReason::RateLimited }));
+    // Another address is unaffected, and a slot freed by a disconnect can be used again.
+    hub.handle_connect(0, over + 1, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)));
+    hub.handle_disconnect(0, 0);
+    hub.handle_connect(0, over + 2, addr);
+    assert!(hub.poll_output().is_none());
+    assert_eq!(hub.connection_count(), MAX_PENDING_PER_ADDR + 1);
+}

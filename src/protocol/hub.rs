@@ -99,6 +99,8 @@ pub struct Hub {
     by_key: HashMap<IdentityKey, ConnId>,
     rooms: BTreeMap<String, BTreeSet<ConnId>>,
     failures: HashMap<IpAddr, FailureWindow>,
+    /// Connections per address still handshaking or authenticating.
+    pending: HashMap<IpAddr, usize>,
     out: VecDeque<HubOutput>,
     substitute: Option<KeySubstitution>,
     tap: Option<RelayTap>,
@@ -118,6 +120,7 @@ impl Hub {
             by_key: HashMap::new(),
             rooms,
             failures: HashMap::new(),
+            pending: HashMap::new(),
             out: VecDeque::new(),
             substitute: None,
             tap: None,
@@ -171,12 +174,13 @@ impl Hub {
     pub fn handle_connect(&mut self, now: u64, conn: ConnId, addr: IpAddr) {
         // Unauthenticated connections cost a handshake and a slot for AUTH_TIMEOUT_MS: cap them
         // per address so one host cannot fill the hub.
-        let pending =
-            self.conns.values().filter(|c| c.addr == addr && !matches!(c.phase, Phase::Member(_))).count();
-        if pending >= MAX_PENDING_PER_ADDR {
+        // Counted, not scanned: with thousands of members a scan per connect would be quadratic.
+        let pending = self.pending.entry(addr).or_insert(0);
+        if *pending >= MAX_PENDING_PER_ADDR {
             self.out.push_back(HubOutput::Close { conn, reason: CloseReason::RateLimited });
             return;
         }
+        *pending += 1;
         let e = Keypair::generate(&mut self.rng);
         let hs = Handshake::new(Role::Responder, &self.keypair, e, PROLOGUE);
         self.conns.insert(
@@ -308,6 +312,7 @@ impl Hub {
         c.phase = Phase::Member(t);
         c.name = name;
         c.deadline = now + IDLE_TIMEOUT_MS;
+        self.unpend(addr);
         // One live connection per identity: a reconnecting client replaces its old one.
         if let Some(old) = self.by_key.insert(key, conn)
             && old != conn
@@ -445,6 +450,9 @@ impl Hub {
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
+        if !matches!(c.phase, Phase::Member(_)) {
+            self.unpend(c.addr);
+        }
         let Some(key) = c.key else { return };
         if self.by_key.get(&key) == Some(&conn) {
             self.by_key.remove(&key);
@@ -457,6 +465,16 @@ impl Hub {
             for other in others {
                 let key = self.disguise_key(key);
                 self.send(other, &HubToClient::MemberLeft { room: room.clone(), key });
+            }
+        }
+    }
+
+    /// A connection from `addr` stopped being unauthenticated (it became a member or left).
+    fn unpend(&mut self, addr: IpAddr) {
+        if let Some(n) = self.pending.get_mut(&addr) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.pending.remove(&addr);
             }
         }
     }
