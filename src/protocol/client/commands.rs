@@ -72,7 +72,7 @@ impl Client {
                 rooms: p.rooms.iter().cloned().collect(),
                 secure: p.session.as_ref().is_some_and(|s| s.is_established()),
                 verified: self.known.get(&p.key).is_some_and(|k| k.verified),
-                safety_number: safety_number(&self.me, &p.key),
+                safety_number: p.safety_number(&self.me).to_string(),
                 pending: p.out.pending(),
             })
             .collect();

@@ -84,6 +84,15 @@ struct Peer {
     last_resend_ms: u64,
     out: Outgoing,
     inc: Incoming,
+    /// Computed on first use: it takes thousands of hash rounds, and every session and every
+    /// `peers` listing needs it.
+    safety: std::cell::OnceCell<String>,
+}
+
+impl Peer {
+    fn safety_number(&self, me: &IdentityKey) -> &str {
+        self.safety.get_or_init(|| safety_number(me, &self.key))
+    }
 }
 
 /// A message we hold in memory (sent or received) until it expires.

@@ -18,6 +18,7 @@ impl Client {
             last_resend_ms: 0,
             out: Outgoing::new(stream),
             inc: Incoming::default(),
+            safety: Default::default(),
         });
         peer.name = m.name.clone();
         let newly = peer.rooms.insert(room.to_string());
@@ -177,10 +178,11 @@ impl Client {
         peer.last_resend_ms = now;
         peer.out.begin_session();
         let resend = peer.out.take_sendable(SEND_WINDOW);
+        let safety_number = peer.safety_number(&self.me).to_string();
         self.emit(ClientEvent::PeerSecure {
             peer: key.fingerprint().to_string(),
             name: intro.name,
-            safety_number: safety_number(&self.me, &key),
+            safety_number,
             sas: sas.emoji.join(" "),
             sas_words: sas.words.join(" "),
             sas_digits: sas.digits,
