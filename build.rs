@@ -1,9 +1,11 @@
-//! Embeds build facts the app shows in `--version` and its about box.
+//! Embeds build facts the app shows in `--version` and, for Windows, the icon and version
+//! resource of the .exe.
 use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=.git/HEAD");
+    println!("cargo:rerun-if-changed=assets/icon.ico");
     let commit = Command::new("git")
         .args(["rev-parse", "--short=10", "HEAD"])
         .output()
@@ -15,4 +17,23 @@ fn main() {
     println!("cargo:rustc-env=KITH_COMMIT={commit}");
     let target = std::env::var("TARGET").unwrap_or_default();
     println!("cargo:rustc-env=KITH_TARGET={target}");
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("windows") {
+        windows_resources(&commit);
+    }
+}
+
+/// Icon, version and description in the .exe (what Explorer and the taskbar show). Needs a
+/// resource compiler (`windres` from mingw when cross-compiling); without one the build goes
+/// on with a warning rather than failing.
+fn windows_resources(commit: &str) {
+    let mut res = winresource::WindowsResource::new();
+    res.set_icon("assets/icon.ico")
+        .set("ProductName", "Kith")
+        .set("FileDescription", "Kith: encrypted messages and calls")
+        .set("CompanyName", "Kith developers")
+        .set("LegalCopyright", "GPL-3.0-or-later")
+        .set("Comments", &format!("commit {commit}"));
+    if let Err(e) = res.compile() {
+        println!("cargo:warning=no Windows resources (icon, version) embedded: {e}");
+    }
 }

@@ -1,4 +1,4 @@
-//! Command line: `kith hub`, `kith headless`, and (later) the desktop app with no subcommand.
+//! Command line: `kith hub`, `kith headless`, and the desktop app with no subcommand.
 
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
@@ -24,6 +24,12 @@ pub struct Cli {
     /// Profile directory (identity, known peers, pinned hubs). Default: the platform config dir.
     #[arg(long, global = true, value_name = "DIR")]
     pub profile: Option<PathBuf>,
+    /// Desktop app: join this hub (host:port) at start, with the password from KITH_PASSWORD.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub join: Option<String>,
+    /// Desktop app: the room to join with --join.
+    #[arg(long = "room", value_name = "ROOM", default_value = "general", requires = "join")]
+    pub join_room: String,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -82,20 +88,29 @@ pub struct HeadlessArgs {
 }
 
 pub fn main() -> ExitCode {
+    let started = std::time::Instant::now();
     let cli = Cli::parse();
     init_logging();
     match cli.command {
         Some(Command::Hub(args)) => run_hub(cli.profile, args),
         Some(Command::Headless(args)) => run_headless(cli.profile, args),
-        None => {
-            eprintln!(
-                "The Kith desktop app is not part of this build yet.\n\
-                 Use `kith hub` to run a hub and `kith headless` to chat from a terminal; \
-                 see `kith --help`."
-            );
-            ExitCode::from(2)
-        }
+        None => match crate::ui::run(cli.profile, autojoin(cli.join, cli.join_room), started) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!(
+                    "kith: {e}\nNo display? `kith headless` and `kith hub` work without one; see `kith --help`."
+                );
+                ExitCode::from(2)
+            }
+        },
     }
+}
+
+/// `--join` for the desktop app; the password comes from the environment, never argv.
+fn autojoin(addr: Option<String>, room: String) -> Option<crate::ui::app::AutoJoin> {
+    let addr = addr?;
+    let password = Zeroizing::new(std::env::var("KITH_PASSWORD").unwrap_or_default());
+    Some(crate::ui::app::AutoJoin { addr, room, password })
 }
 
 fn init_logging() {
@@ -210,7 +225,7 @@ fn run_headless(profile: Option<PathBuf>, args: HeadlessArgs) -> ExitCode {
                     rooms.push(r.clone());
                 }
             }
-            Target::Host { listen, rooms, hub_name: format!("{}'s hub", args.name) }
+            Target::Host { listen, rooms, hub_name: format!("{}'s hub", args.name), stun: Vec::new() }
         }
         (Some(addr), None) => Target::Hub(addr.clone()),
         (None, None) => return error_line("usage", "pass --hub ADDR or --host ADDR", true),

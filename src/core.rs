@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 use crate::net::client_driver::Driver;
 use crate::net::hub_server::{DEFAULT_MAX_CONNECTIONS, HubOptions, spawn_hub};
 use crate::net::profile::Profile;
+use crate::net::reach;
 use crate::protocol::client::{Client, ClientConfig};
 use crate::protocol::events::{ClientCommand, ClientEvent};
 use crate::protocol::hub::{AUTH_TIMEOUT_MS, HubConfig};
@@ -27,7 +28,8 @@ pub enum Target {
     /// Connect to a hub at this address.
     Hub(String),
     /// Run the hub inside this process on this address, and connect to it.
-    Host { listen: SocketAddr, rooms: Vec<String>, hub_name: String },
+    /// `stun` servers are asked for the public address to show friends.
+    Host { listen: SocketAddr, rooms: Vec<String>, hub_name: String, stun: Vec<String> },
 }
 
 #[derive(Debug, Clone)]
@@ -39,6 +41,34 @@ pub struct CoreOptions {
     pub target: Target,
     pub accept_new_hub_key: bool,
 }
+
+/// Asks each STUN server in turn for our public address and reports the first answer, or
+/// one non-fatal error naming every server that failed.
+async fn ask_stun(servers: Vec<String>, port: u16, events: mpsc::Sender<ClientEvent>, wake: Option<Waker>) {
+    let mut failures = Vec::new();
+    let mut event = None;
+    for server in servers {
+        match reach::public_address(&server, STUN_TIMEOUT).await {
+            Ok(ip) => {
+                let addr = SocketAddr::new(ip, port).to_string();
+                event = Some(ClientEvent::PublicAddress { addr, via: server });
+                break;
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    let event = event.unwrap_or_else(|| {
+        ClientEvent::error("stun_failed", format!("no public address: {}", failures.join("; ")))
+    });
+    if events.send(event).await.is_ok()
+        && let Some(wake) = wake
+    {
+        wake();
+    }
+}
+
+/// How long one STUN server gets to answer.
+const STUN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(4);
 
 pub struct CoreHandle {
     commands: mpsc::Sender<ClientCommand>,
@@ -73,7 +103,7 @@ impl CoreHandle {
                 let mut hosted = None;
                 let (hub_addr, hub_label) = match &opts.target {
                     Target::Hub(addr) => (addr.clone(), addr.clone()),
-                    Target::Host { listen, rooms, hub_name } => {
+                    Target::Host { listen, rooms, hub_name, stun } => {
                         let listener = match tokio::net::TcpListener::bind(listen).await {
                             Ok(l) => l,
                             Err(e) => {
@@ -101,12 +131,24 @@ impl CoreHandle {
                             }
                         };
                         let local = hub.local_addr;
+                        let lan = if local.ip().is_unspecified() {
+                            reach::lan_addresses(local.port()).iter().map(|a| a.to_string()).collect()
+                        } else {
+                            vec![local.to_string()]
+                        };
                         let _ = ev_tx
                             .send(ClientEvent::Hosting {
                                 addr: local.to_string(),
                                 hub_fingerprint: hub.fingerprint().to_string(),
+                                lan,
                             })
                             .await;
+                        if let Some(wake) = &wake {
+                            wake();
+                        }
+                        if !stun.is_empty() {
+                            tokio::spawn(ask_stun(stun.clone(), local.port(), ev_tx.clone(), wake.clone()));
+                        }
                         let connect = if local.ip().is_unspecified() {
                             SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), local.port())
                         } else {

@@ -187,6 +187,17 @@ fn new_identity_under_known_name_raises_identity_changed() {
     assert_eq!(changed["new"], new.as_str());
     let secure = a.wait_for("peer_secure", |e| e["event"] == "peer_secure" && e["peer"] == new.as_str());
     assert_eq!(secure["verified"], false);
+    assert_eq!(secure["identity_changed"], true);
+    // Nothing goes to the new key until alice has accepted it.
+    a.send(json!({"cmd": "send", "room": "general", "text": "are you really bob?", "tag": "t1"}));
+    let refused = a.wait_event("error");
+    assert_eq!(refused["code"], "identity_unacknowledged");
+    assert_eq!(refused["tag"], "t1");
+    a.send(json!({"cmd": "acknowledge_change", "peer": new}));
+    assert_eq!(a.wait_event("change_acknowledged")["peer"], new.as_str());
+    a.send(json!({"cmd": "send", "room": "general", "text": "welcome back", "tag": "t2"}));
+    assert_eq!(a.wait_event("sent")["tag"], "t2");
+    assert_eq!(b2.wait_event("message")["text"], "welcome back");
 }
 
 #[test]

@@ -309,7 +309,7 @@ impl Sim {
 }
 
 fn send(sim: &mut Sim, i: usize, text: String) {
-    sim.command(i, ClientCommand::Send { room: "general".into(), text, expires_in_s: None });
+    sim.command(i, ClientCommand::Send { room: "general".into(), text, expires_in_s: None, tag: None });
 }
 
 /// Every node got every other node's messages exactly once, in each sender's order.
@@ -411,7 +411,12 @@ fn ephemeral_message_expires_at_its_time_on_both_sides() {
     let sent_at = sim.now;
     sim.command(
         0,
-        ClientCommand::Send { room: "general".into(), text: "poof".into(), expires_in_s: Some(30) },
+        ClientCommand::Send {
+            room: "general".into(),
+            text: "poof".into(),
+            expires_in_s: Some(30),
+            tag: None,
+        },
     );
     sim.run_until(10_000, |s| s.messages(1).len() == 1);
     let expired = |s: &Sim, i: usize| s.count(i, |e| matches!(e, ClientEvent::Expired { .. })) == 1;
@@ -429,11 +434,16 @@ fn undelivered_ephemeral_message_is_never_shown_late() {
     sim.drop_link(1);
     sim.command(
         0,
-        ClientCommand::Send { room: "general".into(), text: "soon gone".into(), expires_in_s: Some(2) },
+        ClientCommand::Send {
+            room: "general".into(),
+            text: "soon gone".into(),
+            expires_in_s: Some(2),
+            tag: None,
+        },
     );
     sim.command(
         0,
-        ClientCommand::Send { room: "general".into(), text: "lasting".into(), expires_in_s: None },
+        ClientCommand::Send { room: "general".into(), text: "lasting".into(), expires_in_s: None, tag: None },
     );
     sim.advance(10_000);
     sim.connect(1);

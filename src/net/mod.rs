@@ -5,6 +5,7 @@ pub mod client_driver;
 pub mod framing;
 pub mod hub_server;
 pub mod profile;
+pub mod reach;
 
 /// Wall-clock milliseconds since the Unix epoch: the time base of the protocol cores.
 pub fn now_ms() -> u64 {

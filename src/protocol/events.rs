@@ -13,6 +13,10 @@ pub enum ClientCommand {
         text: String,
         #[serde(default)]
         expires_in_s: Option<u64>,
+        /// The front-end's own label for this send, echoed in its `sent` or `error` event so a
+        /// reply is matched to its request without relying on order.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tag: Option<String>,
     },
     Verify {
         peer: String,
@@ -46,6 +50,9 @@ pub struct PeerSummary {
     pub verified: bool,
     pub safety_number: String,
     pub pending: usize,
+    /// This key replaced another under the same name and the user has not acknowledged it.
+    #[serde(default)]
+    pub identity_changed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +71,15 @@ pub enum ClientEvent {
     Hosting {
         addr: String,
         hub_fingerprint: String,
+        /// This machine's LAN addresses with the hub's port.
+        #[serde(default)]
+        lan: Vec<String>,
+    },
+    /// A STUN server saw our traffic come from this public IP; with the hub's port forwarded
+    /// on the router, friends outside the LAN connect there.
+    PublicAddress {
+        addr: String,
+        via: String,
     },
     Disconnected {
         reason: String,
@@ -89,6 +105,9 @@ pub enum ClientEvent {
         sas_words: String,
         sas_digits: String,
         verified: bool,
+        /// Sending to this peer is refused until the change is acknowledged.
+        #[serde(default)]
+        identity_changed: bool,
     },
     Message {
         id: String,
@@ -103,6 +122,10 @@ pub enum ClientEvent {
         id: String,
         room: String,
         recipients: usize,
+        sent_at: u64,
+        expires_at: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tag: Option<String>,
     },
     Delivered {
         id: String,
@@ -120,6 +143,10 @@ pub enum ClientEvent {
         peer: String,
         verified: bool,
     },
+    /// The user accepted a peer's new identity; sending to it is allowed again.
+    ChangeAcknowledged {
+        peer: String,
+    },
     Peers {
         peers: Vec<PeerSummary>,
     },
@@ -128,15 +155,18 @@ pub enum ClientEvent {
         message: String,
         #[serde(skip_serializing_if = "std::ops::Not::not", default)]
         fatal: bool,
+        /// The `tag` of the `send` this error answers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tag: Option<String>,
     },
 }
 
 impl ClientEvent {
     pub fn error(code: &str, message: impl Into<String>) -> Self {
-        ClientEvent::Error { code: code.into(), message: message.into(), fatal: false }
+        ClientEvent::Error { code: code.into(), message: message.into(), fatal: false, tag: None }
     }
 
     pub fn fatal(code: &str, message: impl Into<String>) -> Self {
-        ClientEvent::Error { code: code.into(), message: message.into(), fatal: true }
+        ClientEvent::Error { code: code.into(), message: message.into(), fatal: true, tag: None }
     }
 }

@@ -5,7 +5,9 @@ use super::*;
 impl Client {
     pub fn handle_command(&mut self, now: u64, cmd: ClientCommand) {
         match cmd {
-            ClientCommand::Send { room, text, expires_in_s } => self.send_chat(now, room, text, expires_in_s),
+            ClientCommand::Send { room, text, expires_in_s, tag } => {
+                self.send_chat(now, SendRequest { room, text, expires_in_s, tag })
+            }
             ClientCommand::Verify { peer, verified } => match self.resolve(&peer) {
                 Some(key) if self.known.set_verified(&key, verified) => {
                     self.out.push_back(ClientOutput::SaveKnownPeers(self.known.clone()));
@@ -17,6 +19,7 @@ impl Client {
                 Some(key) => {
                     self.known.acknowledge_change(&key);
                     self.out.push_back(ClientOutput::SaveKnownPeers(self.known.clone()));
+                    self.emit(ClientEvent::ChangeAcknowledged { peer: key.fingerprint().to_string() });
                 }
                 None => self.emit(ClientEvent::error("unknown_peer", format!("no peer {peer}"))),
             },
@@ -74,29 +77,54 @@ impl Client {
                 verified: self.known.get(&p.key).is_some_and(|k| k.verified),
                 safety_number: p.safety_number(&self.me).to_string(),
                 pending: p.out.pending(),
+                identity_changed: self.known.get(&p.key).is_some_and(|k| k.replaced.is_some()),
             })
             .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name).then(a.peer.cmp(&b.peer)));
         v
     }
 
-    pub(super) fn send_chat(&mut self, now: u64, room: String, text: String, expires_in_s: Option<u64>) {
+    pub(super) fn send_chat(&mut self, now: u64, req: SendRequest) {
+        let SendRequest { room, text, expires_in_s, tag } = req;
+        let refuse = |code: &str, message: String| ClientEvent::Error {
+            code: code.into(),
+            message,
+            fatal: false,
+            tag: tag.clone(),
+        };
+        if tag.as_ref().is_some_and(|t| t.len() > MAX_TAG) {
+            return self.emit(refuse("bad_tag", format!("tags are at most {MAX_TAG} bytes")));
+        }
         if !self.joined.contains(&room) {
-            return self.emit(ClientEvent::error("not_in_room", format!("you have not joined {room:?}")));
+            return self.emit(refuse("not_in_room", format!("you have not joined {room:?}")));
         }
         if text.is_empty() || text.len() > MAX_TEXT {
-            return self.emit(ClientEvent::error("bad_text", format!("text must be 1 to {MAX_TEXT} bytes")));
+            return self.emit(refuse("bad_text", format!("text must be 1 to {MAX_TEXT} bytes")));
         }
         let expires_at_ms = match expires_in_s {
-            Some(0) => return self.emit(ClientEvent::error("bad_expiry", "expires_in_s must be at least 1")),
+            Some(0) => return self.emit(refuse("bad_expiry", "expires_in_s must be at least 1".into())),
             Some(s) => Some(now.saturating_add(s.saturating_mul(1000))),
             None => None,
         };
         let recipients: Vec<IdentityKey> =
             self.peers.values().filter(|p| p.rooms.contains(&room)).map(|p| p.key).collect();
+        // A member whose key changed under a known name may be an impersonator: nothing goes to
+        // the room until the user has looked at the new identity and accepted it.
+        let changed: Vec<String> = recipients
+            .iter()
+            .filter(|k| self.known.get(k).is_some_and(|p| p.replaced.is_some()))
+            .map(|k| self.peers.get(k).map(|p| p.name.clone()).unwrap_or_default())
+            .collect();
+        if !changed.is_empty() {
+            let message = format!(
+                "the identity of {} changed; acknowledge the change before sending",
+                changed.join(", ")
+            );
+            return self.emit(refuse("identity_unacknowledged", message));
+        }
         if let Some(full) = recipients.iter().find(|k| self.peers.get(k).is_some_and(|p| p.out.is_full())) {
             let message = format!("too many undelivered messages for {}", full.fingerprint());
-            return self.emit(ClientEvent::error("outbox_full", message));
+            return self.emit(refuse("outbox_full", message));
         }
         let mut id = [0u8; 16];
         self.rng.fill_bytes(&mut id);
@@ -118,7 +146,14 @@ impl Client {
             expires_at_ms,
         });
         tracing::debug!(id = %msg.id, recipients = recipients.len(), bytes = msg.text.len(), "message queued");
-        self.emit(ClientEvent::Sent { id: msg.id.to_string(), room, recipients: recipients.len() });
+        self.emit(ClientEvent::Sent {
+            id: msg.id.to_string(),
+            room,
+            recipients: recipients.len(),
+            sent_at: now,
+            expires_at: expires_at_ms,
+            tag,
+        });
         for key in recipients {
             let Some(peer) = self.peers.get_mut(&key) else { continue };
             if peer.out.pending() == 0 {
@@ -133,3 +168,14 @@ impl Client {
         }
     }
 }
+
+/// A `send` command's fields.
+pub(super) struct SendRequest {
+    pub room: String,
+    pub text: String,
+    pub expires_in_s: Option<u64>,
+    pub tag: Option<String>,
+}
+
+/// Front-end tags are labels, not payloads.
+pub const MAX_TAG: usize = 64;

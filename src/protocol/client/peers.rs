@@ -172,6 +172,7 @@ impl Client {
         }
         self.out.push_back(ClientOutput::SaveKnownPeers(self.known.clone()));
         let verified = self.known.get(&key).is_some_and(|k| k.verified);
+        let identity_changed = self.known.get(&key).is_some_and(|k| k.replaced.is_some());
         let Some(peer) = self.peers.get_mut(&key) else { return };
         peer.inc.on_intro(&intro);
         peer.name = intro.name.clone();
@@ -187,6 +188,7 @@ impl Client {
             sas_words: sas.words.join(" "),
             sas_digits: sas.digits,
             verified,
+            identity_changed,
         });
         for msg in resend {
             self.seal_and_relay(key, &msg);

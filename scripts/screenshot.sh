@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Runs the real desktop app under Xvfb, with a second client (`kith headless`) hosting a hub and
+# chatting into it, and saves a screenshot of the window: docs/screenshot.png.
+#
+#   scripts/screenshot.sh [path/to/kith] [out.png]
+#
+# Needs: xvfb, xdotool, imagemagick (import), mesa-vulkan-drivers (wgpu renders on lavapipe).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+KITH=${1:-target/debug/kith}
+OUT=${2:-docs/screenshot.png}
+[ -x "$KITH" ] || cargo build --locked --bin kith
+KITH=$(realpath "$KITH")
+WORK=$(mktemp -d)
+DISPLAY_NUM=:$((90 + RANDOM % 9))
+PORT=$((20000 + RANDOM % 20000))
+export KITH_PASSWORD="screenshot-pw"
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+Xvfb "$DISPLAY_NUM" -screen 0 1280x800x24 -nolisten tcp >"$WORK/xvfb.log" 2>&1 &
+pids+=($!)
+export DISPLAY=$DISPLAY_NUM
+for _ in $(seq 50); do xdotool getdisplaygeometry >/dev/null 2>&1 && break; sleep 0.1; done
+
+# Bob hosts the hub from a terminal client and will talk.
+mkfifo "$WORK/bob.in"
+"$KITH" --profile "$WORK/bob" headless --name bob --host "127.0.0.1:$PORT" --hub-rooms general,random \
+    <"$WORK/bob.in" >"$WORK/bob.out" 2>"$WORK/bob.err" &
+pids+=($!)
+exec 3>"$WORK/bob.in"
+for _ in $(seq 100); do grep -q '"event":"ready"' "$WORK/bob.out" 2>/dev/null && break; sleep 0.1; done
+
+# Alice is the desktop app: already onboarded, joining bob's hub at start.
+mkdir -p "$WORK/alice"
+printf '{"display_name":"Alice","theme":"dark","notifications":false}' >"$WORK/alice/settings.json"
+"$KITH" --profile "$WORK/alice" --join "127.0.0.1:$PORT" --room general >"$WORK/alice.out" 2>"$WORK/alice.err" &
+pids+=($!)
+for _ in $(seq 100); do grep -q '"event":"peer_secure"' "$WORK/bob.out" 2>/dev/null && break; sleep 0.1; done
+grep -q '"event":"peer_secure"' "$WORK/bob.out" || { echo "alice never connected"; cat "$WORK/alice.err"; exit 1; }
+
+say() { printf '%s\n' "$1" >&3; sleep 0.4; }
+say '{"cmd":"send","room":"general","text":"Hey Alice! Did the hub come up on your side?"}'
+say '{"cmd":"send","room":"general","text":"I put the photos from Saturday in the shared folder. The ones by the lake came out great."}'
+WIN=$(xdotool search --sync --name '^Kith' | head -1)
+xdotool windowfocus --sync "$WIN" || true
+sleep 0.5
+xdotool type --delay 20 "Works here. Let's verify each other first, I'll open the fingerprint dialog."
+xdotool key Return
+sleep 0.6
+say '{"cmd":"send","room":"general","text":"This one disappears in five minutes: the door code is 4711.","expires_in_s":300}'
+sleep 1.5
+mkdir -p "$(dirname "$OUT")"
+import -window "$WIN" "$OUT"
+echo "saved $OUT"
+# The fingerprint dialog, opened by clicking bob in the member list.
+xdotool mousemove --window "$WIN" 40 226 click 1
+sleep 1
+import -window "$WIN" "${OUT%.png}-verify.png"
+echo "saved ${OUT%.png}-verify.png"
+printf '{"cmd":"quit"}\n' >&3

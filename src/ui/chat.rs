@@ -1,0 +1,253 @@
+//! The conversation: a virtual list that lays out only the rows on screen, so a room with
+//! tens of thousands of messages scrolls as fast as one with ten.
+//!
+//! Rows differ in height (wrapped text), so each row's height is measured when it is drawn and
+//! cached with the width it was measured at; rows never drawn at this width are estimated
+//! from their length. Sticking to the bottom is egui's: it follows new messages while the view
+//! is at the end and stops when the user scrolls up.
+
+use chrono::{DateTime, FixedOffset, Local, TimeZone};
+use egui::{Align, Layout, RichText, Ui, UiBuilder};
+
+use super::model::{Body, Delivery, Message, Room};
+use super::style;
+
+/// Space between rows.
+const GAP: f32 = 6.0;
+
+pub fn show(ui: &mut Ui, room: &mut Room, me: &str, now_ms: u64, utc_offset: Option<FixedOffset>) {
+    if room.messages.is_empty() {
+        ui.centered_and_justified(|ui| {
+            ui.label(RichText::new(format!("No messages in #{} yet. Say hello!", room.name)).weak());
+        });
+        return;
+    }
+    let dark = ui.visuals().dark_mode;
+    let line = ui.text_style_height(&egui::TextStyle::Body);
+    let mut soonest_expiry: Option<u64> = None;
+    egui::ScrollArea::vertical()
+        .id_salt(("chat", &room.name))
+        .auto_shrink([false, false])
+        .stick_to_bottom(true)
+        .show_viewport(ui, |ui, viewport| {
+            let width = ui.available_width();
+            // Characters per line, for estimates only.
+            let per_line = (width / (line * 0.5)).max(8.0);
+            let estimate = |i: usize, m: &Message| {
+                let lines = (m.text().len() as f32 / per_line).ceil().max(1.0)
+                    + m.text().matches('\n').count() as f32;
+                let header = if starts_group(&room.messages, i) { line + 4.0 } else { 0.0 };
+                header + lines * line
+            };
+            let heights: Vec<f32> = room
+                .messages
+                .iter()
+                .enumerate()
+                .map(|(i, m)| match m.height {
+                    Some((w, h)) if w == width => h,
+                    _ => estimate(i, m),
+                })
+                .collect();
+            let total: f32 = heights.iter().map(|h| h + GAP).sum();
+            ui.set_height(total);
+            let top = ui.max_rect().top();
+            let mut y = 0.0;
+            let mut first = 0;
+            while first < heights.len() && y + heights[first] + GAP < viewport.min.y {
+                y += heights[first] + GAP;
+                first += 1;
+            }
+            let mut i = first;
+            let mut remeasured = false;
+            while i < room.messages.len() && y <= viewport.max.y {
+                let rect = egui::Rect::from_min_size(
+                    egui::pos2(ui.max_rect().left(), top + y),
+                    egui::vec2(width, heights[i]),
+                );
+                let header = starts_group(&room.messages, i);
+                let msg = &mut room.messages[i];
+                let mut row = ui.new_child(
+                    UiBuilder::new().max_rect(rect).id_salt(i).layout(Layout::top_down(Align::Min)),
+                );
+                draw_row(&mut row, msg, header, me, now_ms, utc_offset, dark);
+                let h = row.min_rect().height();
+                if msg.height != Some((width, h)) {
+                    remeasured |= (h - heights[i]).abs() > 0.5;
+                    msg.height = Some((width, h));
+                }
+                if let Some(at) = msg.expires_at {
+                    soonest_expiry = Some(soonest_expiry.map_or(at, |s| s.min(at)));
+                }
+                y += h + GAP;
+                i += 1;
+            }
+            if remeasured {
+                // Estimates were off: lay out once more with the real heights.
+                ui.ctx().request_repaint();
+            }
+        });
+    if let Some(at) = soonest_expiry {
+        // Countdowns tick once a second; nothing else repaints an idle window.
+        let left_ms = at.saturating_sub(now_ms);
+        let next = if left_ms % 1000 == 0 { 1000 } else { left_ms % 1000 };
+        ui.ctx().request_repaint_after(std::time::Duration::from_millis(next.max(50)));
+    }
+}
+
+/// Consecutive messages from one sender within a few minutes share one name line.
+fn starts_group(messages: &[Message], i: usize) -> bool {
+    const GROUP_MS: u64 = 5 * 60 * 1000;
+    let m = &messages[i];
+    let Some(prev) = i.checked_sub(1).map(|p| &messages[p]) else { return true };
+    !matches!(prev.body, Body::Text(_))
+        || prev.from != m.from
+        || m.at_ms.saturating_sub(prev.at_ms) > GROUP_MS
+        || prev.expires_at.is_some() != m.expires_at.is_some()
+}
+
+fn draw_row(
+    ui: &mut Ui,
+    msg: &Message,
+    header: bool,
+    me: &str,
+    now_ms: u64,
+    utc_offset: Option<FixedOffset>,
+    dark: bool,
+) {
+    match &msg.body {
+        Body::Notice { text, warning } => {
+            ui.vertical_centered(|ui| {
+                let t = RichText::new(text).italics();
+                let t = if *warning { t.color(style::DANGER).strong() } else { t.weak() };
+                ui.label(t);
+            });
+        }
+        Body::Text(text) => {
+            let show_status = header || msg.delivery.is_some() || msg.expires_at.is_some();
+            if !show_status {
+                // Grouped under the previous row's name line.
+            } else if !header {
+                // Ours or ephemeral, in a group: keep ticks and countdown without the name.
+                ui.horizontal(|ui| status(ui, msg, now_ms));
+            } else {
+                ui.horizontal(|ui| {
+                    let (name, color) = match &msg.from {
+                        Some(fp) => (msg.name.as_str(), style::person_color(fp, dark)),
+                        None => ("You", style::person_color(me, dark)),
+                    };
+                    ui.label(RichText::new(name).strong().color(color));
+                    ui.label(RichText::new(format_time(msg.at_ms, now_ms, utc_offset)).small().weak());
+                    status(ui, msg, now_ms);
+                });
+            }
+            let resp = ui.add(egui::Label::new(text.as_str()).wrap().selectable(true));
+            resp.context_menu(|ui| {
+                if ui.button("Copy text").clicked() {
+                    ui.ctx().copy_text(text.clone());
+                    ui.close();
+                }
+            });
+        }
+    }
+}
+
+fn status(ui: &mut Ui, msg: &Message, now_ms: u64) {
+    if let Some(d) = &msg.delivery {
+        delivery_ticks(ui, d);
+    }
+    if let Some(at) = msg.expires_at {
+        ui.label(
+            RichText::new(format!("⏱ {}", countdown(at.saturating_sub(now_ms)))).small().color(style::WARN),
+        )
+        .on_hover_text("Disappears on every device when this runs out");
+    }
+}
+
+fn delivery_ticks(ui: &mut Ui, d: &Delivery) {
+    match d {
+        Delivery::Sending => {
+            ui.label(RichText::new("🕓").small().weak()).on_hover_text("Sending");
+        }
+        Delivery::Sent { recipients, delivered } => {
+            let (text, hint) = if *recipients == 0 {
+                ("✓".to_string(), "Sent; nobody else is in the room".to_string())
+            } else if delivered.len() >= *recipients {
+                ("✓✓".to_string(), format!("Delivered to all {recipients}"))
+            } else if delivered.is_empty() {
+                ("✓".to_string(), "Sent; waiting for delivery".to_string())
+            } else {
+                (
+                    format!("✓ {}/{}", delivered.len(), recipients),
+                    format!("Delivered to {} of {}", delivered.len(), recipients),
+                )
+            };
+            let color = if *recipients > 0 && delivered.len() >= *recipients {
+                style::OK
+            } else {
+                ui.visuals().weak_text_color()
+            };
+            ui.label(RichText::new(text).small().color(color)).on_hover_text(hint);
+        }
+        Delivery::Failed { reason } => {
+            ui.label(RichText::new("⚠ not sent").small().color(style::DANGER)).on_hover_text(reason);
+        }
+    }
+}
+
+/// `4m 05s`, `1h 02m`, `2d 3h`.
+pub fn countdown(ms: u64) -> String {
+    let s = ms.div_ceil(1000);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {:02}s", s / 60, s % 60),
+        3600..86400 => format!("{}h {:02}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d {}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+/// `14:05` today, `Mar 3 14:05` otherwise.
+pub fn format_time(at_ms: u64, now_ms: u64, utc_offset: Option<FixedOffset>) -> String {
+    let fmt = |at: DateTime<FixedOffset>, now: DateTime<FixedOffset>| {
+        if at.date_naive() == now.date_naive() {
+            at.format("%H:%M").to_string()
+        } else {
+            at.format("%b %-d %H:%M").to_string()
+        }
+    };
+    let (Some(at), Some(now)) =
+        (DateTime::from_timestamp_millis(at_ms as i64), DateTime::from_timestamp_millis(now_ms as i64))
+    else {
+        return String::new();
+    };
+    match utc_offset {
+        Some(off) => fmt(at.with_timezone(&off), now.with_timezone(&off)),
+        None => {
+            let at = Local.from_utc_datetime(&at.naive_utc());
+            let now = Local.from_utc_datetime(&now.naive_utc());
+            fmt(at.fixed_offset(), now.fixed_offset())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn countdowns_read_naturally() {
+        assert_eq!(countdown(0), "0s");
+        assert_eq!(countdown(1), "1s");
+        assert_eq!(countdown(59_000), "59s");
+        assert_eq!(countdown(65_000), "1m 05s");
+        assert_eq!(countdown(3_600_000 + 120_000), "1h 02m");
+        assert_eq!(countdown(2 * 86_400_000 + 3 * 3_600_000), "2d 3h");
+    }
+
+    #[test]
+    fn times_show_the_date_only_when_not_today() {
+        let utc = FixedOffset::east_opt(0);
+        let day = 1_763_856_000_000u64; // 2025-11-23 00:00 UTC
+        assert_eq!(format_time(day + 14 * 3_600_000 + 5 * 60_000, day + 20 * 3_600_000, utc), "14:05");
+        assert_eq!(format_time(day - 3_600_000, day + 3_600_000, utc), "Nov 22 23:00");
+    }
+}

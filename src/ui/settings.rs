@@ -1,0 +1,195 @@
+//! The app's settings: one JSON file in the profile directory, written atomically.
+//!
+//! A file that exists but does not parse is not silently replaced: the app says what is wrong
+//! and resets it to defaults only when the user agrees (the broken file is kept beside it).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::net::profile::write_atomic;
+
+pub const SETTINGS_FILE: &str = "settings.json";
+/// Recent hubs kept on the Join screen.
+pub const MAX_RECENT_HUBS: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Theme {
+    Dark,
+    Light,
+    #[default]
+    System,
+}
+
+impl Theme {
+    pub const ALL: [Theme; 3] = [Theme::System, Theme::Dark, Theme::Light];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Theme::System => "Follow system",
+            Theme::Dark => "Dark",
+            Theme::Light => "Light",
+        }
+    }
+
+    pub fn preference(self) -> egui::ThemePreference {
+        match self {
+            Theme::System => egui::ThemePreference::System,
+            Theme::Dark => egui::ThemePreference::Dark,
+            Theme::Light => egui::ThemePreference::Light,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecentHub {
+    pub addr: String,
+    pub room: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub version: u32,
+    /// None until onboarding picked one.
+    pub display_name: Option<String>,
+    pub theme: Theme,
+    /// Pre-filled on the Join screen.
+    pub default_hub: String,
+    pub recent_hubs: Vec<RecentHub>,
+    pub notifications: bool,
+    pub host_port: u16,
+    pub host_room: String,
+    pub stun_servers: Vec<String>,
+    /// Chosen devices, by name; the calls issue fills the lists these pick from.
+    pub microphone: Option<String>,
+    pub speaker: Option<String>,
+    pub camera: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            version: 1,
+            display_name: None,
+            theme: Theme::System,
+            default_hub: String::new(),
+            recent_hubs: Vec::new(),
+            notifications: true,
+            host_port: 7447,
+            host_room: "general".into(),
+            stun_servers: vec!["stun.l.google.com:19302".into(), "stun.cloudflare.com:3478".into()],
+            microphone: None,
+            speaker: None,
+            camera: None,
+        }
+    }
+}
+
+impl Settings {
+    /// Moves `hub` to the front of the recent list.
+    pub fn remember_hub(&mut self, hub: RecentHub) {
+        self.recent_hubs.retain(|h| h.addr != hub.addr);
+        self.recent_hubs.insert(0, hub);
+        self.recent_hubs.truncate(MAX_RECENT_HUBS);
+    }
+}
+
+/// What loading found.
+#[derive(Debug)]
+pub enum Loaded {
+    Ok(Settings),
+    /// The file is there but unusable; the app runs on defaults until the user decides.
+    Corrupt {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct SettingsStore {
+    path: PathBuf,
+}
+
+impl SettingsStore {
+    pub fn in_dir(dir: &Path) -> Self {
+        Self { path: dir.join(SETTINGS_FILE) }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn load(&self) -> Loaded {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(s) => Loaded::Ok(s),
+                Err(e) => Loaded::Corrupt { reason: e.to_string() },
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Loaded::Ok(Settings::default()),
+            Err(e) => Loaded::Corrupt { reason: e.to_string() },
+        }
+    }
+
+    pub fn save(&self, settings: &Settings) -> Result<(), String> {
+        let bytes = serde_json::to_vec_pretty(settings).map_err(|e| e.to_string())?;
+        write_atomic(&self.path, &bytes).map_err(|e| e.to_string())
+    }
+
+    /// The user agreed to start over: keep the broken file as `settings.json.broken`, write
+    /// defaults.
+    pub fn reset(&self) -> Result<Settings, String> {
+        let aside = self.path.with_extension("json.broken");
+        std::fs::rename(&self.path, &aside)
+            .map_err(|e| format!("cannot move {} aside: {e}", self.path.display()))?;
+        let fresh = Settings::default();
+        self.save(&fresh)?;
+        Ok(fresh)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_fills_missing_fields_with_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SettingsStore::in_dir(dir.path());
+        let mut s = Settings { display_name: Some("ana".into()), theme: Theme::Light, ..Default::default() };
+        s.remember_hub(RecentHub { addr: "a:1".into(), room: "general".into() });
+        store.save(&s).unwrap();
+        assert!(matches!(store.load(), Loaded::Ok(got) if got == s));
+        std::fs::write(store.path(), br#"{"display_name":"bo"}"#).unwrap();
+        let Loaded::Ok(partial) = store.load() else { panic!("partial file should load") };
+        assert_eq!(partial.display_name.as_deref(), Some("bo"));
+        assert_eq!(partial.host_port, 7447);
+    }
+
+    #[test]
+    fn corrupt_file_is_reported_and_kept_until_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SettingsStore::in_dir(dir.path());
+        std::fs::write(store.path(), b"{not json").unwrap();
+        assert!(matches!(store.load(), Loaded::Corrupt { .. }));
+        // Loading twice does not touch it.
+        assert_eq!(std::fs::read(store.path()).unwrap(), b"{not json");
+        let fresh = store.reset().unwrap();
+        assert_eq!(fresh, Settings::default());
+        assert_eq!(std::fs::read(dir.path().join("settings.json.broken")).unwrap(), b"{not json");
+        assert!(matches!(store.load(), Loaded::Ok(_)));
+    }
+
+    #[test]
+    fn recent_hubs_are_unique_most_recent_first_and_bounded() {
+        let mut s = Settings::default();
+        for i in 0..20 {
+            s.remember_hub(RecentHub { addr: format!("h{}", i % 10), room: "r".into() });
+        }
+        assert_eq!(s.recent_hubs.len(), MAX_RECENT_HUBS);
+        assert_eq!(s.recent_hubs[0].addr, "h9");
+        s.remember_hub(RecentHub { addr: "h5".into(), room: "r".into() });
+        assert_eq!(s.recent_hubs[0].addr, "h5");
+        assert_eq!(s.recent_hubs.iter().filter(|h| h.addr == "h5").count(), 1);
+    }
+}

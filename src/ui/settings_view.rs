@@ -1,0 +1,126 @@
+//! The Settings dialog, and the question asked when the settings file is damaged.
+
+use egui::RichText;
+
+use super::app::KithApp;
+use super::settings::Theme;
+use super::style;
+use crate::protocol::wire::sanitize_name;
+
+pub fn dialog(app: &mut KithApp, ctx: &egui::Context) {
+    let mut open = true;
+    let mut changed = false;
+    egui::Window::new("Settings").open(&mut open).collapsible(false).default_width(420.0).show(ctx, |ui| {
+        let s = &mut app.settings;
+        egui::Grid::new("settings_grid").num_columns(2).spacing([16.0, 10.0]).show(ui, |ui| {
+            let l = ui.label("Display name");
+            // Edited in a draft so the field can be emptied while typing a new name.
+            let draft = app.view.name_draft.get_or_insert_with(|| s.display_name.clone().unwrap_or_default());
+            let edit = ui.add(egui::TextEdit::singleline(draft).desired_width(220.0)).labelled_by(l.id);
+            if edit.changed()
+                && let Some(clean) = sanitize_name(draft)
+            {
+                s.display_name = Some(clean);
+                changed = true;
+            }
+            ui.end_row();
+            ui.label("");
+            ui.label(RichText::new("Friends see a new name the next time you connect.").small().weak());
+            ui.end_row();
+
+            ui.label("Theme");
+            egui::ComboBox::from_id_salt("theme").selected_text(s.theme.label()).show_ui(ui, |ui| {
+                for t in Theme::ALL {
+                    changed |= ui.selectable_value(&mut s.theme, t, t.label()).changed();
+                }
+            });
+            ui.end_row();
+
+            let l = ui.label("Default hub");
+            changed |= ui
+                .add(
+                    egui::TextEdit::singleline(&mut s.default_hub)
+                        .hint_text("host:port")
+                        .desired_width(220.0),
+                )
+                .labelled_by(l.id)
+                .changed();
+            ui.end_row();
+
+            ui.label("Notifications");
+            changed |= ui
+                .checkbox(&mut s.notifications, "Notify me of messages while Kith is in the background")
+                .changed();
+            ui.end_row();
+
+            let l = ui.label("STUN servers");
+            let mut text = s.stun_servers.join("\n");
+            let edit = ui
+                .add(egui::TextEdit::multiline(&mut text).desired_rows(2).desired_width(220.0))
+                .labelled_by(l.id);
+            if edit.changed() {
+                s.stun_servers =
+                    text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+                changed = true;
+            }
+            ui.end_row();
+        });
+        ui.separator();
+        ui.label(RichText::new("Audio and video").strong());
+        egui::Grid::new("devices_grid").num_columns(2).spacing([16.0, 8.0]).show(ui, |ui| {
+            for (label, choice) in
+                [("Microphone", &s.microphone), ("Speaker", &s.speaker), ("Camera", &s.camera)]
+            {
+                ui.label(label);
+                ui.add_enabled_ui(false, |ui| {
+                    egui::ComboBox::from_id_salt(label)
+                        .selected_text(choice.as_deref().unwrap_or("System default"))
+                        .show_ui(ui, |_| {});
+                });
+                ui.end_row();
+            }
+        });
+        ui.label(RichText::new("Device choice arrives with calls.").small().weak());
+        if let Some(e) = &app.settings_error {
+            ui.colored_label(style::DANGER, format!("Settings could not be saved: {e}"));
+        }
+    });
+    if changed {
+        app.save_settings();
+    }
+    if !open {
+        app.view.settings_open = false;
+        app.view.name_draft = None;
+    }
+}
+
+/// Asked once at start when `settings.json` does not parse: reset (keeping the old file
+/// aside) or go on with defaults for this run without touching it.
+pub fn corrupt_dialog(app: &mut KithApp, ctx: &egui::Context) {
+    if app.settings_problem_dismissed {
+        return;
+    }
+    let Some(reason) = app.settings_problem.clone() else { return };
+    let path = app.store.as_ref().map(|s| s.path().display().to_string()).unwrap_or_default();
+    let mut reset = false;
+    let mut keep = false;
+    egui::Modal::new(egui::Id::unique("corrupt_settings")).show(ctx, |ui| {
+        ui.set_width(460.0);
+        ui.heading("Your settings file is damaged");
+        ui.label(format!("{path} could not be read: {reason}"));
+        ui.label(
+            "Kith is running on default settings and will not write over the file. Reset it to \
+             start fresh (the damaged file is kept as settings.json.broken), or keep it to repair \
+             it by hand; nothing you change is saved until then.",
+        );
+        ui.horizontal(|ui| {
+            reset = ui.button("Reset to defaults").clicked();
+            keep = ui.button("Keep the file for now").clicked();
+        });
+    });
+    if reset {
+        app.reset_settings();
+    } else if keep {
+        app.settings_problem_dismissed = true;
+    }
+}

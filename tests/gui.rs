@@ -1,0 +1,368 @@
+//! The desktop app driven through its widgets (egui_kittest over AccessKit), with real cores:
+//! one app hosts the hub in-process, others join it over loopback TCP.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use egui::accesskit::Role;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use kith::ui::notify::Notify;
+use kith::ui::{AppOptions, KithApp};
+
+const WAIT: Duration = Duration::from_secs(20);
+const PASSWORD: &str = "correct horse";
+
+/// Notifications the app would have shown.
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<(String, String)>>>);
+
+impl Notify for Recorder {
+    fn notify(&self, title: &str, body: &str) {
+        self.0.lock().unwrap().push((title.to_string(), body.to_string()));
+    }
+}
+
+fn app(dir: &Path, recorder: &Recorder) -> Harness<'static, KithApp> {
+    let dir = dir.to_path_buf();
+    let recorder = recorder.clone();
+    Harness::builder().with_size(egui::vec2(1040.0, 700.0)).build_eframe(move |cc| {
+        let opts = AppOptions {
+            profile_dir: Some(dir.clone()),
+            notifier: Some(Box::new(recorder.clone())),
+            ..AppOptions::default()
+        };
+        KithApp::new(&cc.egui_ctx, opts)
+    })
+}
+
+/// Steps the apps (each frame drains their cores' events) until `done` holds for the first.
+fn wait_for(apps: &mut [&mut Harness<'static, KithApp>], what: &str, done: impl Fn(&KithApp) -> bool) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        for h in apps.iter_mut() {
+            h.step();
+        }
+        if done(apps[0].state()) {
+            return;
+        }
+        let a = apps[0].state();
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: screen {}, connection {:?}, problem {:?}, notices {:?}",
+            a.screen_name(),
+            a.model().connection,
+            a.problem(),
+            a.model().notices
+        );
+        std::thread::sleep(Duration::from_millis(15));
+    }
+}
+
+fn onboard(h: &mut Harness<'static, KithApp>, name: &str) {
+    h.run_steps(2);
+    h.get_by_label("Choose a display name").type_text(name);
+    h.run_steps(2);
+    h.get_by_label("Create my identity").click();
+    h.run_steps(2);
+    h.get_by_label("Continue").click();
+    h.run_steps(2);
+    assert_eq!(h.state().screen_name(), "connect");
+}
+
+/// Hosts on an ephemeral port; returns the port.
+fn host(h: &mut Harness<'static, KithApp>) -> u16 {
+    h.get_by_label("🏠 Host a hub").click();
+    h.run_steps(2);
+    fill(h, "Port", "0");
+    fill(h, "Hub password", PASSWORD);
+    h.get_by_label("Start hosting").click();
+    wait_for(&mut [h], "hosting to be ready", |a| a.screen_name() == "main");
+    let addr = h.state().model().hosting.as_ref().expect("hosting").addr.clone();
+    addr.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+fn fill(h: &mut Harness<'static, KithApp>, label: &str, text: &str) {
+    h.get_by_label(label).focus();
+    h.run_steps(1);
+    let old = h.get_by_label(label).value().unwrap_or_default();
+    h.key_press(egui::Key::End);
+    for _ in 0..old.chars().count() {
+        h.key_press(egui::Key::Backspace);
+    }
+    h.run_steps(1);
+    h.get_by_label(label).type_text(text);
+    h.run_steps(1);
+    if !label.contains("assword") {
+        assert_eq!(h.get_by_label(label).value().as_deref(), Some(text));
+    }
+}
+
+fn join(h: &mut Harness<'static, KithApp>, port: u16) {
+    h.get_by_label("🔗 Join a hub").click();
+    h.run_steps(2);
+    fill(h, "Hub address", &format!("127.0.0.1:{port}"));
+    fill(h, "Password", PASSWORD);
+    h.get_by_label("Join").click();
+}
+
+/// Runs frames until fades and animations (a closing dialog's backdrop) are over.
+fn settle(h: &mut Harness<'static, KithApp>) {
+    h.run_steps(30);
+}
+
+/// Types into the composer and presses Enter.
+fn say(h: &mut Harness<'static, KithApp>, text: &str) {
+    let composer = h.get_by(|n| n.role() == Role::MultilineTextInput);
+    composer.focus();
+    h.run_steps(1);
+    h.get_by(|n| n.role() == Role::MultilineTextInput).type_text(text);
+    h.run_steps(1);
+    h.key_press(egui::Key::Enter);
+    h.run_steps(1);
+}
+
+fn messages(app: &KithApp, room: &str) -> Vec<String> {
+    app.model()
+        .room(room)
+        .map(|r| r.messages.iter().map(|m| m.text().to_string()).collect())
+        .unwrap_or_default()
+}
+
+fn peer_named<'a>(app: &'a KithApp, name: &str) -> Option<&'a kith::ui::model::Peer> {
+    app.model().peers.values().find(|p| p.name == name && p.online())
+}
+
+#[test]
+fn onboarding_creates_the_identity_and_shows_its_fingerprint() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path(), &Recorder::default());
+    h.run_steps(2);
+    assert_eq!(h.state().screen_name(), "onboarding");
+    h.get_by_label("Choose a display name").type_text("Alice");
+    h.run_steps(2);
+    h.get_by_label("Create my identity").click();
+    h.run_steps(2);
+    let profile = kith::net::profile::Profile::open(Some(dir.path())).unwrap();
+    let keys = profile.identity().unwrap();
+    let fp = kith::protocol::identity::IdentityKey::from(&keys.public).fingerprint().grouped();
+    h.get_by_label(&fp);
+    assert_eq!(h.state().settings().display_name.as_deref(), Some("Alice"));
+    h.get_by_label("Continue").click();
+    h.run_steps(2);
+    assert_eq!(h.state().screen_name(), "connect");
+    // The name survives a restart: the next start goes straight to Connect.
+    drop(h);
+    let mut again = app(dir.path(), &Recorder::default());
+    again.run_steps(2);
+    assert_eq!(again.state().screen_name(), "connect");
+    again.get_by_label_contains("Signed in as Alice");
+}
+
+#[test]
+fn host_and_join_then_chat_both_ways_and_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Recorder::default();
+    let mut alice = app(&dir.path().join("alice"), &recorder);
+    onboard(&mut alice, "alice");
+    let port = host(&mut alice);
+    alice.get_by_label("📨 Invite").click();
+    alice.run_steps(2);
+    assert!(alice.get_all_by_label_contains(&format!(":{port}")).next().is_some(), "an address to copy");
+    alice.get_by_label("Done").click();
+    settle(&mut alice);
+
+    let mut bob = app(&dir.path().join("bob"), &Recorder::default());
+    onboard(&mut bob, "bob");
+    join(&mut bob, port);
+    wait_for(&mut [&mut bob, &mut alice], "bob to join and secure alice", |b| {
+        b.screen_name() == "main" && peer_named(b, "alice").is_some_and(|p| p.secure)
+    });
+    wait_for(&mut [&mut alice, &mut bob], "alice to secure bob", |a| {
+        peer_named(a, "bob").is_some_and(|p| p.secure)
+    });
+    // Bob's recent hubs remember where he joined.
+    assert_eq!(bob.state().settings().recent_hubs[0].addr, format!("127.0.0.1:{port}"));
+
+    say(&mut bob, "hello alice");
+    wait_for(&mut [&mut alice, &mut bob], "alice to receive", |a| {
+        messages(a, "general").contains(&"hello alice".into())
+    });
+    alice.get_by_label("hello alice");
+    wait_for(&mut [&mut bob, &mut alice], "bob's message to be delivered", |b| {
+        b.model().room("general").unwrap().messages.iter().any(|m| {
+            m.text() == "hello alice"
+                && matches!(&m.delivery, Some(kith::ui::model::Delivery::Sent { recipients: 1, delivered }) if delivered.len() == 1)
+        })
+    });
+    bob.run_steps(2);
+    bob.get_by_label("✓✓");
+
+    say(&mut alice, "hi bob\nsecond line");
+    wait_for(&mut [&mut bob, &mut alice], "bob to receive", |b| {
+        messages(b, "general").contains(&"hi bob\nsecond line".into())
+    });
+    // The composer is empty again after sending.
+    alice.run_steps(1);
+    assert_eq!(alice.get_by(|n| n.role() == Role::MultilineTextInput).value().as_deref(), Some(""));
+
+    // A message while the window is in the background is a desktop notification.
+    alice.input_mut().focused = false;
+    alice.run_steps(1);
+    say(&mut bob, "are you there?");
+    wait_for(&mut [&mut alice, &mut bob], "the notification", |_| {
+        recorder.0.lock().unwrap().iter().any(|(_, body)| body == "are you there?")
+    });
+    assert_eq!(alice.state().model().room("general").unwrap().unread, 1, "unread while away");
+    alice.input_mut().focused = true;
+    alice.run_steps(2);
+    assert_eq!(alice.state().model().room("general").unwrap().unread, 0, "read on return");
+
+    // Alice verifies bob in the fingerprint dialog.
+    alice.get_by_role_and_label(Role::Button, "bob").click();
+    alice.run_steps(2);
+    alice.get_by_label("Verify bob");
+    let alice_sn = peer_named(alice.state(), "bob").unwrap().safety_number.clone();
+    let bob_sn = peer_named(bob.state(), "alice").unwrap().safety_number.clone();
+    assert_eq!(alice_sn, bob_sn, "both see the same safety number");
+    let first_group = alice_sn.split_whitespace().next().unwrap().to_string();
+    alice.get_all_by_label(&first_group).next().expect("safety number shown");
+    let emoji = peer_named(alice.state(), "bob").unwrap().sas_emoji.clone();
+    assert_eq!(emoji, peer_named(bob.state(), "alice").unwrap().sas_emoji, "both see the same emoji");
+    alice.get_by_label("Mark as verified").click();
+    wait_for(&mut [&mut alice, &mut bob], "verified", |a| peer_named(a, "bob").is_some_and(|p| p.verified));
+    alice.run_steps(2);
+    alice.get_by_label("🛡 Verified");
+    alice.get_by_label("Remove verification");
+    alice.get_by_label("Close").click();
+    settle(&mut alice);
+    assert!(alice.query_by_label("Verify bob").is_none());
+    alice.get_by_label("🛡");
+    let known = std::fs::read_to_string(dir.path().join("alice/known_peers.json")).unwrap();
+    assert!(known.contains("\"verified\": true"), "verification persisted: {known}");
+}
+
+#[test]
+fn a_changed_identity_pauses_sending_until_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut alice = app(&dir.path().join("alice"), &Recorder::default());
+    onboard(&mut alice, "alice");
+    let port = host(&mut alice);
+    let mut bob = app(&dir.path().join("bob"), &Recorder::default());
+    onboard(&mut bob, "bob");
+    join(&mut bob, port);
+    wait_for(&mut [&mut alice, &mut bob], "alice to secure bob", |a| {
+        peer_named(a, "bob").is_some_and(|p| p.secure)
+    });
+    drop(bob);
+    wait_for(&mut [&mut alice], "bob to leave", |a| peer_named(a, "bob").is_none());
+
+    // "bob" again, with a new identity.
+    let mut bob2 = app(&dir.path().join("bob-new"), &Recorder::default());
+    onboard(&mut bob2, "bob");
+    join(&mut bob2, port);
+    wait_for(&mut [&mut alice, &mut bob2], "the identity change", |a| {
+        peer_named(a, "bob").is_some_and(|p| p.identity_changed && p.secure)
+    });
+    alice.run_steps(2);
+    alice.get_by_label("⚠ Sending is paused: the identity of bob changed.");
+    // Enter does not send while paused.
+    say(&mut alice, "secret plans");
+    assert_eq!(
+        alice.get_by(|n| n.role() == Role::MultilineTextInput).value().as_deref(),
+        Some("secret plans")
+    );
+    for _ in 0..20 {
+        alice.step();
+        bob2.step();
+    }
+    assert!(!messages(bob2.state(), "general").contains(&"secret plans".into()));
+
+    alice.get_by_label("Review bob").click();
+    alice.run_steps(2);
+    alice.get_by_label("⚠ bob's identity changed");
+    alice.get_by_label("I understand, send to the new identity").click();
+    wait_for(&mut [&mut alice, &mut bob2], "the acknowledgement", |a| {
+        peer_named(a, "bob").is_some_and(|p| !p.identity_changed)
+    });
+    settle(&mut alice);
+    alice.get_by_label("Close").click();
+    settle(&mut alice);
+    assert!(alice.query_by_label("⚠ Sending is paused: the identity of bob changed.").is_none());
+    assert!(alice.query_by_label("Verify bob").is_none(), "dialog closed");
+    // The draft kept while paused goes out now.
+    assert_eq!(
+        alice.get_by(|n| n.role() == Role::MultilineTextInput).value().as_deref(),
+        Some("secret plans")
+    );
+    alice.get_by_label("Send").click();
+    alice.run_steps(2);
+    let sent: Vec<_> = alice
+        .state()
+        .model()
+        .room("general")
+        .unwrap()
+        .messages
+        .iter()
+        .map(|m| (m.text().to_string(), m.delivery.clone()))
+        .collect();
+    assert!(sent.iter().any(|(t, _)| t == "secret plans"), "the draft went out: {sent:?}");
+    wait_for(&mut [&mut bob2, &mut alice], "bob2 to receive", |b| {
+        messages(b, "general").contains(&"secret plans".into())
+    });
+}
+
+#[test]
+fn a_wrong_password_is_explained_and_the_form_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut alice = app(&dir.path().join("alice"), &Recorder::default());
+    onboard(&mut alice, "alice");
+    let port = host(&mut alice);
+    let mut eve = app(&dir.path().join("eve"), &Recorder::default());
+    onboard(&mut eve, "eve");
+    eve.get_by_label("🔗 Join a hub").click();
+    eve.run_steps(2);
+    fill(&mut eve, "Hub address", &format!("127.0.0.1:{port}"));
+    fill(&mut eve, "Password", "guess");
+    eve.get_by_label("Join").click();
+    wait_for(&mut [&mut eve, &mut alice], "the refusal", |e| {
+        e.screen_name() == "connect" && e.model().connection.is_none()
+    });
+    eve.run_steps(2);
+    eve.get_by_label("Wrong password");
+    eve.get_by_label_contains("Ask the host for the current one");
+    // Unreachable: a port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    fill(&mut eve, "Hub address", &closed.to_string());
+    eve.get_by_label("Join").click();
+    wait_for(&mut [&mut eve], "unreachable", |e| e.model().connection.is_none());
+    eve.run_steps(2);
+    eve.get_by_label(&format!("Could not reach {closed}"));
+}
+
+#[test]
+fn a_damaged_settings_file_is_kept_until_the_user_resets_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("settings.json"), b"{\"display_name\": ").unwrap();
+    let mut h = app(dir.path(), &Recorder::default());
+    h.run_steps(2);
+    h.get_by_label("Your settings file is damaged");
+    h.get_by_label("Keep the file for now").click();
+    h.run_steps(2);
+    assert!(h.query_by_label("Your settings file is damaged").is_none());
+    // Onboarding on defaults does not overwrite the file.
+    h.get_by_label("Choose a display name").type_text("Alice");
+    h.run_steps(1);
+    h.get_by_label("Create my identity").click();
+    h.run_steps(2);
+    assert_eq!(std::fs::read(dir.path().join("settings.json")).unwrap(), b"{\"display_name\": ");
+    drop(h);
+
+    let mut h = app(dir.path(), &Recorder::default());
+    h.run_steps(2);
+    h.get_by_label("Reset to defaults").click();
+    h.run_steps(2);
+    assert!(dir.path().join("settings.json.broken").exists());
+    assert!(std::fs::read_to_string(dir.path().join("settings.json")).unwrap().contains("\"theme\""));
+}
