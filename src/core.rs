@@ -46,6 +46,9 @@ pub struct CoreOptions {
 /// one non-fatal error naming every server that failed.
 async fn ask_stun(servers: Vec<String>, port: u16, events: mpsc::Sender<ClientEvent>, wake: Option<Waker>) {
     let mut failures = Vec::new();
+    if servers.is_empty() {
+        failures.push("no STUN servers are configured".to_string());
+    }
     let mut event = None;
     for server in servers {
         match reach::public_address(&server, STUN_TIMEOUT).await {
@@ -57,9 +60,7 @@ async fn ask_stun(servers: Vec<String>, port: u16, events: mpsc::Sender<ClientEv
             Err(e) => failures.push(e),
         }
     }
-    let event = event.unwrap_or_else(|| {
-        ClientEvent::error("stun_failed", format!("no public address: {}", failures.join("; ")))
-    });
+    let event = event.unwrap_or_else(|| ClientEvent::error("stun_failed", failures.join("; ")));
     if events.send(event).await.is_ok()
         && let Some(wake) = wake
     {
@@ -99,7 +100,7 @@ impl CoreHandle {
                     return true;
                 }
             };
-            runtime.block_on(async move {
+            let failed = runtime.block_on(async move {
                 let mut hosted = None;
                 let (hub_addr, hub_label) = match &opts.target {
                     Target::Hub(addr) => (addr.clone(), addr.clone()),
@@ -146,9 +147,7 @@ impl CoreHandle {
                         if let Some(wake) = &wake {
                             wake();
                         }
-                        if !stun.is_empty() {
-                            tokio::spawn(ask_stun(stun.clone(), local.port(), ev_tx.clone(), wake.clone()));
-                        }
+                        tokio::spawn(ask_stun(stun.clone(), local.port(), ev_tx.clone(), wake.clone()));
                         let connect = if local.ip().is_unspecified() {
                             SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), local.port())
                         } else {
@@ -181,7 +180,10 @@ impl CoreHandle {
                     hub.shutdown().await;
                 }
                 failed
-            })
+            });
+            // Blocking tasks (DNS lookups) must not hold the thread, and whoever waits for it.
+            runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+            failed
         })?;
         Ok(Self { commands: cmd_tx, events: ev_rx, thread: Some(thread) })
     }
@@ -220,6 +222,8 @@ impl CoreHandle {
     }
 
     fn join(&mut self) -> bool {
+        // Dropping our sender closes the queue, so the core stops even if Quit did not fit.
+        drop(std::mem::replace(&mut self.commands, mpsc::channel(1).0));
         // Keep draining so the core never blocks on a full event queue while stopping.
         while self.events.try_recv().is_ok() {}
         self.events.close();

@@ -475,3 +475,53 @@ fn a_hub_substituting_keys_never_gets_a_secure_session() {
         }
     }
 }
+
+/// Someone takes bob's name with a new key and finishes the handshake late. What alice sent
+/// to the room before the handshake showed the change stays with her until she accepts it.
+#[test]
+fn messages_to_a_changed_identity_wait_for_acknowledgement() {
+    let names = ["alice", "bob"];
+    // Relayed handshakes take up to 400 ms; the hub's member list arrives at once.
+    let mut sim = Sim::new(11, &names, 0.0, 400);
+    sim.run_until(60_000, Sim::all_secure);
+    let old_bob = sim.key(1);
+    sim.drop_link(1);
+    sim.run_until(10_000, |s| s.count(0, |e| matches!(e, ClientEvent::PeerLeft { .. })) == 1);
+    let config = ClientConfig {
+        name: "bob".into(),
+        password: Zeroizing::new("pw".into()),
+        rooms: vec!["general".into()],
+        hub_label: "sim".into(),
+        hub_pin: None,
+        accept_changed_hub_key: false,
+    };
+    let impostor = Keypair::generate(&mut sim.rng);
+    let crng = ChaCha20Rng::seed_from_u64(4242);
+    sim.nodes[1] = Node {
+        client: Client::new(config, impostor, KnownPeers::default(), crng),
+        conn: None,
+        events: vec![],
+    };
+    let new_bob = sim.key(1);
+    assert_ne!(new_bob, old_bob);
+    sim.connect(1);
+    let new_fp = new_bob.fingerprint().to_string();
+    sim.run_until(10_000, |s| {
+        s.count(0, |e| matches!(e, ClientEvent::PeerJoined { peer, .. } if *peer == new_fp)) == 1
+    });
+    assert_eq!(sim.count(0, |e| matches!(e, ClientEvent::PeerSecure { peer, .. } if *peer == new_fp)), 0);
+    send(&mut sim, 0, "before the handshake".into());
+    sim.run_until(60_000, |s| s.count(0, |e| matches!(e, ClientEvent::IdentityChanged { .. })) == 1);
+    sim.advance(30_000);
+    assert!(sim.messages(1).is_empty(), "the new key got nothing: {:?}", sim.messages(1));
+    // Sending more is refused outright.
+    send(&mut sim, 0, "after the warning".into());
+    sim.settle();
+    assert_eq!(
+        sim.count(0, |e| matches!(e, ClientEvent::Error { code, .. } if code == "identity_unacknowledged")),
+        1
+    );
+    sim.command(0, ClientCommand::AcknowledgeChange { peer: new_fp.clone() });
+    sim.run_until(10_000, |s| !s.messages(1).is_empty());
+    assert_eq!(sim.messages(1), [("alice".to_string(), "before the handshake".to_string())]);
+}

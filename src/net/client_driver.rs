@@ -14,6 +14,9 @@ use crate::protocol::client::{Client, ClientOutput};
 use crate::protocol::events::{ClientCommand, ClientEvent};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A hub that stops reading must not stall the core (or a window waiting for it to quit).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 type Link = Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec>;
@@ -27,6 +30,11 @@ pub struct Driver {
     pub events: mpsc::Sender<ClientEvent>,
     /// Called after events were queued, so a GUI can repaint.
     pub wake: Option<std::sync::Arc<dyn Fn() + Send + Sync>>,
+}
+
+/// Closes the link politely, but not at any price.
+async fn close(link: &mut Link) {
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, SinkExt::<bytes::Bytes>::close(link)).await;
 }
 
 enum Step {
@@ -47,7 +55,20 @@ impl Driver {
             if link.is_none() && reconnect_at.is_some_and(|t| t <= tokio::time::Instant::now()) {
                 reconnect_at = None;
                 tracing::info!(addr = %self.hub_addr, "connecting to the hub");
-                match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.hub_addr)).await {
+                let addr = self.hub_addr.clone();
+                let connect = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr));
+                tokio::pin!(connect);
+                // Keep taking commands while connecting: Quit must not wait for a slow connect.
+                let connected = loop {
+                    tokio::select! {
+                        result = &mut connect => break result,
+                        cmd = self.commands.recv() => match cmd {
+                            None | Some(ClientCommand::Quit) => return false,
+                            Some(cmd) => self.client.handle_command(now_ms(), cmd),
+                        },
+                    }
+                };
+                match connected {
                     Ok(Ok(stream)) => {
                         let _ = stream.set_nodelay(true);
                         ever_connected = true;
@@ -107,7 +128,7 @@ impl Driver {
                 cmd = self.commands.recv() => match cmd {
                     None | Some(ClientCommand::Quit) => {
                         if let Some(mut l) = link.take() {
-                            let _ = SinkExt::<bytes::Bytes>::close(&mut l).await;
+                            close(&mut l).await;
                         }
                         return false;
                     }
@@ -134,7 +155,9 @@ impl Driver {
             match out {
                 ClientOutput::ToHub(frame) => {
                     if let Some(l) = link.as_mut() {
-                        if l.feed(bytes::Bytes::from(frame)).await.is_err() {
+                        let fed =
+                            tokio::time::timeout(WRITE_TIMEOUT, l.feed(bytes::Bytes::from(frame))).await;
+                        if !matches!(fed, Ok(Ok(()))) {
                             *link = None;
                             self.client.handle_hub_disconnected(now_ms(), "write failed");
                         } else {
@@ -152,7 +175,7 @@ impl Driver {
                     if fatal {
                         self.wake();
                         if let Some(mut l) = link.take() {
-                            let _ = SinkExt::<bytes::Bytes>::close(&mut l).await;
+                            close(&mut l).await;
                         }
                         return Step::Stop;
                     }
@@ -173,7 +196,7 @@ impl Driver {
                 }
                 ClientOutput::CloseHub { fatal } => {
                     if let Some(mut l) = link.take() {
-                        let _ = SinkExt::<bytes::Bytes>::close(&mut l).await;
+                        close(&mut l).await;
                     }
                     if fatal {
                         self.wake();
@@ -185,7 +208,10 @@ impl Driver {
         }
         if wrote
             && let Some(l) = link.as_mut()
-            && SinkExt::<bytes::Bytes>::flush(l).await.is_err()
+            && !matches!(
+                tokio::time::timeout(WRITE_TIMEOUT, SinkExt::<bytes::Bytes>::flush(l)).await,
+                Ok(Ok(()))
+            )
         {
             *link = None;
             self.client.handle_hub_disconnected(now_ms(), "write failed");

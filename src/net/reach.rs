@@ -30,6 +30,10 @@ pub fn lan_addresses(port: u16) -> Vec<SocketAddr> {
 /// Asks `server` (`host:port`) which address our UDP packets come from. Retransmits the
 /// request (UDP may drop it) and gives up after `timeout`.
 pub async fn public_address(server: &str, timeout: Duration) -> Result<IpAddr, String> {
+    tokio::time::timeout(timeout, ask(server)).await.map_err(|_| format!("{server} did not answer"))?
+}
+
+async fn ask(server: &str) -> Result<IpAddr, String> {
     let target = tokio::net::lookup_host(server)
         .await
         .map_err(|e| format!("cannot resolve {server}: {e}"))?
@@ -39,8 +43,8 @@ pub async fn public_address(server: &str, timeout: Duration) -> Result<IpAddr, S
     let request = Message::builder_request(BINDING, MessageWriteVec::new());
     let transaction = request.transaction_id();
     let request = request.finish();
-    let ask = async {
-        let mut buf = [0u8; 1500];
+    let mut buf = [0u8; 1500];
+    {
         // RFC 8489 §6.2.1: start at 500 ms and double.
         let mut wait = Duration::from_millis(500);
         loop {
@@ -52,7 +56,10 @@ pub async fn public_address(server: &str, timeout: Duration) -> Result<IpAddr, S
                     continue;
                 }
                 let Ok(reply) = Message::from_bytes(&buf[..n]) else { continue };
-                if reply.transaction_id() != transaction || !reply.has_class(MessageClass::Success) {
+                if reply.transaction_id() != transaction
+                    || !reply.has_class(MessageClass::Success)
+                    || !reply.has_method(BINDING)
+                {
                     continue;
                 }
                 return match reply.attribute::<XorMappedAddress>() {
@@ -62,8 +69,7 @@ pub async fn public_address(server: &str, timeout: Duration) -> Result<IpAddr, S
             }
             wait *= 2;
         }
-    };
-    tokio::time::timeout(timeout, ask).await.map_err(|_| format!("{server} did not answer"))?
+    }
 }
 
 #[cfg(test)]

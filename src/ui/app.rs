@@ -78,6 +78,9 @@ pub struct ViewState {
     pub new_room: String,
     /// The display name being edited in Settings.
     pub name_draft: Option<String>,
+    pub stun_draft: Option<String>,
+    /// Typed settings not yet written.
+    pub settings_dirty: bool,
     pub focus_composer: bool,
 }
 
@@ -107,6 +110,8 @@ pub struct KithApp {
     pub(super) clock: Clock,
     pub(super) utc_offset: Option<chrono::FixedOffset>,
     notifier: Option<Box<dyn Notify>>,
+    /// Cores being stopped in the background.
+    stopping: Vec<std::thread::JoinHandle<()>>,
     started: Option<Instant>,
     first_frame: bool,
     applied_theme: Option<super::settings::Theme>,
@@ -152,6 +157,7 @@ impl KithApp {
             clock: opts.clock,
             utc_offset: opts.utc_offset,
             notifier,
+            stopping: Vec::new(),
             started: opts.started,
             first_frame: true,
             applied_theme: None,
@@ -253,10 +259,26 @@ impl KithApp {
         }
     }
 
-    /// Leaves the hub (and stops a hosted one) and waits for the core thread.
+    /// Leaves the hub (and stops a hosted one). The wait for the core thread happens on a
+    /// thread of its own: the window stays responsive even if the hub is slow to say goodbye.
     pub(super) fn stop_core(&mut self) {
         if let Some(core) = self.core.take() {
-            core.shutdown();
+            let stopping = std::thread::Builder::new().name("kith-stop".into()).spawn(move || {
+                core.shutdown();
+            });
+            match stopping {
+                Ok(handle) => self.stopping.push(handle),
+                Err(e) => tracing::warn!("cannot stop the core in the background: {e}"),
+            }
+        }
+        self.stopping.retain(|h| !h.is_finished());
+    }
+
+    /// At exit: give the cores a moment to leave their hubs cleanly, but never hang.
+    fn wait_stopped(&mut self) {
+        let deadline = Instant::now() + EXIT_GRACE;
+        while self.stopping.iter().any(|h| !h.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
 
@@ -344,6 +366,11 @@ impl eframe::App for KithApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.apply_theme(ctx);
         self.pump(ctx);
+        let now = (self.clock)();
+        self.model.sweep_expired(now);
+        if let Some(at) = self.model.next_expiry() {
+            ctx.request_repaint_after(std::time::Duration::from_millis(at.saturating_sub(now).max(1)));
+        }
         if ctx.input(|i| i.focused)
             && let Some(room) = self.view.room.clone()
             && matches!(self.screen, Screen::Main)
@@ -385,12 +412,20 @@ impl eframe::App for KithApp {
     }
 
     fn on_exit(&mut self) {
+        if self.view.settings_dirty {
+            self.save_settings();
+        }
         self.stop_core();
+        self.wait_stopped();
     }
 }
 
 impl Drop for KithApp {
     fn drop(&mut self) {
         self.stop_core();
+        self.wait_stopped();
     }
 }
+
+/// How long closing the window waits for the core to leave the hub.
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(3);

@@ -75,7 +75,7 @@ pub fn show(ui: &mut Ui, room: &mut Room, me: &str, now_ms: u64, utc_offset: Opt
                     remeasured |= (h - heights[i]).abs() > 0.5;
                     msg.height = Some((width, h));
                 }
-                if let Some(at) = msg.expires_at {
+                if let Some(at) = msg.expires_at.filter(|at| *at > now_ms) {
                     soonest_expiry = Some(soonest_expiry.map_or(at, |s| s.min(at)));
                 }
                 y += h + GAP;

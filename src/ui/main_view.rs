@@ -290,7 +290,10 @@ fn send_draft(app: &mut KithApp, room: &str) {
     let now = app.now_ms();
     let expires_in_s = app.view.expiry;
     let tag = app.model.outgoing(room, &text, now, expires_in_s);
-    app.command(ClientCommand::Send { room: room.to_string(), text, expires_in_s, tag: Some(tag) });
+    let cmd = ClientCommand::Send { room: room.to_string(), text, expires_in_s, tag: Some(tag.clone()) };
+    if let Some(Err(e)) = app.core.as_ref().map(|c| c.send(cmd)) {
+        app.model.fail_send(&tag, &e);
+    }
 }
 
 fn invite_window(app: &mut KithApp, ctx: &egui::Context) {

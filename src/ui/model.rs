@@ -91,6 +91,8 @@ pub struct Message {
     pub delivery: Option<Delivery>,
     /// Ours only: the tag sent with it, until the core answers.
     pub tag: Option<String>,
+    /// Line breaks in the text, counted once for the virtual list's height estimates.
+    pub newlines: usize,
     /// Laid-out height at `height_width`, for the virtual list (see `ui::chat`).
     pub height: Option<(f32, f32)>,
 }
@@ -145,6 +147,8 @@ pub struct Model {
     /// Message id → room, for receipts and expiry.
     by_id: HashMap<String, String>,
     next_tag: u64,
+    /// The earliest `expires_at` of any message shown, for `sweep_expired`.
+    next_expiry: Option<u64>,
     /// When the event being applied arrived (for notices).
     now_ms: u64,
 }
@@ -180,19 +184,64 @@ impl Model {
         let tag = format!("ui-{}", self.next_tag);
         self.pending.insert(tag.clone(), room.to_string());
         let name = self.me_name.clone();
+        let expires_at = expires_in_s.map(|s| now_ms.saturating_add(s.saturating_mul(1000)));
+        self.note_expiry(expires_at);
         let r = self.room_mut(room);
         r.messages.push(Message {
             id: None,
             from: None,
             name,
+            newlines: text.matches('\n').count(),
             body: Body::Text(text.to_string()),
             at_ms: now_ms,
-            expires_at: expires_in_s.map(|s| now_ms.saturating_add(s.saturating_mul(1000))),
+            expires_at,
             delivery: Some(Delivery::Sending),
             tag: Some(tag.clone()),
             height: None,
         });
         tag
+    }
+
+    /// Removes messages whose time is up. The core announces expiry too, but a message it
+    /// never stored (a refused send) or already forgot must not outlive its countdown here.
+    pub fn sweep_expired(&mut self, now_ms: u64) {
+        if self.next_expiry.is_none_or(|t| t > now_ms) {
+            return;
+        }
+        let mut next = None;
+        for room in self.rooms.values_mut() {
+            room.messages.retain(|m| match m.expires_at {
+                Some(at) if at <= now_ms => false,
+                Some(at) => {
+                    next = Some(next.map_or(at, |n: u64| n.min(at)));
+                    true
+                }
+                None => true,
+            });
+        }
+        self.by_id.retain(|_, room| self.rooms.contains_key(room));
+        self.next_expiry = next;
+    }
+
+    /// When the next message disappears.
+    pub fn next_expiry(&self) -> Option<u64> {
+        self.next_expiry
+    }
+
+    fn note_expiry(&mut self, at: Option<u64>) {
+        if let Some(at) = at {
+            self.next_expiry = Some(self.next_expiry.map_or(at, |n| n.min(at)));
+        }
+    }
+
+    /// A send the core never took (its queue was full or it stopped).
+    pub fn fail_send(&mut self, tag: &str, reason: &str) {
+        if let Some((room, i)) = self.take_pending(tag)
+            && let Some(m) = self.rooms.get_mut(&room).and_then(|r| r.messages.get_mut(i))
+        {
+            m.tag = None;
+            m.delivery = Some(Delivery::Failed { reason: reason.to_string() });
+        }
     }
 
     /// Marks every message in `room` read.
@@ -311,11 +360,13 @@ impl Model {
             ClientEvent::Message { id, room, from, name, text, sent_at, expires_at } => {
                 let looking = viewing == Some(room.as_str());
                 self.by_id.insert(id.clone(), room.clone());
+                self.note_expiry(expires_at);
                 let r = self.room_mut(&room);
                 r.messages.push(Message {
                     id: Some(id),
                     from: Some(from),
                     name: name.clone(),
+                    newlines: text.matches('\n').count(),
                     body: Body::Text(text.clone()),
                     at_ms: sent_at,
                     expires_at,
@@ -331,6 +382,7 @@ impl Model {
             ClientEvent::Sent { id, room, recipients, sent_at, expires_at, tag } => {
                 let found = tag.and_then(|t| self.take_pending(&t));
                 self.by_id.insert(id.clone(), room.clone());
+                self.note_expiry(expires_at);
                 let delivery = Delivery::Sent { recipients, delivered: BTreeSet::new() };
                 match found.and_then(|(r, i)| self.rooms.get_mut(&r).map(|room| (room, i))) {
                     Some((r, i)) => {
@@ -412,6 +464,7 @@ impl Model {
             id: None,
             from: None,
             name: String::new(),
+            newlines: 0,
             body: Body::Notice { text, warning },
             at_ms: now,
             expires_at: None,
@@ -419,5 +472,121 @@ impl Model {
             tag: None,
             height: None,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(id: &str, room: &str, text: &str, expires_at: Option<u64>) -> ClientEvent {
+        ClientEvent::Message {
+            id: id.into(),
+            room: room.into(),
+            from: "bobfp".into(),
+            name: "bob".into(),
+            text: text.into(),
+            sent_at: 1_000,
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn unread_counts_only_rooms_not_on_screen() {
+        let mut m = Model::default();
+        assert!(m.apply(message("1", "general", "hi", None), Some("general"), 1).is_none());
+        let inc = m.apply(message("2", "random", "psst", None), Some("general"), 2).unwrap();
+        assert_eq!(inc, Incoming { room: "random".into(), name: "bob".into(), text: "psst".into() });
+        // Window in the background: nothing is on screen.
+        m.apply(message("3", "general", "there?", None), None, 3).unwrap();
+        assert_eq!((m.room("general").unwrap().unread, m.room("random").unwrap().unread), (1, 1));
+        m.mark_read("general");
+        assert_eq!(m.total_unread(), 1);
+    }
+
+    #[test]
+    fn replies_match_sends_by_tag_whatever_the_order() {
+        let mut m = Model::default();
+        let t1 = m.outgoing("general", "one", 10, None);
+        let t2 = m.outgoing("general", "two", 11, Some(60));
+        let sent = |id: &str, tag: &str| ClientEvent::Sent {
+            id: id.into(),
+            room: "general".into(),
+            recipients: 2,
+            sent_at: 12,
+            expires_at: None,
+            tag: Some(tag.into()),
+        };
+        m.apply(sent("b", &t2), None, 12);
+        m.apply(
+            ClientEvent::Error {
+                code: "outbox_full".into(),
+                message: "full".into(),
+                fatal: false,
+                tag: Some(t1),
+            },
+            None,
+            13,
+        );
+        m.apply(ClientEvent::Delivered { id: "b".into(), to: "x".into() }, None, 14);
+        let msgs = &m.room("general").unwrap().messages;
+        assert_eq!(msgs[0].delivery, Some(Delivery::Failed { reason: "full".into() }));
+        assert_eq!(msgs[1].id.as_deref(), Some("b"));
+        assert!(
+            matches!(&msgs[1].delivery, Some(Delivery::Sent { recipients: 2, delivered }) if delivered.len() == 1)
+        );
+        assert!(m.notices.is_empty(), "a send error is shown on its message, not as a notice");
+    }
+
+    #[test]
+    fn expired_messages_go_even_without_the_cores_word() {
+        let mut m = Model::default();
+        m.apply(message("1", "general", "keep", None), None, 0);
+        m.apply(message("2", "general", "poof", Some(5_000)), None, 0);
+        let tag = m.outgoing("general", "refused", 0, Some(3));
+        m.fail_send(&tag, "core stopped");
+        assert_eq!(m.next_expiry(), Some(3_000));
+        m.sweep_expired(2_999);
+        assert_eq!(m.room("general").unwrap().messages.len(), 3);
+        m.sweep_expired(3_000);
+        assert_eq!(m.room("general").unwrap().messages.len(), 2);
+        assert_eq!(m.next_expiry(), Some(5_000));
+        m.apply(ClientEvent::Expired { id: "2".into() }, None, 4_000);
+        m.sweep_expired(6_000);
+        let left: Vec<&str> = m.room("general").unwrap().messages.iter().map(|m| m.text()).collect();
+        assert_eq!(left, ["keep"]);
+        assert_eq!(m.next_expiry(), None);
+    }
+
+    #[test]
+    fn identity_change_blocks_the_room_until_acknowledged_or_verified() {
+        let mut m = Model::default();
+        m.apply(
+            ClientEvent::PeerJoined { room: "general".into(), peer: "new".into(), name: "bob".into() },
+            None,
+            0,
+        );
+        m.apply(
+            ClientEvent::IdentityChanged { name: "bob".into(), old: "old".into(), new: "new".into() },
+            None,
+            0,
+        );
+        assert_eq!(m.unacknowledged_in("general").len(), 1);
+        assert!(
+            m.room("general")
+                .unwrap()
+                .messages
+                .iter()
+                .any(|x| matches!(x.body, Body::Notice { warning: true, .. }))
+        );
+        m.apply(ClientEvent::ChangeAcknowledged { peer: "new".into() }, None, 0);
+        assert!(m.unacknowledged_in("general").is_empty());
+        m.apply(
+            ClientEvent::IdentityChanged { name: "bob".into(), old: "old".into(), new: "new".into() },
+            None,
+            0,
+        );
+        m.apply(ClientEvent::Verified { peer: "new".into(), verified: true }, None, 0);
+        assert!(m.unacknowledged_in("general").is_empty());
     }
 }

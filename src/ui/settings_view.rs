@@ -9,7 +9,10 @@ use crate::protocol::wire::sanitize_name;
 
 pub fn dialog(app: &mut KithApp, ctx: &egui::Context) {
     let mut open = true;
+    // Clicks save at once; typing saves when the field loses focus or the dialog closes, so
+    // an fsync does not follow every keystroke.
     let mut changed = false;
+    let mut typed = false;
     egui::Window::new("Settings").open(&mut open).collapsible(false).default_width(420.0).show(ctx, |ui| {
         let s = &mut app.settings;
         egui::Grid::new("settings_grid").num_columns(2).spacing([16.0, 10.0]).show(ui, |ui| {
@@ -21,8 +24,9 @@ pub fn dialog(app: &mut KithApp, ctx: &egui::Context) {
                 && let Some(clean) = sanitize_name(draft)
             {
                 s.display_name = Some(clean);
-                changed = true;
+                typed = true;
             }
+            changed |= edit.lost_focus();
             ui.end_row();
             ui.label("");
             ui.label(RichText::new("Friends see a new name the next time you connect.").small().weak());
@@ -85,12 +89,15 @@ pub fn dialog(app: &mut KithApp, ctx: &egui::Context) {
             ui.colored_label(style::DANGER, format!("Settings could not be saved: {e}"));
         }
     });
-    if changed {
+    app.view.settings_dirty |= typed;
+    if changed || (!open && app.view.settings_dirty) {
         app.save_settings();
+        app.view.settings_dirty = false;
     }
     if !open {
         app.view.settings_open = false;
         app.view.name_draft = None;
+        app.view.stun_draft = None;
     }
 }
 

@@ -12,6 +12,7 @@ impl Client {
                 Some(key) if self.known.set_verified(&key, verified) => {
                     self.out.push_back(ClientOutput::SaveKnownPeers(self.known.clone()));
                     self.emit(ClientEvent::Verified { peer: key.fingerprint().to_string(), verified });
+                    self.release_held(now, key);
                 }
                 _ => self.emit(ClientEvent::error("unknown_peer", format!("no secure peer {peer}"))),
             },
@@ -20,6 +21,7 @@ impl Client {
                     self.known.acknowledge_change(&key);
                     self.out.push_back(ClientOutput::SaveKnownPeers(self.known.clone()));
                     self.emit(ClientEvent::ChangeAcknowledged { peer: key.fingerprint().to_string() });
+                    self.release_held(now, key);
                 }
                 None => self.emit(ClientEvent::error("unknown_peer", format!("no peer {peer}"))),
             },

@@ -196,6 +196,13 @@ impl Client {
     }
 
     pub(super) fn seal_and_relay(&mut self, to: IdentityKey, msg: &PeerMsg) {
+        // Messages queued for a member before its handshake showed a changed identity stay in
+        // the outbox until the user accepts the new key (`release_held`): an impostor using a
+        // friend's name must not collect them by finishing the handshake late.
+        if matches!(msg, PeerMsg::Chat(_)) && self.known.get(&to).is_some_and(|k| k.replaced.is_some()) {
+            tracing::debug!(peer = %to.fingerprint(), "message held until the identity change is acknowledged");
+            return;
+        }
         let Some(peer) = self.peers.get_mut(&to) else { return };
         let Some(s) = peer.session.as_mut().filter(|s| s.is_established()) else { return };
         match s.seal(msg) {
@@ -204,6 +211,20 @@ impl Client {
                 tracing::warn!("cannot seal for peer: {e}");
                 peer.session = None;
             }
+        }
+    }
+
+    /// Sends what `seal_and_relay` held for `key`, now that its identity is accepted.
+    pub(super) fn release_held(&mut self, now: u64, key: IdentityKey) {
+        let Some(peer) = self.peers.get_mut(&key) else { return };
+        if !peer.session.as_ref().is_some_and(|s| s.is_established()) {
+            return;
+        }
+        peer.last_resend_ms = now;
+        let mut again = peer.out.resend_in_flight(usize::MAX);
+        again.extend(peer.out.take_sendable(SEND_WINDOW));
+        for msg in again {
+            self.seal_and_relay(key, &msg);
         }
     }
 
