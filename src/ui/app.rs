@@ -190,6 +190,18 @@ impl KithApp {
         }
     }
 
+    /// Shows the main window for a model built from `events`, with no core behind it: for
+    /// screenshots and visual tests of the real views.
+    #[doc(hidden)]
+    pub fn show_fixture(&mut self, events: Vec<crate::protocol::events::ClientEvent>, room: &str) {
+        let now = (self.clock)();
+        for ev in events {
+            self.model.apply(ev, Some(room), now);
+        }
+        self.view.room = Some(room.to_string());
+        self.screen = Screen::Main;
+    }
+
     /// The connect screen's current problem, in words (for tests and diagnostics).
     pub fn problem(&self) -> Option<String> {
         match &self.screen {
