@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
 use kith::protocol::events::ClientEvent;
 use kith::ui::notify::Notify;
 use kith::ui::{AppOptions, KithApp};
@@ -54,7 +55,7 @@ fn main() {
             room: "general".into(),
             from,
             name: name.into(),
-            text: text.join(" "),
+            text: format!("#{i}: {}", text.join(" ")),
             sent_at: NOW - (MESSAGES - i) as u64 * 20_000,
             expires_at: None,
         });
@@ -63,6 +64,8 @@ fn main() {
     h.run_steps(5);
     let center = egui::pos2(600.0, 350.0);
     h.event(egui::Event::PointerMoved(center));
+    // The newest message is on screen at the start (stuck to the bottom).
+    assert!(h.query_by_label_contains(&format!("#{}: ", MESSAGES - 1)).is_some());
     let mut times = Vec::with_capacity(FRAMES);
     for f in 0..FRAMES {
         // Up for the first half (from the newest), then back down; a flick of 120 px a frame.
@@ -77,6 +80,12 @@ fn main() {
         let t = Instant::now();
         h.step();
         times.push(t.elapsed().as_secs_f64() * 1000.0);
+        if f == FRAMES / 2 - 1 {
+            // Really scrolled: the newest is gone, older ones are laid out instead.
+            assert!(h.query_by_label_contains(&format!("#{}: ", MESSAGES - 1)).is_none(), "did not scroll");
+            let shown = h.query_all_by_label_contains(": ").count();
+            println!("after scrolling up: {shown} rows laid out");
+        }
     }
     times.sort_by(f64::total_cmp);
     let pct = |p: f64| times[((times.len() as f64 - 1.0) * p) as usize];
