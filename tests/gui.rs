@@ -79,6 +79,11 @@ fn host(h: &mut Harness<'static, KithApp>) -> u16 {
     fill(h, "Hub password", PASSWORD);
     h.get_by_label("Start hosting").click();
     wait_for(&mut [h], "hosting to be ready", |a| a.screen_name() == "main");
+    // The invitation opens by itself: where friends connect.
+    h.run_steps(2);
+    h.get_by_label("Invite friends");
+    h.get_by_label("Done").click();
+    settle(h);
     let addr = h.state().model().hosting.as_ref().expect("hosting").addr.clone();
     addr.rsplit(':').next().unwrap().parse().unwrap()
 }

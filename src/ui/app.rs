@@ -352,6 +352,8 @@ impl KithApp {
         }
         self.view.room = Some(launch.room.clone());
         self.view.focus_composer = true;
+        // A new host's first question is what to tell friends.
+        self.view.invite_open = matches!(launch.target, Target::Host { .. });
         self.screen = Screen::Main;
     }
 
