@@ -36,6 +36,16 @@ for i in $(seq 7); do
     grep -o '"ms":[0-9.]*' "$WORK/start.$i" | cut -d: -f2
 done | sort -n | awk '{a[NR]=$1} END {printf "first frame ms: min %s  median %s  max %s\n", a[1], a[int((NR+1)/2)], a[NR]}'
 
+echo "== idle on the first-run screen (fresh profile)"
+"$KITH" --profile "$WORK/new" >/dev/null 2>&1 &
+first=$!
+sleep 3
+before=$(cpu_ticks "$first")
+sleep 10
+after=$(cpu_ticks "$first")
+kill "$first"; wait "$first" 2>/dev/null || true
+awk -v b="$before" -v a="$after" -v t="$ticks" 'BEGIN {printf "first-run screen idle CPU over 10 s: %.2f %% of one core\n", (a - b) / t / 10 * 100}'
+
 echo "== idle, connected to a hub with one peer"
 "$KITH" --profile "$WORK/hub" headless --name bob --host "127.0.0.1:$PORT" </dev/null >"$WORK/bob.out" 2>/dev/null &
 pids+=($!)

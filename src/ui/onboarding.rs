@@ -14,6 +14,8 @@ pub struct Onboarding {
     pub error: Option<String>,
     /// Set once the identity exists: its fingerprint, grouped.
     pub fingerprint: Option<String>,
+    /// The name field asked for keyboard focus once (asking every frame repaints forever).
+    pub focused_once: bool,
 }
 
 pub fn show(app: &mut KithApp, ui: &mut Ui) {
@@ -36,7 +38,7 @@ pub fn show(app: &mut KithApp, ui: &mut Ui) {
                             .char_limit(crate::protocol::wire::MAX_NAME),
                     );
                     let edit = edit.labelled_by(label.id);
-                    if !edit.has_focus() && state.name.is_empty() {
+                    if !std::mem::replace(&mut state.focused_once, true) {
                         edit.request_focus();
                     }
                     ui.label(

@@ -32,12 +32,16 @@ pub fn dialog(app: &mut KithApp, ctx: &egui::Context) {
             ui.label(RichText::new("Friends see a new name the next time you connect.").small().weak());
             ui.end_row();
 
-            ui.label("Theme");
-            egui::ComboBox::from_id_salt("theme").selected_text(s.theme.label()).show_ui(ui, |ui| {
-                for t in Theme::ALL {
-                    changed |= ui.selectable_value(&mut s.theme, t, t.label()).changed();
-                }
-            });
+            let l = ui.label("Theme");
+            egui::ComboBox::from_id_salt("theme")
+                .selected_text(s.theme.label())
+                .show_ui(ui, |ui| {
+                    for t in Theme::ALL {
+                        changed |= ui.selectable_value(&mut s.theme, t, t.label()).changed();
+                    }
+                })
+                .response
+                .labelled_by(l.id);
             ui.end_row();
 
             let l = ui.label("Default hub");
@@ -75,11 +79,13 @@ pub fn dialog(app: &mut KithApp, ctx: &egui::Context) {
             for (label, choice) in
                 [("Microphone", &s.microphone), ("Speaker", &s.speaker), ("Camera", &s.camera)]
             {
-                ui.label(label);
+                let l = ui.label(label);
                 ui.add_enabled_ui(false, |ui| {
                     egui::ComboBox::from_id_salt(label)
                         .selected_text(choice.as_deref().unwrap_or("System default"))
-                        .show_ui(ui, |_| {});
+                        .show_ui(ui, |_| {})
+                        .response
+                        .labelled_by(l.id);
                 });
                 ui.end_row();
             }
