@@ -209,9 +209,13 @@ impl Model {
             return;
         }
         let mut next = None;
+        let mut gone = Vec::new();
         for room in self.rooms.values_mut() {
             room.messages.retain(|m| match m.expires_at {
-                Some(at) if at <= now_ms => false,
+                Some(at) if at <= now_ms => {
+                    gone.extend(m.id.clone());
+                    false
+                }
                 Some(at) => {
                     next = Some(next.map_or(at, |n: u64| n.min(at)));
                     true
@@ -219,7 +223,9 @@ impl Model {
                 None => true,
             });
         }
-        self.by_id.retain(|_, room| self.rooms.contains_key(room));
+        for id in gone {
+            self.by_id.remove(&id);
+        }
         self.next_expiry = next;
     }
 
@@ -556,6 +562,10 @@ mod tests {
         let left: Vec<&str> = m.room("general").unwrap().messages.iter().map(|m| m.text()).collect();
         assert_eq!(left, ["keep"]);
         assert_eq!(m.next_expiry(), None);
+        // Swept locally: its receipt index goes too.
+        m.apply(message("5", "general", "brief", Some(7_000)), None, 6_000);
+        m.sweep_expired(7_000);
+        assert!(!m.by_id.contains_key("5"));
     }
 
     #[test]
