@@ -11,22 +11,9 @@ KITH=${1:-target/debug/kith}
 OUT=${2:-docs/screenshot.png}
 [ -x "$KITH" ] || cargo build --locked --bin kith
 KITH=$(realpath "$KITH")
-WORK=$(mktemp -d)
-DISPLAY_NUM=:$((90 + RANDOM % 9))
-PORT=$((20000 + RANDOM % 20000))
 export KITH_PASSWORD="screenshot-pw"
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-Xvfb "$DISPLAY_NUM" -screen 0 1280x800x24 -nolisten tcp >"$WORK/xvfb.log" 2>&1 &
-pids+=($!)
-export DISPLAY=$DISPLAY_NUM
-for _ in $(seq 50); do xdotool getdisplaygeometry >/dev/null 2>&1 && break; sleep 0.1; done
+# shellcheck source=scripts/xvfb-session.sh
+. scripts/xvfb-session.sh
 
 # Bob hosts the hub from a terminal client and will talk.
 mkfifo "$WORK/bob.in"
