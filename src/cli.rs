@@ -85,6 +85,12 @@ pub struct HeadlessArgs {
     /// Accept a hub key that differs from the one pinned for this address.
     #[arg(long)]
     pub accept_new_hub_key: bool,
+    /// UDP port for direct links to peers (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    pub link_port: u16,
+    /// Never open direct links: everything goes through the hub.
+    #[arg(long)]
+    pub no_direct: bool,
 }
 
 pub fn main() -> ExitCode {
@@ -237,6 +243,7 @@ fn run_headless(profile: Option<PathBuf>, args: HeadlessArgs) -> ExitCode {
         rooms: args.rooms,
         target,
         accept_new_hub_key: args.accept_new_hub_key,
+        link_port: (!args.no_direct).then_some(args.link_port),
     };
     let mut core = match CoreHandle::start(opts, None) {
         Ok(c) => c,

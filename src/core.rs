@@ -7,12 +7,14 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
+use rand_core::{RngCore, SeedableRng};
 use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
 use crate::net::client_driver::Driver;
 use crate::net::hub_server::{DEFAULT_MAX_CONNECTIONS, HubOptions, spawn_hub};
+use crate::net::link_socket::{self, LinkSocket};
+use crate::net::links::Links;
 use crate::net::profile::Profile;
 use crate::net::reach;
 use crate::protocol::client::{Client, ClientConfig};
@@ -40,6 +42,8 @@ pub struct CoreOptions {
     pub rooms: Vec<String>,
     pub target: Target,
     pub accept_new_hub_key: bool,
+    /// UDP port for direct links (0: any free port); `None` keeps all traffic on the hub.
+    pub link_port: Option<u16>,
 }
 
 /// Asks each STUN server in turn for our public address and reports the first answer, or
@@ -165,8 +169,26 @@ impl CoreHandle {
                     hub_label: hub_label.clone(),
                     accept_changed_hub_key: opts.accept_new_hub_key || hosted.is_some(),
                 };
-                let client = Client::new(config, identity, known, ChaCha20Rng::from_os_rng());
+                let mut rng = ChaCha20Rng::from_os_rng();
+                let bound = opts.link_port.map(|port| (port, LinkSocket::bind(port)));
+                let (links, udp) = match bound {
+                    None => (Links::new(Vec::new(), 0), None),
+                    Some((_, Ok(udp))) => {
+                        let host = link_socket::host_candidates(udp.port());
+                        tracing::info!(port = udp.port(), candidates = ?host, "direct-link socket bound");
+                        (Links::new(host, rng.next_u64()), Some(udp))
+                    }
+                    Some((port, Err(e))) => {
+                        let msg =
+                            format!("no direct links (UDP port {port}: {e}); chat goes through the hub");
+                        let _ = ev_tx.send(ClientEvent::error("link_socket", msg)).await;
+                        (Links::new(Vec::new(), 0), None)
+                    }
+                };
+                let client = Client::new(config, identity, known, rng);
                 let driver = Driver {
+                    links,
+                    udp,
                     client,
                     hub_addr,
                     hub_label,

@@ -2,12 +2,12 @@
 //! delay and reordering injected on the peer traffic the hub relays, and hub links that drop.
 //! Deterministic: every random choice comes from seeded generators.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 
 use kith::protocol::client::{Client, ClientConfig, ClientOutput};
-use kith::protocol::events::{ClientCommand, ClientEvent};
+use kith::protocol::events::{ClientCommand, ClientEvent, LinkKind};
 use kith::protocol::hub::{Hub, HubConfig, HubOutput};
 use kith::protocol::identity::IdentityKey;
 use kith::protocol::noise::Keypair;
@@ -61,6 +61,20 @@ struct Sim {
     next_conn: u64,
     net: Arc<Mutex<Lossy>>,
     rng: ChaCha20Rng,
+    direct: Direct,
+}
+
+/// Stand-in for the peers' data channels: an ordered pipe per (from, to) pair that the test
+/// opens, and can turn into a black hole (a link failing before anyone notices).
+#[derive(Default)]
+struct Direct {
+    open: HashSet<(usize, usize)>,
+    black_hole: bool,
+    queue: VecDeque<(usize, usize, Vec<u8>)>,
+    passed: usize,
+    lost: usize,
+    /// (node, peer index, offerer) for every `LinkWanted`.
+    wanted: Vec<(usize, usize, bool)>,
 }
 
 impl Sim {
@@ -120,6 +134,7 @@ impl Sim {
             next_conn: 1,
             net,
             rng,
+            direct: Direct::default(),
         };
         for i in 0..names.len() {
             sim.connect(i);
@@ -149,6 +164,27 @@ impl Sim {
         self.nodes[i].client.identity_key()
     }
 
+    fn index_of(&self, key: IdentityKey) -> usize {
+        (0..self.nodes.len()).find(|&i| self.key(i) == key).expect("a node of this simulation")
+    }
+
+    /// Opens (or closes) the simulated data channels between `a` and `b`, as the link layer
+    /// would report it to both clients.
+    fn set_direct(&mut self, a: usize, b: usize, up: bool) {
+        for (x, y) in [(a, b), (b, a)] {
+            let peer = self.key(y);
+            if up {
+                self.direct.open.insert((x, y));
+                self.nodes[x].client.handle_link_open(self.now, peer);
+                self.nodes[x].client.handle_link_kind(peer, LinkKind::Direct, Some(1));
+            } else {
+                self.direct.open.remove(&(x, y));
+                self.nodes[x].client.handle_link_down(self.now, peer, None);
+            }
+        }
+        self.settle();
+    }
+
     fn command(&mut self, i: usize, cmd: ClientCommand) {
         self.nodes[i].client.handle_command(self.now, cmd);
     }
@@ -169,8 +205,31 @@ impl Sim {
                         ClientOutput::Event(e) => self.nodes[i].events.push(e),
                         ClientOutput::CloseHub { .. } => self.drop_link(i),
                         ClientOutput::SaveKnownPeers(_) | ClientOutput::PinHub(_) => {}
+                        ClientOutput::LinkWanted { peer, offerer } => {
+                            let j = self.index_of(peer);
+                            self.direct.wanted.push((i, j, offerer));
+                        }
+                        ClientOutput::LinkDropped { .. } | ClientOutput::LinkSignal { .. } => {}
+                        ClientOutput::Direct { peer, packet } => {
+                            let j = self.index_of(peer);
+                            if self.direct.open.contains(&(i, j)) {
+                                self.direct.queue.push_back((i, j, packet));
+                            } else {
+                                self.nodes[i].client.handle_direct_failed(peer, packet);
+                            }
+                        }
                     }
                 }
+            }
+            while let Some((i, j, packet)) = self.direct.queue.pop_front() {
+                progress = true;
+                if self.direct.black_hole {
+                    self.direct.lost += 1;
+                    continue;
+                }
+                self.direct.passed += 1;
+                let from = self.key(i);
+                self.nodes[j].client.handle_direct_packet(self.now, from, &packet);
             }
             while let Some((conn, frame)) = self.to_hub.pop_front() {
                 progress = true;
@@ -524,4 +583,69 @@ fn messages_to_a_changed_identity_wait_for_acknowledgement() {
     sim.command(0, ClientCommand::AcknowledgeChange { peer: new_fp.clone() });
     sim.run_until(10_000, |s| !s.messages(1).is_empty());
     assert_eq!(sim.messages(1), [("alice".to_string(), "before the handshake".to_string())]);
+}
+
+#[test]
+fn chat_moves_to_the_direct_link_and_back_without_loss_duplicates_or_reordering() {
+    let names = ["alice", "bob"];
+    // The hub path is slow and reorders, so packets of both paths interleave at the receiver.
+    let mut sim = Sim::new(21, &names, 0.0, 400);
+    sim.run_until(60_000, Sim::all_secure);
+    // Exactly one side offers, and both were asked for a link once the session was up.
+    let offerers: Vec<bool> = sim.direct.wanted.iter().map(|w| w.2).collect();
+    assert_eq!(offerers.iter().filter(|o| **o).count(), 1, "{:?}", sim.direct.wanted);
+    assert_eq!(offerers.len(), 2);
+
+    const N: usize = 90;
+    let mut n = 0;
+    let mut batch = |sim: &mut Sim, count: usize| {
+        for _ in 0..count {
+            for (i, name) in names.iter().enumerate() {
+                send(sim, i, format!("{name} {n}"));
+            }
+            n += 1;
+        }
+    };
+    // 1. Through the hub, still in flight when the link opens.
+    batch(&mut sim, 15);
+    sim.advance(100);
+    sim.set_direct(0, 1, true);
+    let relayed_before = sim.net.lock().unwrap().passed;
+    // 2. Over the link.
+    batch(&mut sim, 15);
+    sim.advance(50);
+    assert!(sim.direct.passed >= 30, "chat must use the link: {} packets on it", sim.direct.passed);
+    let relayed_during = sim.net.lock().unwrap().passed - relayed_before;
+    // 3. The link silently loses everything, then is reported down: back to the hub.
+    sim.direct.black_hole = true;
+    batch(&mut sim, 15);
+    sim.advance(50);
+    assert!(sim.direct.lost > 0);
+    sim.direct.black_hole = false;
+    sim.set_direct(0, 1, false);
+    batch(&mut sim, 15);
+    sim.advance(3_000);
+    // 4. And direct once more.
+    sim.set_direct(0, 1, true);
+    batch(&mut sim, 30);
+    sim.run_until(120_000, |s| (0..2).all(|i| s.messages(i).len() == N));
+    sim.run_until(120_000, |s| {
+        (0..2).all(|i| s.count(i, |e| matches!(e, ClientEvent::Delivered { .. })) == N)
+    });
+    assert_complete(&sim, &names, N);
+    // While the link was up, the hub carried (almost) nothing of the chat: at most stragglers
+    // of step 1 being acknowledged.
+    assert!(relayed_during <= 15, "{relayed_during} packets went through the hub while direct");
+    // Every change of path was announced: direct, hub, direct.
+    for i in 0..2 {
+        let kinds: Vec<LinkKind> = sim.nodes[i]
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                ClientEvent::Link { kind, .. } => Some(*kind),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(kinds, [LinkKind::Direct, LinkKind::Hub, LinkKind::Direct], "node {i}");
+    }
 }

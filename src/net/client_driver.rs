@@ -8,10 +8,13 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
 
+use super::link_socket::{LinkSocket, Received};
+use super::links::{LinkOutput, Links};
 use super::profile::Profile;
 use super::{deadline, framing, now_ms};
 use crate::protocol::client::{Client, ClientOutput};
 use crate::protocol::events::{ClientCommand, ClientEvent};
+use crate::protocol::wire::LinkSignal;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A hub that stops reading must not stall the core (or a window waiting for it to quit).
@@ -30,6 +33,10 @@ pub struct Driver {
     pub events: mpsc::Sender<ClientEvent>,
     /// Called after events were queued, so a GUI can repaint.
     pub wake: Option<std::sync::Arc<dyn Fn() + Send + Sync>>,
+    /// Direct links to peers, and the UDP socket they share (none if it could not be bound:
+    /// then everything goes through the hub).
+    pub links: Links,
+    pub udp: Option<LinkSocket>,
 }
 
 /// Closes the link politely, but not at any price.
@@ -95,10 +102,8 @@ impl Driver {
                 continue;
             }
             let timer = self.client.poll_timeout();
-            let wake_at = match (timer.map(deadline), reconnect_at) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let link_timer = self.links.poll_timeout().map(tokio::time::Instant::from_std);
+            let wake_at = [timer.map(deadline), reconnect_at, link_timer].into_iter().flatten().min();
             tokio::select! {
                 frame = next_frame(&mut link) => match frame {
                     Some(Ok(frame)) => {
@@ -134,8 +139,16 @@ impl Driver {
                     }
                     Some(cmd) => self.client.handle_command(now_ms(), cmd),
                 },
+                got = recv_udp(&mut self.udp) => match got {
+                    Ok(batch) => self.on_datagrams(&batch),
+                    Err(e) => {
+                        tracing::warn!("the direct-link socket failed, staying on the hub: {e}");
+                        self.udp = None;
+                    }
+                },
                 _ = tokio::time::sleep_until(wake_at.unwrap_or_else(far_future)), if wake_at.is_some() => {
                     self.client.handle_timeout(now_ms());
+                    self.links.handle_timeout(std::time::Instant::now());
                 }
             }
             match self.flush(&mut link).await {
@@ -148,10 +161,54 @@ impl Driver {
         }
     }
 
+    fn on_datagrams(&mut self, batch: &[Received]) {
+        let Some(udp) = &self.udp else { return };
+        let now = std::time::Instant::now();
+        for r in batch {
+            if !self.links.handle_datagram(now, r.source, r.destination, udp.datagram(r)) {
+                tracing::trace!(source = %r.source, "datagram for no link");
+            }
+        }
+    }
+
+    /// Hands what the link layer produced to the socket and the client. Returns whether there
+    /// was anything.
+    async fn flush_links(&mut self) -> bool {
+        let mut any = false;
+        while let Some(out) = self.links.poll_output() {
+            any = true;
+            match out {
+                LinkOutput::Transmit { source, destination, contents } => {
+                    if let Some(udp) = &self.udp {
+                        udp.send(source, destination, &contents).await;
+                    }
+                }
+                LinkOutput::Signal { peer, signal } => self.client.send_link_signal(peer, signal),
+                LinkOutput::Open { peer } => self.client.handle_link_open(now_ms(), peer),
+                LinkOutput::Kind { peer, kind, rtt_ms } => self.client.handle_link_kind(peer, kind, rtt_ms),
+                LinkOutput::Chat { peer, packet } => {
+                    self.client.handle_direct_packet(now_ms(), peer, &packet)
+                }
+                LinkOutput::Down { peer, reason, fingerprint_mismatch } => {
+                    let error = fingerprint_mismatch.then_some(reason);
+                    self.client.handle_link_down(now_ms(), peer, error);
+                }
+            }
+        }
+        any
+    }
+
     async fn flush(&mut self, link: &mut Option<Link>) -> Step {
         let mut wrote = false;
         let mut woke = false;
-        while let Some(out) = self.client.poll_output() {
+        loop {
+            let Some(out) = self.client.poll_output() else {
+                // The link layer may have answered with more for the client (and so on).
+                if self.flush_links().await {
+                    continue;
+                }
+                break;
+            };
             match out {
                 ClientOutput::ToHub(frame) => {
                     if let Some(l) = link.as_mut() {
@@ -204,6 +261,25 @@ impl Driver {
                     }
                     self.client.handle_hub_disconnected(now_ms(), "protocol error");
                 }
+                ClientOutput::LinkWanted { peer, offerer } => {
+                    if self.udp.is_some() {
+                        self.links.want(std::time::Instant::now(), peer, offerer);
+                    }
+                }
+                ClientOutput::LinkDropped { peer } => self.links.drop_peer(peer),
+                ClientOutput::LinkSignal { peer, signal } => match (&self.udp, signal) {
+                    (Some(_), signal) => self.links.handle_signal(std::time::Instant::now(), peer, signal),
+                    // Direct links are off here: say so at once rather than let the offerer wait.
+                    (None, LinkSignal::Offer { link, .. }) => {
+                        self.client.send_link_signal(peer, LinkSignal::Close { link });
+                    }
+                    (None, _) => {}
+                },
+                ClientOutput::Direct { peer, packet } => {
+                    if !self.links.send_chat(std::time::Instant::now(), peer, &packet) {
+                        self.client.handle_direct_failed(peer, packet);
+                    }
+                }
             }
         }
         if wrote
@@ -231,6 +307,13 @@ impl Driver {
     async fn fatal(&mut self, code: &str, message: String) {
         let _ = self.events.send(ClientEvent::fatal(code, message)).await;
         self.wake();
+    }
+}
+
+async fn recv_udp(udp: &mut Option<LinkSocket>) -> std::io::Result<Vec<Received>> {
+    match udp {
+        Some(u) => u.recv().await,
+        None => std::future::pending().await,
     }
 }
 

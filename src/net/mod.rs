@@ -4,6 +4,8 @@
 pub mod client_driver;
 pub mod framing;
 pub mod hub_server;
+pub mod link_socket;
+pub mod links;
 pub mod profile;
 pub mod reach;
 

@@ -41,6 +41,29 @@ fn yes() -> bool {
     true
 }
 
+/// The path traffic with one peer takes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkKind {
+    /// A WebRTC link straight between the two machines.
+    Direct,
+    /// A WebRTC link through a TURN server (which sees only DTLS ciphertext).
+    Relay,
+    /// No direct link: sealed packets go through the hub.
+    #[default]
+    Hub,
+}
+
+impl LinkKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Direct => "direct",
+            Self::Relay => "relay",
+            Self::Hub => "hub",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerSummary {
     pub peer: String,
@@ -53,6 +76,8 @@ pub struct PeerSummary {
     /// This key replaced another under the same name and the user has not acknowledged it.
     #[serde(default)]
     pub identity_changed: bool,
+    #[serde(default)]
+    pub link: LinkKind,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,6 +174,13 @@ pub enum ClientEvent {
     },
     Peers {
         peers: Vec<PeerSummary>,
+    },
+    /// How traffic with `peer` travels now; sent on every change of `kind`.
+    Link {
+        peer: String,
+        kind: LinkKind,
+        /// Round trip on the direct or relayed path, when measured.
+        rtt_ms: Option<u64>,
     },
     Error {
         code: String,

@@ -198,6 +198,55 @@ pub enum PeerMsg {
         stream: u64,
         next: u64,
     },
+    /// Signalling for the direct WebRTC link. Unsequenced: a lost signal is recovered by the
+    /// link's own timeout and a fresh offer, never by replaying an old one.
+    Link(LinkSignal),
+}
+
+/// Largest SDP or candidate line accepted in a [`LinkSignal`].
+pub const MAX_SDP: usize = 16 * 1024;
+
+/// WebRTC signalling carried inside the Noise session, so the DTLS fingerprints in the SDP are
+/// authenticated end to end. `link` numbers the attempt: a signal for another attempt is stale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LinkSignal {
+    Offer {
+        link: u64,
+        sdp: String,
+    },
+    Answer {
+        link: u64,
+        sdp: String,
+    },
+    /// A trickled ICE candidate (`candidate:` line of RFC 8839).
+    Candidate {
+        link: u64,
+        candidate: String,
+    },
+    /// The sender gave this attempt up; the receiver drops it too.
+    Close {
+        link: u64,
+    },
+}
+
+impl LinkSignal {
+    pub fn link(&self) -> u64 {
+        match self {
+            Self::Offer { link, .. }
+            | Self::Answer { link, .. }
+            | Self::Candidate { link, .. }
+            | Self::Close { link } => *link,
+        }
+    }
+
+    /// Whether its text fits the limits (checked before anything parses it).
+    pub fn within_limits(&self) -> bool {
+        match self {
+            Self::Offer { sdp, .. } | Self::Answer { sdp, .. } => sdp.len() <= MAX_SDP,
+            Self::Candidate { candidate, .. } => candidate.len() <= 1024,
+            Self::Close { .. } => true,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -253,6 +253,7 @@ impl KithApp {
             rooms: vec![launch.room.clone()],
             target: launch.target.clone(),
             accept_new_hub_key,
+            link_port: Some(0),
         };
         let repaint = ctx.clone();
         let waker: crate::core::Waker = Arc::new(move || repaint.request_repaint());

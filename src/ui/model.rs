@@ -45,6 +45,9 @@ pub struct Peer {
     pub sas_emoji: String,
     pub sas_words: String,
     pub sas_digits: String,
+    /// How traffic with this peer travels, and the last measured round trip.
+    pub link: crate::protocol::events::LinkKind,
+    pub rtt_ms: Option<u64>,
 }
 
 impl Peer {
@@ -361,7 +364,13 @@ impl Model {
                     p.verified = s.verified;
                     p.identity_changed = s.identity_changed;
                     p.safety_number = s.safety_number;
+                    p.link = s.link;
                 }
+            }
+            ClientEvent::Link { peer, kind, rtt_ms } => {
+                let p = self.peer_mut(&peer);
+                p.link = kind;
+                p.rtt_ms = rtt_ms;
             }
             ClientEvent::Message { id, room, from, name, text, sent_at, expires_at } => {
                 let looking = viewing == Some(room.as_str());

@@ -80,6 +80,7 @@ impl Client {
                 safety_number: p.safety_number(&self.me).to_string(),
                 pending: p.out.pending(),
                 identity_changed: self.known.get(&p.key).is_some_and(|k| k.replaced.is_some()),
+                link: p.link.kind,
             })
             .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name).then(a.peer.cmp(&b.peer)));

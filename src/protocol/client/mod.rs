@@ -9,18 +9,19 @@ use rand_core::RngCore;
 use zeroize::{Zeroize, Zeroizing};
 
 mod commands;
+mod links;
 mod peers;
 
 use super::delivery::{Incoming, Outgoing};
-use super::events::{ClientCommand, ClientEvent, PeerSummary};
+use super::events::{ClientCommand, ClientEvent, LinkKind, PeerSummary};
 use super::hub::PROLOGUE as HUB_PROLOGUE;
 use super::identity::{Fingerprint, IdentityKey, Sas, safety_number};
 use super::noise::{Handshake, Keypair, Role, Transport};
 use super::session::{HANDSHAKE_TIMEOUT_MS, PeerSession, SessionError};
 use super::trust::{KnownPeers, Sighting};
 use super::wire::{
-    self, AuthFailure, ChatMessage, ClientHello, ClientToHub, HubToClient, MAX_ROOM, MAX_TEXT, MemberInfo,
-    MessageId, PeerMsg, PeerPacket, sanitize_name,
+    self, AuthFailure, ChatMessage, ClientHello, ClientToHub, HubToClient, LinkSignal, MAX_ROOM, MAX_TEXT,
+    MemberInfo, MessageId, PeerMsg, PeerPacket, sanitize_name,
 };
 
 /// The hub has this long to finish the handshake and answer the password.
@@ -65,6 +66,27 @@ pub enum ClientOutput {
     CloseHub {
         fatal: bool,
     },
+    /// A session with `peer` is established: open a direct link to it. Exactly one side (the
+    /// lower identity key) is the `offerer`.
+    LinkWanted {
+        peer: IdentityKey,
+        offerer: bool,
+    },
+    /// The session with `peer` is gone: close its direct link.
+    LinkDropped {
+        peer: IdentityKey,
+    },
+    /// Signalling that arrived from `peer` for its direct link.
+    LinkSignal {
+        peer: IdentityKey,
+        signal: LinkSignal,
+    },
+    /// A sealed packet for `peer`'s chat data channel. If it cannot be written, hand it back
+    /// with [`Client::handle_direct_failed`].
+    Direct {
+        peer: IdentityKey,
+        packet: Vec<u8>,
+    },
 }
 
 enum Link {
@@ -87,6 +109,16 @@ struct Peer {
     /// Computed on first use: it takes thousands of hash rounds, and every session and every
     /// `peers` listing needs it.
     safety: std::cell::OnceCell<String>,
+    link: PeerLinkState,
+}
+
+/// Where sealed packets for one peer go.
+#[derive(Debug, Default)]
+struct PeerLinkState {
+    /// The chat data channel is open: packets go there instead of the hub.
+    open: bool,
+    /// What was last announced in a `link` event.
+    kind: LinkKind,
 }
 
 impl Peer {
@@ -184,9 +216,13 @@ impl Client {
         if !matches!(self.link, Link::Down) {
             consider(self.link_deadline_ms);
         }
-        if matches!(self.link, Link::Up(_)) {
+        let hub_up = matches!(self.link, Link::Up(_));
+        if hub_up {
             consider(self.next_ping_ms);
-            for p in self.peers.values().filter(|p| !p.rooms.is_empty()) {
+        }
+        {
+            let alive = |p: &&Peer| !p.rooms.is_empty() && (hub_up || p.link.open);
+            for p in self.peers.values().filter(alive) {
                 match &p.session {
                     Some(s) if s.is_established() => {
                         if p.out.pending() > 0 {
@@ -229,10 +265,16 @@ impl Client {
 
     fn mark_down(&mut self, reason: &str) {
         self.link = Link::Down;
-        // Sessions run through the hub; they die with the link. Room membership is kept as
-        // last known, so messages sent meanwhile queue in outboxes; `Joined` resyncs it.
-        for p in self.peers.values_mut() {
-            p.session = None;
+        // A session whose direct link is open carries on over it. The others ran through the
+        // hub and die with it. Room membership is kept as last known, so messages sent
+        // meanwhile queue in outboxes; `Joined` resyncs it.
+        let keys: Vec<IdentityKey> = self.peers.keys().copied().collect();
+        for key in keys {
+            let Some(p) = self.peers.get_mut(&key) else { continue };
+            if !p.link.open {
+                p.session = None;
+                self.drop_link(key);
+            }
         }
         self.emit(ClientEvent::Disconnected { reason: reason.to_string() });
     }
@@ -448,10 +490,8 @@ impl Client {
             };
             return self.fail_link(why, false);
         }
-        if !matches!(self.link, Link::Up(_)) {
-            return;
-        }
-        if now >= self.next_ping_ms {
+        let hub_up = matches!(self.link, Link::Up(_));
+        if hub_up && now >= self.next_ping_ms {
             self.next_ping_ms = now + PING_INTERVAL_MS;
             let nonce = self.rng.next_u64();
             self.send_hub(&ClientToHub::Ping { nonce });
@@ -459,6 +499,10 @@ impl Client {
         let keys: Vec<IdentityKey> = self.peers.keys().copied().collect();
         for key in keys {
             let Some(peer) = self.peers.get_mut(&key) else { continue };
+            // Without the hub, only sessions on a direct link are alive.
+            if !hub_up && !peer.link.open {
+                continue;
+            }
             peer.out.expire(now);
             match &peer.session {
                 Some(s) if s.is_established() => {

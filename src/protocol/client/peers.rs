@@ -19,6 +19,7 @@ impl Client {
             out: Outgoing::new(stream),
             inc: Incoming::default(),
             safety: Default::default(),
+            link: Default::default(),
         });
         peer.name = m.name.clone();
         let newly = peer.rooms.insert(room.to_string());
@@ -49,6 +50,7 @@ impl Client {
         };
         if peer.rooms.is_empty() {
             peer.session = None;
+            self.drop_link(key);
         }
         self.emit(event);
     }
@@ -193,6 +195,9 @@ impl Client {
         for msg in resend {
             self.seal_and_relay(key, &msg);
         }
+        // A new session means a new direct link (the old one carried the old session).
+        self.drop_link(key);
+        self.out.push_back(ClientOutput::LinkWanted { peer: key, offerer: self.me < key });
     }
 
     pub(super) fn seal_and_relay(&mut self, to: IdentityKey, msg: &PeerMsg) {
@@ -206,7 +211,7 @@ impl Client {
         let Some(peer) = self.peers.get_mut(&to) else { return };
         let Some(s) = peer.session.as_mut().filter(|s| s.is_established()) else { return };
         match s.seal(msg) {
-            Ok(packet) => self.relay(to, &packet),
+            Ok(packet) => self.send_packet(to, &packet),
             Err(e) => {
                 tracing::warn!("cannot seal for peer: {e}");
                 peer.session = None;
@@ -229,6 +234,14 @@ impl Client {
     }
 
     pub(super) fn on_peer_msg(&mut self, now: u64, from: IdentityKey, msg: PeerMsg) {
+        if let PeerMsg::Link(signal) = msg {
+            if signal.within_limits() {
+                self.out.push_back(ClientOutput::LinkSignal { peer: from, signal });
+            } else {
+                tracing::debug!(peer = %from.fingerprint(), "oversized link signal dropped");
+            }
+            return;
+        }
         let Some(peer) = self.peers.get_mut(&from) else { return };
         if let PeerMsg::Ack { stream, next } = msg {
             let before = peer.out.pending();

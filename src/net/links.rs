@@ -1,0 +1,578 @@
+//! Direct links to peers: one str0m [`Rtc`] per peer, all sharing one UDP socket.
+//!
+//! Like str0m underneath it, this holds no socket and reads no clock: the driver hands in
+//! datagrams and `Instant`s and takes [`LinkOutput`]s out, which also lets a test wire two of
+//! them together in memory. str0m's contract is kept everywhere: after each mutation of an
+//! `Rtc` (input, channel write, SDP change, candidate) its output is drained until `Timeout`.
+//!
+//! Signalling is plain SDP carried in the peers' Noise session ([`LinkSignal`]), so the DTLS
+//! fingerprint each side puts in its SDP is authenticated by the session; str0m refuses a DTLS
+//! peer whose certificate does not match it, and the link is abandoned with an error.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::channel::ChannelId;
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcError};
+
+use crate::protocol::events::LinkKind;
+use crate::protocol::identity::IdentityKey;
+use crate::protocol::wire::LinkSignal;
+
+/// The data channel that carries the Noise session's packets (chat, acks).
+pub const CHAT_CHANNEL: &str = "kith-chat";
+/// A link whose chat channel is not open by then is given up; the hub carries on.
+pub const OPEN_TIMEOUT: Duration = Duration::from_secs(20);
+/// After a link failed, the offerer tries a fresh one this much later.
+pub const RETRY_AFTER: Duration = Duration::from_secs(30);
+/// How often str0m reports the selected candidate pair and its round trip.
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
+/// Bytes the data channels may hold unacknowledged. Throughput is capped near this much per
+/// round trip, so it is sized for a fast LAN rather than str0m's 128 KiB default.
+pub const SCTP_BUFFER: usize = 8 * 1024 * 1024;
+
+#[derive(Debug)]
+pub enum LinkOutput {
+    /// A datagram for the UDP socket.
+    Transmit { source: SocketAddr, destination: SocketAddr, contents: Vec<u8> },
+    /// Signalling to seal into `peer`'s session.
+    Signal { peer: IdentityKey, signal: LinkSignal },
+    /// The chat channel to `peer` opened.
+    Open { peer: IdentityKey },
+    /// The path to `peer` was measured (first time, or its kind changed).
+    Kind { peer: IdentityKey, kind: LinkKind, rtt_ms: Option<u64> },
+    /// A packet arrived on `peer`'s chat channel.
+    Chat { peer: IdentityKey, packet: Vec<u8> },
+    /// The link to `peer` is gone (closed, failed or never connected); `reason` says why.
+    Down { peer: IdentityKey, reason: String, fingerprint_mismatch: bool },
+}
+
+struct PeerLink {
+    id: u64,
+    rtc: Rtc,
+    offerer: bool,
+    pending: Option<SdpPendingOffer>,
+    chat: Option<ChannelId>,
+    started: Instant,
+    next_timeout: Instant,
+    /// Source of the latest datagram str0m sent: after nomination, the local candidate in use.
+    last_source: Option<SocketAddr>,
+    reported: Option<LinkKind>,
+}
+
+/// Every direct link of one client.
+pub struct Links {
+    host: Vec<SocketAddr>,
+    relays: Vec<SocketAddr>,
+    links: HashMap<IdentityKey, PeerLink>,
+    /// Peers we offer to, and when the next attempt is due after a failure.
+    retry: HashMap<IdentityKey, Instant>,
+    next_id: u64,
+    out: VecDeque<LinkOutput>,
+}
+
+impl Links {
+    /// `host` are the socket's addresses on each interface (host candidates); `seed` makes
+    /// link numbers unpredictable to anyone replaying old signals.
+    pub fn new(host: Vec<SocketAddr>, seed: u64) -> Self {
+        Self {
+            host,
+            relays: Vec::new(),
+            links: HashMap::new(),
+            retry: HashMap::new(),
+            next_id: seed,
+            out: VecDeque::new(),
+        }
+    }
+
+    pub fn poll_output(&mut self) -> Option<LinkOutput> {
+        self.out.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let links = self.links.values().map(|l| {
+            if l.chat.is_none() { l.next_timeout.min(l.started + OPEN_TIMEOUT) } else { l.next_timeout }
+        });
+        links.chain(self.retry.values().copied()).min()
+    }
+
+    pub fn is_open(&self, peer: &IdentityKey) -> bool {
+        self.links.get(peer).is_some_and(|l| l.chat.is_some())
+    }
+
+    /// The session with `peer` is up: the offerer starts a link, the other side waits for
+    /// its offer.
+    pub fn want(&mut self, now: Instant, peer: IdentityKey, offerer: bool) {
+        self.close(peer, "a new session replaced it");
+        if offerer {
+            self.retry.insert(peer, now);
+            self.start_offer(now, peer);
+        }
+    }
+
+    /// The session with `peer` ended: no link, and no retries.
+    pub fn drop_peer(&mut self, peer: IdentityKey) {
+        self.retry.remove(&peer);
+        self.close(peer, "the session ended");
+    }
+
+    fn new_rtc(&self, now: Instant) -> Rtc {
+        let mut rtc = Rtc::builder()
+            .set_stats_interval(Some(STATS_INTERVAL))
+            .set_sctp_max_buffered_amount(SCTP_BUFFER)
+            .build(now);
+        for addr in &self.host {
+            match Candidate::host(*addr, "udp") {
+                Ok(c) => {
+                    rtc.add_local_candidate(c);
+                }
+                Err(e) => tracing::debug!(%addr, "no host candidate: {e}"),
+            }
+        }
+        rtc
+    }
+
+    fn start_offer(&mut self, now: Instant, peer: IdentityKey) {
+        self.retry.remove(&peer);
+        self.next_id = self.next_id.wrapping_add(1);
+        let id = self.next_id;
+        let mut rtc = self.new_rtc(now);
+        let mut api = rtc.sdp_api();
+        api.add_channel(CHAT_CHANNEL.to_string());
+        let Some((offer, pending)) = api.apply() else {
+            tracing::warn!("str0m made no offer for a data channel");
+            self.retry.insert(peer, now + RETRY_AFTER);
+            return;
+        };
+        let link = PeerLink::new(id, rtc, true, Some(pending), now);
+        self.links.insert(peer, link);
+        self.out.push_back(LinkOutput::Signal {
+            peer,
+            signal: LinkSignal::Offer { link: id, sdp: offer.to_sdp_string() },
+        });
+        self.drain(now, peer);
+    }
+
+    /// Signalling from `peer`'s session.
+    pub fn handle_signal(&mut self, now: Instant, peer: IdentityKey, signal: LinkSignal) {
+        match signal {
+            LinkSignal::Offer { link, sdp } => {
+                // A fresh offer replaces whatever we had: the offerer gave up on it.
+                self.close(peer, "the peer started a new link");
+                let offer = match SdpOffer::from_sdp_string(&sdp) {
+                    Ok(o) => o,
+                    Err(e) => return self.refuse(peer, link, &format!("unreadable offer: {e}")),
+                };
+                let mut rtc = self.new_rtc(now);
+                match rtc.sdp_api().accept_offer(offer) {
+                    Ok(answer) => {
+                        self.links.insert(peer, PeerLink::new(link, rtc, false, None, now));
+                        let sdp = answer.to_sdp_string();
+                        self.out
+                            .push_back(LinkOutput::Signal { peer, signal: LinkSignal::Answer { link, sdp } });
+                        self.drain(now, peer);
+                    }
+                    Err(e) => self.refuse(peer, link, &format!("offer refused: {e}")),
+                }
+            }
+            LinkSignal::Answer { link, sdp } => {
+                let Some(l) = self.links.get_mut(&peer).filter(|l| l.id == link && l.offerer) else { return };
+                let Some(pending) = l.pending.take() else { return };
+                let result = SdpAnswer::from_sdp_string(&sdp).map_err(|e| e.to_string()).and_then(|answer| {
+                    l.rtc.sdp_api().accept_answer(pending, answer).map_err(|e| e.to_string())
+                });
+                match result {
+                    Ok(()) => self.drain(now, peer),
+                    Err(e) => self.fail(now, peer, &format!("answer refused: {e}"), false),
+                }
+            }
+            LinkSignal::Candidate { link, candidate } => {
+                let Some(l) = self.links.get_mut(&peer).filter(|l| l.id == link) else { return };
+                match Candidate::from_sdp_string(&candidate) {
+                    Ok(c) => {
+                        l.rtc.add_remote_candidate(c);
+                        self.drain(now, peer);
+                    }
+                    Err(e) => tracing::debug!("unreadable candidate from a peer: {e}"),
+                }
+            }
+            LinkSignal::Close { link } => {
+                if self.links.get(&peer).is_some_and(|l| l.id == link) {
+                    self.fail(now, peer, "the peer closed the link", false);
+                }
+            }
+        }
+    }
+
+    /// Tells the offerer we could not use its offer, so it does not wait for the timeout.
+    fn refuse(&mut self, peer: IdentityKey, link: u64, why: &str) {
+        tracing::warn!(peer = %peer.fingerprint(), "direct link refused: {why}");
+        self.out.push_back(LinkOutput::Signal { peer, signal: LinkSignal::Close { link } });
+    }
+
+    /// A datagram from the socket. Returns false if no link claimed it.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) -> bool {
+        let Ok(contents) = contents.try_into() else { return false };
+        let input = Input::Receive(now, Receive { proto: Protocol::Udp, source, destination, contents });
+        let Some(peer) = self.links.iter().find(|(_, l)| l.rtc.accepts(&input)).map(|(k, _)| *k) else {
+            return false;
+        };
+        if let Some(l) = self.links.get_mut(&peer) {
+            match l.rtc.handle_input(input) {
+                Ok(()) => self.drain(now, peer),
+                Err(e) => self.rtc_failed(now, peer, e),
+            }
+        }
+        true
+    }
+
+    /// Drives every link whose timer is due, gives up links that did not open in time, and
+    /// starts retries.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let keys: Vec<IdentityKey> = self.links.keys().copied().collect();
+        for peer in keys {
+            let Some(l) = self.links.get_mut(&peer) else { continue };
+            if l.chat.is_none() && now >= l.started + OPEN_TIMEOUT {
+                let why = format!("no direct path found within {} s", OPEN_TIMEOUT.as_secs());
+                self.fail(now, peer, &why, false);
+                continue;
+            }
+            if now >= l.next_timeout {
+                match l.rtc.handle_input(Input::Timeout(now)) {
+                    Ok(()) => self.drain(now, peer),
+                    Err(e) => self.rtc_failed(now, peer, e),
+                }
+            }
+        }
+        let due: Vec<IdentityKey> = self.retry.iter().filter(|(_, t)| **t <= now).map(|(k, _)| *k).collect();
+        for peer in due {
+            if !self.links.contains_key(&peer) {
+                self.start_offer(now, peer);
+            } else {
+                self.retry.remove(&peer);
+            }
+        }
+    }
+
+    /// Writes a packet on `peer`'s chat channel. False if there is no open channel or its
+    /// buffer is full; the caller sends it another way.
+    pub fn send_chat(&mut self, now: Instant, peer: IdentityKey, packet: &[u8]) -> bool {
+        let Some(l) = self.links.get_mut(&peer) else { return false };
+        let Some(id) = l.chat else { return false };
+        let Some(mut channel) = l.rtc.channel(id) else { return false };
+        let written = channel.write(true, packet);
+        match written {
+            Ok(ok) => {
+                self.drain(now, peer);
+                ok
+            }
+            Err(e) => {
+                self.rtc_failed(now, peer, e);
+                false
+            }
+        }
+    }
+
+    fn rtc_failed(&mut self, now: Instant, peer: IdentityKey, e: RtcError) {
+        let text = e.to_string();
+        let mismatch = text.contains("fingerprint");
+        let reason = if mismatch {
+            format!(
+                "the peer's DTLS certificate does not match the fingerprint in its signed offer ({text}); \
+                 the direct link was aborted"
+            )
+        } else {
+            format!("link error: {text}")
+        };
+        self.fail(now, peer, &reason, mismatch);
+    }
+
+    /// Ends the link to `peer`, tells the other side, and (as offerer) schedules a retry.
+    fn fail(&mut self, now: Instant, peer: IdentityKey, reason: &str, fingerprint_mismatch: bool) {
+        let Some(mut l) = self.links.remove(&peer) else { return };
+        tracing::info!(peer = %peer.fingerprint(), "direct link down: {reason}");
+        l.rtc.disconnect();
+        self.out.push_back(LinkOutput::Signal { peer, signal: LinkSignal::Close { link: l.id } });
+        self.out.push_back(LinkOutput::Down { peer, reason: reason.to_string(), fingerprint_mismatch });
+        if l.offerer {
+            self.retry.insert(peer, now + RETRY_AFTER);
+        }
+    }
+
+    /// Ends the link to `peer` without a retry (a new session or none at all).
+    fn close(&mut self, peer: IdentityKey, reason: &str) {
+        if let Some(mut l) = self.links.remove(&peer) {
+            l.rtc.disconnect();
+            self.out.push_back(LinkOutput::Down {
+                peer,
+                reason: reason.to_string(),
+                fingerprint_mismatch: false,
+            });
+        }
+    }
+
+    /// Takes everything str0m has to say after a mutation, until it asks for a timeout.
+    fn drain(&mut self, now: Instant, peer: IdentityKey) {
+        loop {
+            let Some(l) = self.links.get_mut(&peer) else { return };
+            let output = match l.rtc.poll_output() {
+                Ok(o) => o,
+                Err(e) => return self.rtc_failed(now, peer, e),
+            };
+            match output {
+                Output::Timeout(t) => {
+                    l.next_timeout = t;
+                    return;
+                }
+                Output::Transmit(t) => {
+                    l.last_source = Some(t.source);
+                    self.out.push_back(LinkOutput::Transmit {
+                        source: t.source,
+                        destination: t.destination,
+                        contents: t.contents.to_vec(),
+                    });
+                }
+                Output::Event(event) => self.on_event(now, peer, event),
+            }
+        }
+    }
+
+    fn on_event(&mut self, now: Instant, peer: IdentityKey, event: Event) {
+        let relays = &self.relays;
+        let Some(l) = self.links.get_mut(&peer) else { return };
+        match event {
+            Event::ChannelOpen(id, label) if label == CHAT_CHANNEL => {
+                l.chat = Some(id);
+                tracing::info!(peer = %peer.fingerprint(), ms = now.duration_since(l.started).as_millis() as u64, "direct link open");
+                self.out.push_back(LinkOutput::Open { peer });
+            }
+            Event::ChannelOpen(id, label) => {
+                tracing::debug!(?id, %label, "unexpected data channel from a peer, ignored");
+            }
+            Event::ChannelData(data) if Some(data.id) == l.chat => {
+                self.out.push_back(LinkOutput::Chat { peer, packet: data.data });
+            }
+            Event::ChannelData(_) => {}
+            Event::ChannelClose(id) if Some(id) == l.chat => {
+                self.fail(now, peer, "the chat channel closed", false);
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                self.fail(now, peer, "the direct path stopped answering", false);
+            }
+            Event::PeerStats(stats) if l.chat.is_some() => {
+                let local = stats.selected_candidate_pair.as_ref().map(|p| p.local.addr).or(l.last_source);
+                let kind = match local {
+                    Some(a) if relays.contains(&a) => LinkKind::Relay,
+                    _ => LinkKind::Direct,
+                };
+                let rtt_ms = stats
+                    .selected_candidate_pair
+                    .as_ref()
+                    .and_then(|p| p.current_round_trip_time)
+                    .or(stats.rtt)
+                    .map(|d| d.as_millis() as u64);
+                if l.reported != Some(kind) {
+                    l.reported = Some(kind);
+                    self.out.push_back(LinkOutput::Kind { peer, kind, rtt_ms });
+                }
+            }
+            Event::Closed => self.fail(now, peer, "the peer closed the link", false),
+            _ => {}
+        }
+    }
+}
+
+impl PeerLink {
+    fn new(id: u64, rtc: Rtc, offerer: bool, pending: Option<SdpPendingOffer>, now: Instant) -> Self {
+        Self {
+            id,
+            rtc,
+            offerer,
+            pending,
+            chat: None,
+            started: now,
+            next_timeout: now,
+            last_source: None,
+            reported: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two link managers wired together in memory, on a clock the test moves.
+    struct Pair {
+        now: Instant,
+        sides: [Links; 2],
+        keys: [IdentityKey; 2],
+        addrs: [SocketAddr; 2],
+        /// Rewrites signals in flight (to play a tampering signaller).
+        tamper: Option<Box<dyn FnMut(LinkSignal) -> LinkSignal>>,
+        seen: [Vec<LinkOutput>; 2],
+    }
+
+    impl Pair {
+        fn new() -> Self {
+            let addrs: [SocketAddr; 2] =
+                ["127.0.0.1:41000".parse().unwrap(), "127.0.0.1:42000".parse().unwrap()];
+            Self {
+                now: Instant::now(),
+                sides: [Links::new(vec![addrs[0]], 1), Links::new(vec![addrs[1]], 1 << 40)],
+                keys: [IdentityKey([1; 32]), IdentityKey([2; 32])],
+                addrs,
+                tamper: None,
+                seen: [Vec::new(), Vec::new()],
+            }
+        }
+
+        /// Moves outputs between the sides until nothing is left at this instant.
+        fn settle(&mut self) {
+            loop {
+                let mut moved = false;
+                for i in 0..2 {
+                    let j = 1 - i;
+                    while let Some(out) = self.sides[i].poll_output() {
+                        moved = true;
+                        match out {
+                            LinkOutput::Transmit { source, destination, contents } => {
+                                if destination == self.addrs[j] {
+                                    self.sides[j].handle_datagram(self.now, source, destination, &contents);
+                                }
+                            }
+                            LinkOutput::Signal { signal, .. } => {
+                                let signal = match &mut self.tamper {
+                                    Some(f) => f(signal),
+                                    None => signal,
+                                };
+                                let from = self.keys[i];
+                                self.sides[j].handle_signal(self.now, from, signal);
+                            }
+                            other => self.seen[i].push(other),
+                        }
+                    }
+                }
+                if !moved {
+                    return;
+                }
+            }
+        }
+
+        fn run_until(&mut self, limit: Duration, done: impl Fn(&Pair) -> bool) {
+            let end = self.now + limit;
+            loop {
+                self.settle();
+                if done(self) {
+                    return;
+                }
+                let next = self.sides.iter().filter_map(Links::poll_timeout).min().unwrap_or(end);
+                assert!(self.now < end, "timed out");
+                self.now = next.max(self.now + Duration::from_millis(1)).min(end);
+                for side in &mut self.sides {
+                    side.handle_timeout(self.now);
+                }
+            }
+        }
+
+        fn chat(&self, i: usize) -> Vec<Vec<u8>> {
+            self.seen[i]
+                .iter()
+                .filter_map(|o| match o {
+                    LinkOutput::Chat { packet, .. } => Some(packet.clone()),
+                    _ => None,
+                })
+                .collect()
+        }
+    }
+
+    #[test]
+    fn two_sides_open_a_chat_channel_and_exchange_packets() {
+        let mut p = Pair::new();
+        let (a, b) = (p.keys[0], p.keys[1]);
+        let now = p.now;
+        p.sides[0].want(now, b, true);
+        p.sides[1].want(now, a, false);
+        p.run_until(Duration::from_secs(10), |p| p.sides[0].is_open(&b) && p.sides[1].is_open(&a));
+        assert!(p.seen[0].iter().any(|o| matches!(o, LinkOutput::Open { .. })));
+        let now = p.now;
+        assert!(p.sides[0].send_chat(now, b, b"hello over the link"));
+        assert!(p.sides[1].send_chat(now, a, &vec![7u8; 60_000]));
+        p.run_until(Duration::from_secs(5), |p| !p.chat(0).is_empty() && !p.chat(1).is_empty());
+        assert_eq!(p.chat(1), [b"hello over the link".to_vec()]);
+        assert_eq!(p.chat(0), [vec![7u8; 60_000]]);
+        // The stats report the path as direct (no relay candidates here).
+        p.run_until(Duration::from_secs(3), |p| {
+            p.seen[0].iter().any(|o| matches!(o, LinkOutput::Kind { kind: LinkKind::Direct, .. }))
+        });
+    }
+
+    #[test]
+    fn a_dtls_certificate_that_does_not_match_the_signed_fingerprint_aborts_the_link() {
+        let mut p = Pair::new();
+        let (a, b) = (p.keys[0], p.keys[1]);
+        // The answer's fingerprint is changed in transit (as if the signalling path lied):
+        // the offerer must refuse the DTLS peer and say why.
+        p.tamper = Some(Box::new(|signal| match signal {
+            LinkSignal::Answer { link, sdp } => {
+                let sdp = sdp
+                    .lines()
+                    .map(|l| {
+                        if let Some(rest) = l.strip_prefix("a=fingerprint:sha-256 ") {
+                            let flipped: String = rest
+                                .chars()
+                                .map(|c| {
+                                    if c == 'A' {
+                                        'B'
+                                    } else if c == 'B' {
+                                        'A'
+                                    } else {
+                                        c
+                                    }
+                                })
+                                .collect();
+                            let flipped = if flipped == rest {
+                                rest.replacen(|c: char| c.is_ascii_digit(), "F", 1)
+                            } else {
+                                flipped
+                            };
+                            format!("a=fingerprint:sha-256 {flipped}")
+                        } else {
+                            l.to_string()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\r\n")
+                    + "\r\n";
+                LinkSignal::Answer { link, sdp }
+            }
+            other => other,
+        }));
+        let now = p.now;
+        p.sides[0].want(now, b, true);
+        p.sides[1].want(now, a, false);
+        p.run_until(Duration::from_secs(10), |p| {
+            p.seen[0].iter().any(|o| matches!(o, LinkOutput::Down { .. }))
+        });
+        let down = p.seen[0].iter().find_map(|o| match o {
+            LinkOutput::Down { reason, fingerprint_mismatch, .. } => {
+                Some((reason.clone(), *fingerprint_mismatch))
+            }
+            _ => None,
+        });
+        let (reason, mismatch) = down.unwrap();
+        assert!(mismatch, "{reason}");
+        assert!(reason.contains("does not match"), "{reason}");
+        assert!(!p.sides[0].is_open(&b));
+        assert!(!p.seen[0].iter().any(|o| matches!(o, LinkOutput::Open { .. })));
+    }
+}

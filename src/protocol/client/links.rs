@@ -1,0 +1,110 @@
+//! Which path sealed packets take to a peer: its direct link's chat data channel when that is
+//! open, the hub otherwise.
+//!
+//! The packets are the same either way (sealed by the peer's Noise session, numbered by its
+//! delivery stream), so switching paths loses nothing and duplicates nothing: a packet lost
+//! with a failing link is resent through the hub by the outbox, a packet that arrives twice is
+//! dropped by sequence number, and the receiver puts packets from both paths back in order.
+
+use super::*;
+
+impl Client {
+    /// Sends signalling for `to`'s direct link inside its session, always through the hub: the
+    /// direct link may be what is broken.
+    pub fn send_link_signal(&mut self, to: IdentityKey, signal: LinkSignal) {
+        let Some(peer) = self.peers.get_mut(&to) else { return };
+        let Some(s) = peer.session.as_mut().filter(|s| s.is_established()) else { return };
+        match s.seal(&PeerMsg::Link(signal)) {
+            Ok(packet) => self.relay(to, &packet),
+            Err(e) => tracing::warn!("cannot seal link signal: {e}"),
+        }
+    }
+
+    /// The chat channel to `peer` opened: its traffic moves there.
+    pub fn handle_link_open(&mut self, now: u64, peer: IdentityKey) {
+        let Some(p) = self.peers.get_mut(&peer) else { return };
+        p.link.open = true;
+        // Whatever waited for an ack through the hub goes again on the fast path; the
+        // receiver drops what it already has.
+        self.resend_now(now, peer);
+    }
+
+    /// The link layer measured the path to `peer`: announce it if its kind changed.
+    pub fn handle_link_kind(&mut self, peer: IdentityKey, kind: LinkKind, rtt_ms: Option<u64>) {
+        let Some(p) = self.peers.get_mut(&peer) else { return };
+        if !p.link.open || p.link.kind == kind {
+            return;
+        }
+        p.link.kind = kind;
+        self.emit(ClientEvent::Link { peer: peer.fingerprint().to_string(), kind, rtt_ms });
+    }
+
+    /// The direct link to `peer` closed or failed: back to the hub, and resend what it may have
+    /// taken down with it. `error` is a failure the user must hear about (a DTLS certificate
+    /// that does not match the signed fingerprint).
+    pub fn handle_link_down(&mut self, now: u64, peer: IdentityKey, error: Option<String>) {
+        if let Some(message) = error {
+            self.emit(ClientEvent::error("link_fingerprint_mismatch", message));
+        }
+        let was_open = self.back_to_hub(peer);
+        if was_open {
+            self.resend_now(now, peer);
+        }
+    }
+
+    /// Sends every unacknowledged message to `peer` again on the current path.
+    fn resend_now(&mut self, now: u64, peer: IdentityKey) {
+        let Some(p) = self.peers.get_mut(&peer) else { return };
+        if p.session.as_ref().is_some_and(|s| s.is_established()) && p.out.pending() > 0 {
+            p.last_resend_ms = now;
+            let again = p.out.resend_in_flight(RESEND_BATCH);
+            for msg in again {
+                self.seal_and_relay(peer, &msg);
+            }
+        }
+    }
+
+    /// A packet the chat channel would not take (its buffer is full, or it just closed): it
+    /// goes through the hub instead. A closed link reports itself down separately.
+    pub fn handle_direct_failed(&mut self, peer: IdentityKey, packet: Vec<u8>) {
+        self.send_hub(&ClientToHub::Relay { to: peer, payload: packet });
+    }
+
+    /// A packet from `from`'s chat data channel. Only session traffic is accepted there:
+    /// handshakes run through the hub, which vouches for who is in the room.
+    pub fn handle_direct_packet(&mut self, now: u64, from: IdentityKey, packet: &[u8]) {
+        match wire::decode::<PeerPacket>(packet) {
+            Ok(p @ (PeerPacket::Data { .. } | PeerPacket::Reset { .. })) => self.on_peer_packet(now, from, p),
+            Ok(_) => tracing::debug!(peer = %from.fingerprint(), "handshake on a data channel ignored"),
+            Err(e) => tracing::debug!(peer = %from.fingerprint(), "bad packet on the data channel: {e}"),
+        }
+    }
+
+    /// Sends a sealed packet the fastest way available.
+    pub(super) fn send_packet(&mut self, to: IdentityKey, packet: &PeerPacket) {
+        if self.peers.get(&to).is_some_and(|p| p.link.open) {
+            self.out.push_back(ClientOutput::Direct { peer: to, packet: wire::encode(packet) });
+        } else {
+            self.relay(to, packet);
+        }
+    }
+
+    /// Forgets the direct link to `key` (its session ended) and tells the net layer.
+    pub(super) fn drop_link(&mut self, key: IdentityKey) {
+        self.back_to_hub(key);
+        self.out.push_back(ClientOutput::LinkDropped { peer: key });
+    }
+
+    /// Routes `key`'s packets through the hub again and announces it. Returns whether the
+    /// link had been open.
+    fn back_to_hub(&mut self, key: IdentityKey) -> bool {
+        let Some(p) = self.peers.get_mut(&key) else { return false };
+        let was_open = std::mem::take(&mut p.link.open);
+        if p.link.kind != LinkKind::Hub {
+            p.link.kind = LinkKind::Hub;
+            let peer = key.fingerprint().to_string();
+            self.emit(ClientEvent::Link { peer, kind: LinkKind::Hub, rtt_ms: None });
+        }
+        was_open
+    }
+}
