@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 use crate::core::{CoreHandle, CoreOptions, Target};
 use crate::net::hub_server::{DEFAULT_MAX_CONNECTIONS, HubOptions, spawn_hub};
 use crate::net::profile::Profile;
+use crate::net::transfers::TransferConfig;
 use crate::protocol::events::{ClientCommand, ClientEvent};
 use crate::protocol::hub::HubConfig;
 
@@ -91,6 +92,15 @@ pub struct HeadlessArgs {
     /// Never open direct links: everything goes through the hub.
     #[arg(long)]
     pub no_direct: bool,
+    /// Folder for received files (default: your downloads folder).
+    #[arg(long)]
+    pub downloads: Option<PathBuf>,
+    /// Accept every offered file without asking (up to --max-file-size).
+    #[arg(long)]
+    pub accept_files: bool,
+    /// Largest file accepted, in bytes; larger offers are declined.
+    #[arg(long, default_value_t = crate::net::transfers::DEFAULT_MAX_SIZE)]
+    pub max_file_size: u64,
 }
 
 pub fn main() -> ExitCode {
@@ -237,13 +247,18 @@ fn run_headless(profile: Option<PathBuf>, args: HeadlessArgs) -> ExitCode {
         (None, None) => return error_line("usage", "pass --hub ADDR or --host ADDR", true),
     };
     let opts = CoreOptions {
-        profile,
         name: args.name,
         password: Zeroizing::new(args.password),
         rooms: args.rooms,
         target,
         accept_new_hub_key: args.accept_new_hub_key,
         link_port: (!args.no_direct).then_some(args.link_port),
+        transfers: TransferConfig {
+            downloads: args.downloads.clone().unwrap_or_else(|| CoreOptions::default_downloads(&profile)),
+            auto_accept: args.accept_files,
+            max_size: args.max_file_size,
+        },
+        profile,
     };
     let mut core = match CoreHandle::start(opts, None) {
         Ok(c) => c,

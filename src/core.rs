@@ -17,6 +17,7 @@ use crate::net::link_socket::{self, LinkSocket};
 use crate::net::links::Links;
 use crate::net::profile::Profile;
 use crate::net::reach;
+use crate::net::transfers::{TransferConfig, Transfers};
 use crate::protocol::client::{Client, ClientConfig};
 use crate::protocol::events::{ClientCommand, ClientEvent};
 use crate::protocol::hub::{AUTH_TIMEOUT_MS, HubConfig};
@@ -44,6 +45,18 @@ pub struct CoreOptions {
     pub accept_new_hub_key: bool,
     /// UDP port for direct links (0: any free port); `None` keeps all traffic on the hub.
     pub link_port: Option<u16>,
+    /// Where received files go and which offers are taken.
+    pub transfers: TransferConfig,
+}
+
+impl CoreOptions {
+    /// The downloads folder a front-end uses unless told otherwise: the user's, or one in
+    /// the profile.
+    pub fn default_downloads(profile: &Profile) -> std::path::PathBuf {
+        directories::UserDirs::new()
+            .and_then(|d| d.download_dir().map(|p| p.to_path_buf()))
+            .unwrap_or_else(|| profile.dir().join("downloads"))
+    }
 }
 
 /// Asks each STUN server in turn for our public address and reports the first answer, or
@@ -185,8 +198,11 @@ impl CoreHandle {
                         (Links::new(Vec::new(), 0), None)
                     }
                 };
+                let transfers = Transfers::new(opts.transfers.clone(), rng.next_u64());
                 let client = Client::new(config, identity, known, rng);
                 let driver = Driver {
+                    transfers,
+                    hashed: mpsc::channel(16),
                     links,
                     udp,
                     client,

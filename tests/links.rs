@@ -77,3 +77,73 @@ fn without_direct_links_chat_stays_on_the_hub() {
     assert_eq!(a.quit(), 0);
     assert_eq!(b.quit(), 0);
 }
+
+/// Writes `size` bytes that do not compress or repeat (a ChaCha stream).
+fn random_file(path: &std::path::Path, size: usize) -> String {
+    use rand_core::{RngCore, SeedableRng};
+    use sha2::Digest;
+    use std::io::Write;
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(size as u64);
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(buf.len());
+        rng.fill_bytes(&mut buf[..n]);
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n]).unwrap();
+        left -= n;
+    }
+    out.flush().unwrap();
+    hex::encode(hasher.finalize())
+}
+
+#[test]
+fn a_200_mb_file_crosses_the_direct_link_intact() {
+    const SIZE: usize = 200 * 1024 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("big.bin");
+    let sha = random_file(&source, SIZE);
+    let downloads = dir.path().join("bob-downloads");
+    let hub = HubProc::start(&dir.path().join("hub"), PW, &[]);
+    let mut a = Peer::join("alice", &dir.path().join("alice"), &hub.addr, PW);
+    let fa = a.fingerprint();
+    let dl = downloads.to_str().unwrap();
+    let mut b = Peer::start(
+        "bob",
+        &dir.path().join("bob"),
+        &["--hub", &hub.addr, "--downloads", dl, "--accept-files"],
+        PW,
+    );
+    let fb = b.fingerprint();
+    wait_link(&mut a, &fb, "direct");
+    wait_link(&mut b, &fa, "direct");
+
+    let started = std::time::Instant::now();
+    a.send(json!({"cmd": "send_file", "peer": fb, "path": source.to_str().unwrap()}));
+    let offer = b.wait_event("file_offer");
+    assert_eq!(offer["name"], "big.bin");
+    assert_eq!(offer["size"], SIZE as u64);
+    assert_eq!(offer["from"], fa.as_str());
+    let got = b.wait_event("file_received");
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!("200 MiB over the direct link in {secs:.2} s ({:.0} MiB/s)", 200.0 / secs);
+    assert_eq!(got["id"], offer["id"]);
+    assert_eq!(got["sha256"], sha.as_str());
+    assert_eq!(got["size"], SIZE as u64);
+    let path = std::path::PathBuf::from(got["path"].as_str().unwrap());
+    assert_eq!(path, downloads.join("big.bin"));
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), SIZE as u64);
+    // Progress was reported along the way, and no temporary file is left behind.
+    assert!(b.log.iter().filter(|e| e["event"] == "file_progress").count() > 3);
+    let names: Vec<String> = std::fs::read_dir(&downloads)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["big.bin"]);
+    let sent = a.wait_event("file_sent");
+    assert_eq!(sent["id"], offer["id"]);
+    assert_eq!(a.quit(), 0);
+    assert_eq!(b.quit(), 0);
+}

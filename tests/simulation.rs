@@ -209,7 +209,9 @@ impl Sim {
                             let j = self.index_of(peer);
                             self.direct.wanted.push((i, j, offerer));
                         }
-                        ClientOutput::LinkDropped { .. } | ClientOutput::LinkSignal { .. } => {}
+                        ClientOutput::LinkDropped { .. }
+                        | ClientOutput::LinkSignal { .. }
+                        | ClientOutput::FileSignal { .. } => {}
                         ClientOutput::Direct { peer, packet } => {
                             let j = self.index_of(peer);
                             if self.direct.open.contains(&(i, j)) {

@@ -11,9 +11,11 @@ use tokio_util::codec::Framed;
 use super::link_socket::{LinkSocket, Received};
 use super::links::{LinkOutput, Links};
 use super::profile::Profile;
+use super::transfers::{TransferOutput, Transfers, hash_file};
 use super::{deadline, framing, now_ms};
 use crate::protocol::client::{Client, ClientOutput};
 use crate::protocol::events::{ClientCommand, ClientEvent};
+use crate::protocol::identity::IdentityKey;
 use crate::protocol::wire::LinkSignal;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,7 +39,13 @@ pub struct Driver {
     /// then everything goes through the hub).
     pub links: Links,
     pub udp: Option<LinkSocket>,
+    pub transfers: Transfers,
+    /// Files hashed off the loop, ready to offer.
+    pub hashed: (mpsc::Sender<Hashed>, mpsc::Receiver<Hashed>),
 }
+
+/// A file hashed for an offer: transfer id, peer, path, and (size, SHA-256) or the error.
+pub type Hashed = (u64, IdentityKey, std::path::PathBuf, std::io::Result<(u64, [u8; 32])>);
 
 /// Closes the link politely, but not at any price.
 async fn close(link: &mut Link) {
@@ -71,7 +79,7 @@ impl Driver {
                         result = &mut connect => break result,
                         cmd = self.commands.recv() => match cmd {
                             None | Some(ClientCommand::Quit) => return false,
-                            Some(cmd) => self.client.handle_command(now_ms(), cmd),
+                            Some(cmd) => self.command(cmd).await,
                         },
                     }
                 };
@@ -137,7 +145,14 @@ impl Driver {
                         }
                         return false;
                     }
-                    Some(cmd) => self.client.handle_command(now_ms(), cmd),
+                    Some(cmd) => self.command(cmd).await,
+                },
+                Some((id, peer, path, result)) = self.hashed.1.recv() => match result {
+                    Ok((size, sha256)) => self.transfers.offer(id, peer, &path, size, sha256),
+                    Err(e) => {
+                        let reason = format!("cannot read {}: {e}", path.display());
+                        let _ = self.events.send(ClientEvent::FileFailed { id: format!("{id:016x}"), reason }).await;
+                    }
                 },
                 got = recv_udp(&mut self.udp) => match got {
                     Ok(batch) => self.on_datagrams(&batch),
@@ -158,6 +173,30 @@ impl Driver {
             if link.is_none() && reconnect_at.is_none() {
                 reconnect_at = Some(tokio::time::Instant::now() + backoff);
             }
+        }
+    }
+
+    /// File commands are the net layer's (they touch files); the rest go to the client.
+    async fn command(&mut self, cmd: ClientCommand) {
+        match cmd {
+            ClientCommand::SendFile { peer, path } => {
+                let Some(key) = self.client.secure_peer(&peer) else {
+                    let msg = format!("no secure session with {peer}");
+                    let _ = self.events.send(ClientEvent::error("unknown_peer", msg)).await;
+                    return;
+                };
+                let id = self.transfers.new_id();
+                let path = std::path::PathBuf::from(path);
+                let done = self.hashed.0.clone();
+                tokio::task::spawn_blocking(move || {
+                    let result = hash_file(&path);
+                    let _ = done.blocking_send((id, key, path, result));
+                });
+            }
+            ClientCommand::AcceptFile { id } => self.transfers.accept(&id),
+            ClientCommand::DeclineFile { id } => self.transfers.decline(&id),
+            ClientCommand::CancelFile { id } => self.transfers.cancel(&id),
+            other => self.client.handle_command(now_ms(), other),
         }
     }
 
@@ -189,9 +228,28 @@ impl Driver {
                 LinkOutput::Chat { peer, packet } => {
                     self.client.handle_direct_packet(now_ms(), peer, &packet)
                 }
+                LinkOutput::FileOpen { peer } => {
+                    self.transfers.link_ready(std::time::Instant::now(), peer, &mut self.links)
+                }
+                LinkOutput::FileWritable { peer } => {
+                    self.transfers.pump(std::time::Instant::now(), peer, &mut self.links)
+                }
+                LinkOutput::FileData { peer, data } => self.transfers.handle_data(peer, &data),
                 LinkOutput::Down { peer, reason, fingerprint_mismatch } => {
+                    self.transfers.link_down(peer);
                     let error = fingerprint_mismatch.then_some(reason);
                     self.client.handle_link_down(now_ms(), peer, error);
+                }
+            }
+        }
+        while let Some(out) = self.transfers.poll_output() {
+            any = true;
+            match out {
+                TransferOutput::Signal { peer, signal } => self.client.send_file_signal(peer, signal),
+                TransferOutput::Event(ev) => {
+                    if self.events.send(ev).await.is_ok() {
+                        self.wake();
+                    }
                 }
             }
         }
@@ -267,6 +325,9 @@ impl Driver {
                     }
                 }
                 ClientOutput::LinkDropped { peer } => self.links.drop_peer(peer),
+                ClientOutput::FileSignal { peer, signal } => {
+                    self.transfers.handle_signal(std::time::Instant::now(), peer, signal, &mut self.links);
+                }
                 ClientOutput::LinkSignal { peer, signal } => match (&self.udp, signal) {
                     (Some(_), signal) => self.links.handle_signal(std::time::Instant::now(), peer, signal),
                     // Direct links are off here: say so at once rather than let the offerer wait.

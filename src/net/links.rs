@@ -24,6 +24,10 @@ use crate::protocol::wire::LinkSignal;
 
 /// The data channel that carries the Noise session's packets (chat, acks).
 pub const CHAT_CHANNEL: &str = "kith-chat";
+/// The data channel for file bytes, so a transfer never queues in front of chat.
+pub const FILE_CHANNEL: &str = "kith-file";
+/// The file channel asks for more data when its buffer drains below this.
+const FILE_LOW_WATER: usize = 1024 * 1024;
 /// A link whose chat channel is not open by then is given up; the hub carries on.
 pub const OPEN_TIMEOUT: Duration = Duration::from_secs(20);
 /// After a link failed, the offerer tries a fresh one this much later.
@@ -46,8 +50,24 @@ pub enum LinkOutput {
     Kind { peer: IdentityKey, kind: LinkKind, rtt_ms: Option<u64> },
     /// A packet arrived on `peer`'s chat channel.
     Chat { peer: IdentityKey, packet: Vec<u8> },
+    /// The file channel to `peer` opened.
+    FileOpen { peer: IdentityKey },
+    /// The file channel to `peer` drained enough to take more.
+    FileWritable { peer: IdentityKey },
+    /// A message arrived on `peer`'s file channel.
+    FileData { peer: IdentityKey, data: Vec<u8> },
     /// The link to `peer` is gone (closed, failed or never connected); `reason` says why.
     Down { peer: IdentityKey, reason: String, fingerprint_mismatch: bool },
+}
+
+/// What became of a write on the file channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileWrite {
+    Written,
+    /// The buffer is full: wait for `FileWritable`.
+    Full,
+    /// No open file channel (no link, or it just failed).
+    NoChannel,
 }
 
 struct PeerLink {
@@ -56,6 +76,7 @@ struct PeerLink {
     offerer: bool,
     pending: Option<SdpPendingOffer>,
     chat: Option<ChannelId>,
+    file: Option<ChannelId>,
     started: Instant,
     next_timeout: Instant,
     /// Source of the latest datagram str0m sent: after nomination, the local candidate in use.
@@ -142,6 +163,7 @@ impl Links {
         let mut rtc = self.new_rtc(now);
         let mut api = rtc.sdp_api();
         api.add_channel(CHAT_CHANNEL.to_string());
+        api.add_channel(FILE_CHANNEL.to_string());
         let Some((offer, pending)) = api.apply() else {
             tracing::warn!("str0m made no offer for a data channel");
             self.retry.insert(peer, now + RETRY_AFTER);
@@ -282,6 +304,29 @@ impl Links {
         }
     }
 
+    /// Bytes queued on `peer`'s file channel and not yet acknowledged; `None` without one.
+    pub fn file_buffered(&mut self, peer: &IdentityKey) -> Option<usize> {
+        let l = self.links.get_mut(peer)?;
+        let id = l.file?;
+        Some(l.rtc.channel(id)?.buffered_amount())
+    }
+
+    /// Writes one message on `peer`'s file channel.
+    pub fn send_file_data(&mut self, now: Instant, peer: IdentityKey, data: &[u8]) -> FileWrite {
+        let Some(l) = self.links.get_mut(&peer) else { return FileWrite::NoChannel };
+        let Some(mut channel) = l.file.and_then(|id| l.rtc.channel(id)) else { return FileWrite::NoChannel };
+        match channel.write(true, data) {
+            Ok(written) => {
+                self.drain(now, peer);
+                if written { FileWrite::Written } else { FileWrite::Full }
+            }
+            Err(e) => {
+                self.rtc_failed(now, peer, e);
+                FileWrite::NoChannel
+            }
+        }
+    }
+
     fn rtc_failed(&mut self, now: Instant, peer: IdentityKey, e: RtcError) {
         let text = e.to_string();
         let mismatch = text.contains("fingerprint");
@@ -355,11 +400,24 @@ impl Links {
                 tracing::info!(peer = %peer.fingerprint(), ms = now.duration_since(l.started).as_millis() as u64, "direct link open");
                 self.out.push_back(LinkOutput::Open { peer });
             }
+            Event::ChannelOpen(id, label) if label == FILE_CHANNEL => {
+                l.file = Some(id);
+                if let Some(mut ch) = l.rtc.channel(id) {
+                    ch.set_buffered_amount_low_threshold(FILE_LOW_WATER);
+                }
+                self.out.push_back(LinkOutput::FileOpen { peer });
+            }
             Event::ChannelOpen(id, label) => {
                 tracing::debug!(?id, %label, "unexpected data channel from a peer, ignored");
             }
             Event::ChannelData(data) if Some(data.id) == l.chat => {
                 self.out.push_back(LinkOutput::Chat { peer, packet: data.data });
+            }
+            Event::ChannelData(data) if Some(data.id) == l.file => {
+                self.out.push_back(LinkOutput::FileData { peer, data: data.data });
+            }
+            Event::ChannelBufferedAmountLow(id) if Some(id) == l.file => {
+                self.out.push_back(LinkOutput::FileWritable { peer });
             }
             Event::ChannelData(_) => {}
             Event::ChannelClose(id) if Some(id) == l.chat => {
@@ -399,6 +457,7 @@ impl PeerLink {
             offerer,
             pending,
             chat: None,
+            file: None,
             started: now,
             next_timeout: now,
             last_source: None,

@@ -8,6 +8,7 @@ pub mod link_socket;
 pub mod links;
 pub mod profile;
 pub mod reach;
+pub mod transfers;
 
 /// Wall-clock milliseconds since the Unix epoch: the time base of the protocol cores.
 pub fn now_ms() -> u64 {

@@ -175,7 +175,7 @@ impl Incoming {
         let seq = match &msg {
             PeerMsg::Chat(m) => m.seq,
             PeerMsg::Skip { seq, .. } => *seq,
-            PeerMsg::Ack { .. } | PeerMsg::Link(_) => return Received::default(),
+            PeerMsg::Ack { .. } | PeerMsg::Link(_) | PeerMsg::File(_) => return Received::default(),
         };
         let mut out = Received::default();
         if seq >= self.next && seq < self.next.saturating_add(MAX_REORDER) {

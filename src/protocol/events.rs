@@ -28,6 +28,22 @@ pub enum ClientCommand {
         peer: String,
     },
     Peers,
+    /// Offer a file to a peer (fingerprint or unique name); it goes over the direct link.
+    SendFile {
+        peer: String,
+        path: String,
+    },
+    /// Accept an offered file (saved in the downloads folder).
+    AcceptFile {
+        id: String,
+    },
+    DeclineFile {
+        id: String,
+    },
+    /// Stop a transfer in either direction.
+    CancelFile {
+        id: String,
+    },
     Join {
         room: String,
     },
@@ -174,6 +190,36 @@ pub enum ClientEvent {
     },
     Peers {
         peers: Vec<PeerSummary>,
+    },
+    /// A peer offers a file; accept it with `accept_file`.
+    FileOffer {
+        id: String,
+        from: String,
+        name: String,
+        size: u64,
+    },
+    /// Bytes of a transfer (either direction) so far.
+    FileProgress {
+        id: String,
+        bytes: u64,
+        total: u64,
+    },
+    /// A file arrived whole, its SHA-256 matched, and it was moved to `path`.
+    FileReceived {
+        id: String,
+        from: String,
+        path: String,
+        size: u64,
+        sha256: String,
+    },
+    /// The peer has the whole file we sent (and checked its hash).
+    FileSent {
+        id: String,
+        to: String,
+    },
+    FileFailed {
+        id: String,
+        reason: String,
     },
     /// How traffic with `peer` travels now; sent on every change of `kind`.
     Link {

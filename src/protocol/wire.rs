@@ -201,6 +201,40 @@ pub enum PeerMsg {
     /// Signalling for the direct WebRTC link. Unsequenced: a lost signal is recovered by the
     /// link's own timeout and a fresh offer, never by replaying an old one.
     Link(LinkSignal),
+    /// File transfer control (the bytes themselves go on the link's file channel).
+    File(FileSignal),
+}
+
+/// Largest file name accepted in an offer (bytes).
+pub const MAX_FILE_NAME: usize = 255;
+
+/// Offers and answers for a file transfer, inside the Noise session: the name, size and
+/// SHA-256 the receiver checks the bytes against are authenticated by it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FileSignal {
+    Offer {
+        id: u64,
+        name: String,
+        size: u64,
+        sha256: [u8; 32],
+    },
+    /// Send from `offset` on (0, or what already arrived before a link dropped).
+    Accept {
+        id: u64,
+        offset: u64,
+    },
+    Decline {
+        id: u64,
+        reason: String,
+    },
+    /// Either side stops the transfer.
+    Cancel {
+        id: u64,
+    },
+    /// Every byte arrived and matched the hash.
+    Complete {
+        id: u64,
+    },
 }
 
 /// Largest SDP or candidate line accepted in a [`LinkSignal`].

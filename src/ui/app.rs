@@ -15,6 +15,7 @@ use super::settings::{Loaded, RecentHub, Settings, SettingsStore};
 use super::{connect, main_view, onboarding};
 use crate::core::{CoreHandle, CoreOptions, Target};
 use crate::net::profile::Profile;
+use crate::net::transfers::TransferConfig;
 use crate::protocol::events::ClientCommand;
 
 /// Milliseconds since the Unix epoch; tests pass a fixed one.
@@ -247,13 +248,18 @@ impl KithApp {
         self.model = Model::default();
         self.view = ViewState { expiry: self.view.expiry, ..ViewState::default() };
         let opts = CoreOptions {
-            profile,
+            profile: profile.clone(),
             name: self.settings.display_name.clone().unwrap_or_default(),
             password: launch.password.clone(),
             rooms: vec![launch.room.clone()],
             target: launch.target.clone(),
             accept_new_hub_key,
             link_port: Some(0),
+            transfers: TransferConfig {
+                downloads: CoreOptions::default_downloads(&profile),
+                auto_accept: false,
+                max_size: crate::net::transfers::DEFAULT_MAX_SIZE,
+            },
         };
         let repaint = ctx.clone();
         let waker: crate::core::Waker = Arc::new(move || repaint.request_repaint());

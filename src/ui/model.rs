@@ -367,6 +367,12 @@ impl Model {
                     p.link = s.link;
                 }
             }
+            // Transfers have no view yet; headless reports them.
+            ClientEvent::FileOffer { .. }
+            | ClientEvent::FileProgress { .. }
+            | ClientEvent::FileReceived { .. }
+            | ClientEvent::FileSent { .. }
+            | ClientEvent::FileFailed { .. } => {}
             ClientEvent::Link { peer, kind, rtt_ms } => {
                 let p = self.peer_mut(&peer);
                 p.link = kind;

@@ -47,6 +47,11 @@ impl Client {
                     self.remove_member(&room, key);
                 }
             }
+            // File transfers belong to the net layer, which handles these before the client.
+            ClientCommand::SendFile { .. }
+            | ClientCommand::AcceptFile { .. }
+            | ClientCommand::DeclineFile { .. }
+            | ClientCommand::CancelFile { .. } => {}
             ClientCommand::Quit => {}
         }
     }

@@ -20,6 +20,28 @@ impl Client {
         }
     }
 
+    /// Sends file-transfer signalling inside `to`'s session, on the fastest path.
+    pub fn send_file_signal(&mut self, to: IdentityKey, signal: FileSignal) {
+        let Some(peer) = self.peers.get_mut(&to) else { return };
+        let Some(s) = peer.session.as_mut().filter(|s| s.is_established()) else { return };
+        match s.seal(&PeerMsg::File(signal)) {
+            Ok(packet) => self.send_packet(to, &packet),
+            Err(e) => tracing::warn!("cannot seal file signal: {e}"),
+        }
+    }
+
+    /// The peer's key for a fingerprint or unique display name, if it has a session.
+    pub fn secure_peer(&self, who: &str) -> Option<IdentityKey> {
+        let key = self.resolve(who)?;
+        let p = self.peers.get(&key)?;
+        p.session.as_ref().filter(|s| s.is_established()).map(|_| key)
+    }
+
+    /// The name a peer goes by, for events.
+    pub fn peer_name(&self, key: &IdentityKey) -> String {
+        self.peers.get(key).map(|p| p.name.clone()).unwrap_or_default()
+    }
+
     /// The chat channel to `peer` opened: its traffic moves there.
     pub fn handle_link_open(&mut self, now: u64, peer: IdentityKey) {
         let Some(p) = self.peers.get_mut(&peer) else { return };

@@ -20,8 +20,8 @@ use super::noise::{Handshake, Keypair, Role, Transport};
 use super::session::{HANDSHAKE_TIMEOUT_MS, PeerSession, SessionError};
 use super::trust::{KnownPeers, Sighting};
 use super::wire::{
-    self, AuthFailure, ChatMessage, ClientHello, ClientToHub, HubToClient, LinkSignal, MAX_ROOM, MAX_TEXT,
-    MemberInfo, MessageId, PeerMsg, PeerPacket, sanitize_name,
+    self, AuthFailure, ChatMessage, ClientHello, ClientToHub, FileSignal, HubToClient, LinkSignal, MAX_ROOM,
+    MAX_TEXT, MemberInfo, MessageId, PeerMsg, PeerPacket, sanitize_name,
 };
 
 /// The hub has this long to finish the handshake and answer the password.
@@ -80,6 +80,11 @@ pub enum ClientOutput {
     LinkSignal {
         peer: IdentityKey,
         signal: LinkSignal,
+    },
+    /// File-transfer signalling that arrived from `peer`.
+    FileSignal {
+        peer: IdentityKey,
+        signal: FileSignal,
     },
     /// A sealed packet for `peer`'s chat data channel. If it cannot be written, hand it back
     /// with [`Client::handle_direct_failed`].

@@ -234,6 +234,10 @@ impl Client {
     }
 
     pub(super) fn on_peer_msg(&mut self, now: u64, from: IdentityKey, msg: PeerMsg) {
+        if let PeerMsg::File(signal) = msg {
+            self.out.push_back(ClientOutput::FileSignal { peer: from, signal });
+            return;
+        }
         if let PeerMsg::Link(signal) = msg {
             if signal.within_limits() {
                 self.out.push_back(ClientOutput::LinkSignal { peer: from, signal });
