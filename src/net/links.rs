@@ -46,7 +46,7 @@ pub enum LinkOutput {
     Signal { peer: IdentityKey, signal: LinkSignal },
     /// The chat channel to `peer` opened.
     Open { peer: IdentityKey },
-    /// The path to `peer` was measured (first time, or its kind changed).
+    /// The path to `peer`: when its chat channel opens, then with every stats report.
     Kind { peer: IdentityKey, kind: LinkKind, rtt_ms: Option<u64> },
     /// A packet arrived on `peer`'s chat channel.
     Chat { peer: IdentityKey, packet: Vec<u8> },
@@ -81,6 +81,7 @@ struct PeerLink {
     next_timeout: Instant,
     /// Source of the latest datagram str0m sent: after nomination, the local candidate in use.
     last_source: Option<SocketAddr>,
+    /// The kind last reported (for tests and logs).
     reported: Option<LinkKind>,
 }
 
@@ -397,8 +398,16 @@ impl Links {
         match event {
             Event::ChannelOpen(id, label) if label == CHAT_CHANNEL => {
                 l.chat = Some(id);
-                tracing::info!(peer = %peer.fingerprint(), ms = now.duration_since(l.started).as_millis() as u64, "direct link open");
+                let ms = now.duration_since(l.started).as_millis() as u64;
+                tracing::info!(peer = %peer.fingerprint(), ms, "direct link open");
+                // The candidate str0m sends from is the nominated one; stats confirm it later.
+                let kind = match l.last_source {
+                    Some(a) if relays.contains(&a) => LinkKind::Relay,
+                    _ => LinkKind::Direct,
+                };
+                l.reported = Some(kind);
                 self.out.push_back(LinkOutput::Open { peer });
+                self.out.push_back(LinkOutput::Kind { peer, kind, rtt_ms: None });
             }
             Event::ChannelOpen(id, label) if label == FILE_CHANNEL => {
                 l.file = Some(id);
@@ -438,10 +447,8 @@ impl Links {
                     .and_then(|p| p.current_round_trip_time)
                     .or(stats.rtt)
                     .map(|d| d.as_millis() as u64);
-                if l.reported != Some(kind) {
-                    l.reported = Some(kind);
-                    self.out.push_back(LinkOutput::Kind { peer, kind, rtt_ms });
-                }
+                l.reported = Some(kind);
+                self.out.push_back(LinkOutput::Kind { peer, kind, rtt_ms });
             }
             Event::Closed => self.fail(now, peer, "the peer closed the link", false),
             _ => {}

@@ -94,6 +94,9 @@ pub struct PeerSummary {
     pub identity_changed: bool,
     #[serde(default)]
     pub link: LinkKind,
+    /// Round trip on the direct or relayed link, when measured.
+    #[serde(default)]
+    pub rtt_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

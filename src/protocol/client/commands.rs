@@ -86,6 +86,7 @@ impl Client {
                 pending: p.out.pending(),
                 identity_changed: self.known.get(&p.key).is_some_and(|k| k.replaced.is_some()),
                 link: p.link.kind,
+                rtt_ms: p.link.rtt_ms,
             })
             .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name).then(a.peer.cmp(&b.peer)));

@@ -51,10 +51,15 @@ impl Client {
         self.resend_now(now, peer);
     }
 
-    /// The link layer measured the path to `peer`: announce it if its kind changed.
+    /// The link layer reported the path to `peer`: keep its round trip, and announce the path
+    /// if its kind changed.
     pub fn handle_link_kind(&mut self, peer: IdentityKey, kind: LinkKind, rtt_ms: Option<u64>) {
         let Some(p) = self.peers.get_mut(&peer) else { return };
-        if !p.link.open || p.link.kind == kind {
+        if !p.link.open {
+            return;
+        }
+        p.link.rtt_ms = rtt_ms.or(p.link.rtt_ms);
+        if p.link.kind == kind {
             return;
         }
         p.link.kind = kind;
@@ -122,6 +127,7 @@ impl Client {
     fn back_to_hub(&mut self, key: IdentityKey) -> bool {
         let Some(p) = self.peers.get_mut(&key) else { return false };
         let was_open = std::mem::take(&mut p.link.open);
+        p.link.rtt_ms = None;
         if p.link.kind != LinkKind::Hub {
             p.link.kind = LinkKind::Hub;
             let peer = key.fingerprint().to_string();

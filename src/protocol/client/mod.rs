@@ -124,6 +124,8 @@ struct PeerLinkState {
     open: bool,
     /// What was last announced in a `link` event.
     kind: LinkKind,
+    /// Latest round trip on the link, when measured.
+    rtt_ms: Option<u64>,
 }
 
 impl Peer {
