@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Direct-link benchmark on loopback, with raw TCP loopback measured in the same run.
+
+Runs a real `kith hub` and two `kith headless` peers (release build), then measures
+  * connect: from the peer session being secure (`peer_secure`) to the direct link's chat
+    channel being open (`link` event), as seen on the peers' stdout;
+  * bulk: a file of SIZE MiB sent with `send_file`, from the first `file_progress` on the
+    receiver to `file_received` (hashing before the offer is excluded), and end to end;
+  * raw TCP: the same number of bytes through one 127.0.0.1 TCP connection.
+Usage: scripts/bench_links.py [path/to/kith] [SIZE_MiB] [ROUNDS]
+"""
+import json
+import os
+import queue
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+KITH = sys.argv[1] if len(sys.argv) > 1 else "target/release/kith"
+SIZE_MIB = int(sys.argv[2]) if len(sys.argv) > 2 else 200
+ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+PW = "bench password"
+
+
+class Proc:
+    def __init__(self, args):
+        self.p = subprocess.Popen([KITH] + args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, text=True, env={**os.environ, "KITH_PASSWORD": PW})
+        self.q = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.p.stdout:
+            try:
+                self.q.put((time.monotonic(), json.loads(line)))
+            except ValueError:
+                pass
+
+    def wait(self, pred, timeout=120):
+        end = time.monotonic() + timeout
+        while True:
+            t, ev = self.q.get(timeout=max(0.01, end - time.monotonic()))
+            if pred(ev):
+                return t, ev
+
+    def send(self, obj):
+        self.p.stdin.write(json.dumps(obj) + "\n")
+        self.p.stdin.flush()
+
+    def stop(self):
+        self.p.kill()
+        self.p.wait()
+
+
+def raw_tcp(nbytes):
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    got = [0]
+
+    def sink():
+        c, _ = srv.accept()
+        while True:
+            b = c.recv(1 << 20)
+            if not b:
+                break
+            got[0] += len(b)
+        c.close()
+
+    t = threading.Thread(target=sink)
+    t.start()
+    c = socket.create_connection(srv.getsockname())
+    chunk = os.urandom(1 << 20)
+    start = time.monotonic()
+    sent = 0
+    while sent < nbytes:
+        c.sendall(chunk)
+        sent += len(chunk)
+    c.close()
+    t.join()
+    return time.monotonic() - start
+
+
+def one_round(tmp, n):
+    hub = Proc(["--profile", f"{tmp}/hub{n}", "hub", "--listen", "127.0.0.1:0", "--password", PW])
+    _, listening = hub.wait(lambda e: e.get("event") == "listening")
+    addr = listening["addr"]
+    a = Proc(["--profile", f"{tmp}/a{n}", "headless", "--name", "alice", "--hub", addr])
+    b = Proc(["--profile", f"{tmp}/b{n}", "headless", "--name", "bob", "--hub", addr,
+              "--downloads", f"{tmp}/dl{n}", "--accept-files"])
+    try:
+        t_secure, secure = a.wait(lambda e: e.get("event") == "peer_secure")
+        t_link, _ = a.wait(lambda e: e.get("event") == "link" and e.get("kind") == "direct")
+        connect_ms = (t_link - t_secure) * 1000
+        t0 = time.monotonic()
+        a.send({"cmd": "send_file", "peer": secure["peer"], "path": f"{tmp}/payload.bin"})
+        t_first, _ = b.wait(lambda e: e.get("event") == "file_progress")
+        t_done, done = b.wait(lambda e: e.get("event") in ("file_received", "file_failed"), timeout=600)
+        if done["event"] != "file_received":
+            raise SystemExit(f"transfer failed: {done}")
+        os.remove(done["path"])
+        return connect_ms, t_done - t_first, t_done - t0
+    finally:
+        for p in (a, b, hub):
+            p.stop()
+
+
+def main():
+    nbytes = SIZE_MIB << 20
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(f"{tmp}/payload.bin", "wb") as f:
+            for _ in range(SIZE_MIB):
+                f.write(os.urandom(1 << 20))
+        for n in range(ROUNDS):
+            connect_ms, bulk_s, e2e_s = one_round(tmp, n)
+            tcp_s = raw_tcp(nbytes)
+            print(f"round {n + 1}: link open {connect_ms:.0f} ms after the session | "
+                  f"{SIZE_MIB} MiB data channel {SIZE_MIB / bulk_s:.0f} MiB/s "
+                  f"({bulk_s:.2f} s; {e2e_s:.2f} s with hashing) | raw TCP {SIZE_MIB / tcp_s:.0f} MiB/s",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
