@@ -27,16 +27,18 @@ pub const CHAT_CHANNEL: &str = "kith-chat";
 /// The data channel for file bytes, so a transfer never queues in front of chat.
 pub const FILE_CHANNEL: &str = "kith-file";
 /// The file channel asks for more data when its buffer drains below this.
-const FILE_LOW_WATER: usize = 1024 * 1024;
+const FILE_LOW_WATER: usize = 32 * 1024;
 /// A link whose chat channel is not open by then is given up; the hub carries on.
 pub const OPEN_TIMEOUT: Duration = Duration::from_secs(20);
 /// After a link failed, the offerer tries a fresh one this much later.
 pub const RETRY_AFTER: Duration = Duration::from_secs(30);
 /// How often str0m reports the selected candidate pair and its round trip.
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
-/// Bytes the data channels may hold unacknowledged. Throughput is capped near this much per
-/// round trip, so it is sized for a fast LAN rather than str0m's 128 KiB default.
-pub const SCTP_BUFFER: usize = 8 * 1024 * 1024;
+/// Bytes the data channels may hold unacknowledged (str0m's default). Throughput is capped
+/// near this much per round trip, but sctp-proto walks every chunk in flight on each poll, so
+/// a larger window costs more CPU than it gains on a fast path: measured on loopback, 128 KiB
+/// moves 62 MiB/s, 1 MiB 19 MiB/s, 8 MiB 11 MiB/s (docs/BENCHMARKS.md).
+pub const SCTP_BUFFER: usize = 128 * 1024;
 
 #[derive(Debug)]
 pub enum LinkOutput {
@@ -94,7 +96,15 @@ pub struct Links {
     retry: HashMap<IdentityKey, Instant>,
     next_id: u64,
     out: VecDeque<LinkOutput>,
+    /// Datagrams no link claimed yet, kept briefly: a peer's first DTLS flight can arrive
+    /// before our ICE agent has seen its address succeed, and dropping it costs a 1 s
+    /// retransmission.
+    unclaimed: VecDeque<(Instant, SocketAddr, SocketAddr, Vec<u8>)>,
 }
+
+/// How many unclaimed datagrams are kept, and for how long.
+const UNCLAIMED_MAX: usize = 64;
+const UNCLAIMED_FOR: Duration = Duration::from_secs(2);
 
 impl Links {
     /// `host` are the socket's addresses on each interface (host candidates); `seed` makes
@@ -107,6 +117,7 @@ impl Links {
             retry: HashMap::new(),
             next_id: seed,
             out: VecDeque::new(),
+            unclaimed: VecDeque::new(),
         }
     }
 
@@ -238,6 +249,35 @@ impl Links {
 
     /// A datagram from the socket. Returns false if no link claimed it.
     pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) -> bool {
+        if !self.deliver(now, source, destination, contents) {
+            if self.unclaimed.len() >= UNCLAIMED_MAX {
+                self.unclaimed.pop_front();
+            }
+            self.unclaimed.push_back((now, source, destination, contents.to_vec()));
+            return false;
+        }
+        // That input may have taught a link the address of datagrams waiting unclaimed.
+        if !self.unclaimed.is_empty() {
+            let waiting = std::mem::take(&mut self.unclaimed);
+            for (at, source, destination, contents) in waiting {
+                if now.duration_since(at) < UNCLAIMED_FOR
+                    && !self.deliver(now, source, destination, &contents)
+                {
+                    self.unclaimed.push_back((at, source, destination, contents));
+                }
+            }
+        }
+        true
+    }
+
+    /// Hands a datagram to the link that accepts it; false if none does.
+    fn deliver(
         &mut self,
         now: Instant,
         source: SocketAddr,

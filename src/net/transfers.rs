@@ -22,7 +22,7 @@ use crate::protocol::wire::{FileSignal, MAX_FILE_NAME};
 /// Bytes of file per data-channel message (plus a 16-byte header).
 pub const CHUNK: usize = 64 * 1024;
 /// The sender keeps at most this much queued on the channel, leaving room for chat.
-const MAX_QUEUED: usize = 4 * 1024 * 1024;
+const MAX_QUEUED: usize = 64 * 1024;
 /// A progress event per this many bytes (and at the end).
 const PROGRESS_STEP: u64 = 8 * 1024 * 1024;
 /// Default largest file a receiver accepts.
