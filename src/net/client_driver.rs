@@ -149,10 +149,7 @@ impl Driver {
                 },
                 Some((id, peer, path, result)) = self.hashed.1.recv() => match result {
                     Ok((size, sha256)) => self.transfers.offer(id, peer, &path, size, sha256),
-                    Err(e) => {
-                        let reason = format!("cannot read {}: {e}", path.display());
-                        let _ = self.events.send(ClientEvent::FileFailed { id: format!("{id:016x}"), reason }).await;
-                    }
+                    Err(e) => self.transfers.hash_failed(id, &path, e),
                 },
                 got = recv_udp(&mut self.udp) => match got {
                     Ok(batch) => self.on_datagrams(&batch),

@@ -124,14 +124,8 @@ fn canonical(addr: SocketAddr) -> SocketAddr {
 /// The host candidates for a socket bound to every IPv4 interface on `port`: each interface
 /// address, loopback included (two clients on one machine find each other there).
 pub fn host_candidates(port: u16) -> Vec<SocketAddr> {
-    let mut out: Vec<SocketAddr> = if_addrs::get_if_addrs()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|i| i.ip())
-        .filter(|ip| matches!(ip, IpAddr::V4(v4) if !v4.is_unspecified() && !v4.is_link_local()))
-        .map(|ip| SocketAddr::new(ip, port))
-        .collect();
-    out.sort();
-    out.dedup();
-    out
+    super::reach::interface_addresses(
+        port,
+        |ip| matches!(ip, IpAddr::V4(v4) if !v4.is_unspecified() && !v4.is_link_local()),
+    )
 }

@@ -83,8 +83,6 @@ struct PeerLink {
     next_timeout: Instant,
     /// Source of the latest datagram str0m sent: after nomination, the local candidate in use.
     last_source: Option<SocketAddr>,
-    /// The kind last reported (for tests and logs).
-    reported: Option<LinkKind>,
 }
 
 /// Every direct link of one client.
@@ -289,13 +287,17 @@ impl Links {
         let Some(peer) = self.links.iter().find(|(_, l)| l.rtc.accepts(&input)).map(|(k, _)| *k) else {
             return false;
         };
-        if let Some(l) = self.links.get_mut(&peer) {
-            match l.rtc.handle_input(input) {
-                Ok(()) => self.drain(now, peer),
-                Err(e) => self.rtc_failed(now, peer, e),
-            }
-        }
+        self.input(now, peer, input);
         true
+    }
+
+    /// Feeds one input to `peer`'s `Rtc` and drains what it has to say.
+    fn input(&mut self, now: Instant, peer: IdentityKey, input: Input) {
+        let Some(l) = self.links.get_mut(&peer) else { return };
+        match l.rtc.handle_input(input) {
+            Ok(()) => self.drain(now, peer),
+            Err(e) => self.rtc_failed(now, peer, e),
+        }
     }
 
     /// Drives every link whose timer is due, gives up links that did not open in time, and
@@ -310,10 +312,7 @@ impl Links {
                 continue;
             }
             if now >= l.next_timeout {
-                match l.rtc.handle_input(Input::Timeout(now)) {
-                    Ok(()) => self.drain(now, peer),
-                    Err(e) => self.rtc_failed(now, peer, e),
-                }
+                self.input(now, peer, Input::Timeout(now));
             }
         }
         let due: Vec<IdentityKey> = self.retry.iter().filter(|(_, t)| **t <= now).map(|(k, _)| *k).collect();
@@ -441,11 +440,7 @@ impl Links {
                 let ms = now.duration_since(l.started).as_millis() as u64;
                 tracing::info!(peer = %peer.fingerprint(), ms, "direct link open");
                 // The candidate str0m sends from is the nominated one; stats confirm it later.
-                let kind = match l.last_source {
-                    Some(a) if relays.contains(&a) => LinkKind::Relay,
-                    _ => LinkKind::Direct,
-                };
-                l.reported = Some(kind);
+                let kind = kind_of(relays, l.last_source);
                 self.out.push_back(LinkOutput::Open { peer });
                 self.out.push_back(LinkOutput::Kind { peer, kind, rtt_ms: None });
             }
@@ -477,22 +472,26 @@ impl Links {
             }
             Event::PeerStats(stats) if l.chat.is_some() => {
                 let local = stats.selected_candidate_pair.as_ref().map(|p| p.local.addr).or(l.last_source);
-                let kind = match local {
-                    Some(a) if relays.contains(&a) => LinkKind::Relay,
-                    _ => LinkKind::Direct,
-                };
+                let kind = kind_of(relays, local);
                 let rtt_ms = stats
                     .selected_candidate_pair
                     .as_ref()
                     .and_then(|p| p.current_round_trip_time)
                     .or(stats.rtt)
                     .map(|d| d.as_millis() as u64);
-                l.reported = Some(kind);
                 self.out.push_back(LinkOutput::Kind { peer, kind, rtt_ms });
             }
             Event::Closed => self.fail(now, peer, "the peer closed the link", false),
             _ => {}
         }
+    }
+}
+
+/// Relayed if the local address in use is one of our TURN relay addresses.
+fn kind_of(relays: &[SocketAddr], local: Option<SocketAddr>) -> LinkKind {
+    match local {
+        Some(a) if relays.contains(&a) => LinkKind::Relay,
+        _ => LinkKind::Direct,
     }
 }
 
@@ -508,7 +507,6 @@ impl PeerLink {
             started: now,
             next_timeout: now,
             last_source: None,
-            reported: None,
         }
     }
 }

@@ -11,15 +11,24 @@ use tokio::net::UdpSocket;
 /// Every non-loopback address of this machine with `port`, IPv4 first. Link-local IPv6
 /// addresses are left out: they need an interface scope a friend's machine cannot know.
 pub fn lan_addresses(port: u16) -> Vec<SocketAddr> {
+    interface_addresses(port, |ip| {
+        !ip.is_loopback()
+            && !ip.is_unspecified()
+            && match ip {
+                IpAddr::V6(v6) => !v6.is_unicast_link_local(),
+                IpAddr::V4(_) => true,
+            }
+    })
+}
+
+/// This machine's interface addresses that `keep` accepts, with `port`, IPv4 first, sorted,
+/// without repeats.
+pub fn interface_addresses(port: u16, keep: impl Fn(&IpAddr) -> bool) -> Vec<SocketAddr> {
     let mut out: Vec<SocketAddr> = if_addrs::get_if_addrs()
         .unwrap_or_default()
         .into_iter()
         .map(|i| i.ip())
-        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
-        .filter(|ip| match ip {
-            IpAddr::V6(v6) => !v6.is_unicast_link_local(),
-            IpAddr::V4(_) => true,
-        })
+        .filter(|ip| keep(ip))
         .map(|ip| SocketAddr::new(ip, port))
         .collect();
     out.sort_by_key(|a| (a.is_ipv6(), *a));

@@ -158,6 +158,11 @@ impl Transfers {
         self.next_id
     }
 
+    /// Hashing a file to offer failed (it could not be read).
+    pub fn hash_failed(&mut self, id: u64, path: &Path, e: std::io::Error) {
+        self.failed(id, format!("cannot read {}: {e}", path.display()));
+    }
+
     /// Offers a hashed file to `peer`.
     pub fn offer(&mut self, id: u64, peer: IdentityKey, path: &Path, size: u64, sha256: [u8; 32]) {
         let file = match File::open(path) {
@@ -387,34 +392,48 @@ impl Transfers {
     fn abort_incoming(&mut self, id: u64, reason: String) {
         if let Some(inc) = self.incoming.remove(&id) {
             self.discard(&inc);
-            self.out.push_back(TransferOutput::Signal { peer: inc.peer, signal: FileSignal::Cancel { id } });
+            self.give_up(inc.peer, id, reason);
         }
+    }
+
+    /// Tells the sender the transfer is over, and the user why.
+    fn give_up(&mut self, peer: IdentityKey, id: u64, reason: String) {
+        self.out.push_back(TransferOutput::Signal { peer, signal: FileSignal::Cancel { id } });
         self.failed(id, reason);
     }
 
-    /// Every byte is in: check the hash, then give the file its name.
+    /// Every byte is in: check the hash, then give the file its name. On any failure the
+    /// temporary file is deleted.
     fn finish(&mut self, id: u64) {
         let Some(inc) = self.incoming.remove(&id) else { return };
         let Some(w) = inc.writing else { return };
         let digest: [u8; 32] = w.hasher.finalize().into();
         let Writing { path: tmp, out, .. } = w;
-        let synced = out.into_inner().map_err(|e| e.into_error()).and_then(|f| f.sync_all());
-        if let Err(e) = synced {
-            let _ = std::fs::remove_file(&tmp);
-            self.out.push_back(TransferOutput::Signal { peer: inc.peer, signal: FileSignal::Cancel { id } });
-            return self.failed(id, format!("saving the file failed: {e}"));
-        }
-        if digest != inc.sha256 {
-            let _ = std::fs::remove_file(&tmp);
-            self.out.push_back(TransferOutput::Signal { peer: inc.peer, signal: FileSignal::Cancel { id } });
-            return self.failed(id, "the file arrived damaged (SHA-256 mismatch) and was deleted");
-        }
-        let target = unused_path(&self.config.downloads, &safe_name(&inc.name));
-        if let Err(e) = std::fs::rename(&tmp, &target) {
-            let _ = std::fs::remove_file(&tmp);
-            self.out.push_back(TransferOutput::Signal { peer: inc.peer, signal: FileSignal::Cancel { id } });
-            return self.failed(id, format!("cannot move the file to {}: {e}", target.display()));
-        }
+        let placed = out
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|f| f.sync_all())
+            .map_err(|e| format!("saving the file failed: {e}"))
+            .and_then(|()| {
+                if digest == inc.sha256 {
+                    Ok(())
+                } else {
+                    Err("the file arrived damaged (SHA-256 mismatch) and was deleted".to_string())
+                }
+            })
+            .and_then(|()| {
+                let target = unused_path(&self.config.downloads, &safe_name(&inc.name));
+                std::fs::rename(&tmp, &target)
+                    .map(|()| target.clone())
+                    .map_err(|e| format!("cannot move the file to {}: {e}", target.display()))
+            });
+        let target = match placed {
+            Ok(t) => t,
+            Err(reason) => {
+                let _ = std::fs::remove_file(&tmp);
+                return self.give_up(inc.peer, id, reason);
+            }
+        };
         self.out.push_back(TransferOutput::Signal { peer: inc.peer, signal: FileSignal::Complete { id } });
         self.event(ClientEvent::FileReceived {
             id: id_text(id),

@@ -12,22 +12,22 @@ impl Client {
     /// Sends signalling for `to`'s direct link inside its session, always through the hub: the
     /// direct link may be what is broken.
     pub fn send_link_signal(&mut self, to: IdentityKey, signal: LinkSignal) {
-        let Some(peer) = self.peers.get_mut(&to) else { return };
-        let Some(s) = peer.session.as_mut().filter(|s| s.is_established()) else { return };
-        match s.seal(&PeerMsg::Link(signal)) {
-            Ok(packet) => self.relay(to, &packet),
-            Err(e) => tracing::warn!("cannot seal link signal: {e}"),
+        if let Some(packet) = self.seal_signal(to, &PeerMsg::Link(signal)) {
+            self.relay(to, &packet);
         }
     }
 
     /// Sends file-transfer signalling inside `to`'s session, on the fastest path.
     pub fn send_file_signal(&mut self, to: IdentityKey, signal: FileSignal) {
-        let Some(peer) = self.peers.get_mut(&to) else { return };
-        let Some(s) = peer.session.as_mut().filter(|s| s.is_established()) else { return };
-        match s.seal(&PeerMsg::File(signal)) {
-            Ok(packet) => self.send_packet(to, &packet),
-            Err(e) => tracing::warn!("cannot seal file signal: {e}"),
+        if let Some(packet) = self.seal_signal(to, &PeerMsg::File(signal)) {
+            self.send_packet(to, &packet);
         }
+    }
+
+    /// Seals an unsequenced message in `to`'s established session, if there is one.
+    fn seal_signal(&mut self, to: IdentityKey, msg: &PeerMsg) -> Option<PeerPacket> {
+        let s = self.peers.get_mut(&to)?.session.as_mut().filter(|s| s.is_established())?;
+        s.seal(msg).map_err(|e| tracing::warn!("cannot seal signal: {e}")).ok()
     }
 
     /// The peer's key for a fingerprint or unique display name, if it has a session.
@@ -35,11 +35,6 @@ impl Client {
         let key = self.resolve(who)?;
         let p = self.peers.get(&key)?;
         p.session.as_ref().filter(|s| s.is_established()).map(|_| key)
-    }
-
-    /// The name a peer goes by, for events.
-    pub fn peer_name(&self, key: &IdentityKey) -> String {
-        self.peers.get(key).map(|p| p.name.clone()).unwrap_or_default()
     }
 
     /// The chat channel to `peer` opened: its traffic moves there.
@@ -80,7 +75,7 @@ impl Client {
     }
 
     /// Sends every unacknowledged message to `peer` again on the current path.
-    fn resend_now(&mut self, now: u64, peer: IdentityKey) {
+    pub(super) fn resend_now(&mut self, now: u64, peer: IdentityKey) {
         let Some(p) = self.peers.get_mut(&peer) else { return };
         if p.session.as_ref().is_some_and(|s| s.is_established()) && p.out.pending() > 0 {
             p.last_resend_ms = now;

@@ -514,11 +514,7 @@ impl Client {
             match &peer.session {
                 Some(s) if s.is_established() => {
                     if peer.out.pending() > 0 && now >= peer.last_resend_ms + RESEND_AFTER_MS {
-                        peer.last_resend_ms = now;
-                        let again = peer.out.resend_in_flight(RESEND_BATCH);
-                        for msg in again {
-                            self.seal_and_relay(key, &msg);
-                        }
+                        self.resend_now(now, key);
                     }
                 }
                 Some(s) if now >= s.started_ms + HANDSHAKE_TIMEOUT_MS => {
