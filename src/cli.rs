@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 
 use crate::core::{CoreHandle, CoreOptions, Target};
 use crate::net::hub_server::{DEFAULT_MAX_CONNECTIONS, HubOptions, spawn_hub};
+use crate::net::nat::{IceServers, TurnServer};
 use crate::net::profile::Profile;
 use crate::net::transfers::TransferConfig;
 use crate::protocol::events::{ClientCommand, ClientEvent};
@@ -92,6 +93,12 @@ pub struct HeadlessArgs {
     /// Never open direct links: everything goes through the hub.
     #[arg(long)]
     pub no_direct: bool,
+    /// STUN server (HOST:PORT) for the direct links' public address; repeat for several.
+    #[arg(long = "stun", value_name = "HOST:PORT")]
+    pub stun: Vec<String>,
+    /// TURN server to relay the direct links when no direct path works; repeat for several.
+    #[arg(long = "turn", value_name = "turn:USER:PASS@HOST:PORT")]
+    pub turn: Vec<TurnServer>,
     /// Folder for received files (default: your downloads folder).
     #[arg(long)]
     pub downloads: Option<PathBuf>,
@@ -241,7 +248,8 @@ fn run_headless(profile: Option<PathBuf>, args: HeadlessArgs) -> ExitCode {
                     rooms.push(r.clone());
                 }
             }
-            Target::Host { listen, rooms, hub_name: format!("{}'s hub", args.name), stun: Vec::new() }
+            let hub_name = format!("{}'s hub", args.name);
+            Target::Host { listen, rooms, hub_name, stun: args.stun.clone() }
         }
         (Some(addr), None) => Target::Hub(addr.clone()),
         (None, None) => return error_line("usage", "pass --hub ADDR or --host ADDR", true),
@@ -258,6 +266,7 @@ fn run_headless(profile: Option<PathBuf>, args: HeadlessArgs) -> ExitCode {
             auto_accept: args.accept_files,
             max_size: args.max_file_size,
         },
+        ice: IceServers { stun: args.stun, turn: args.turn },
         profile,
     };
     let mut core = match CoreHandle::start(opts, None) {

@@ -11,10 +11,11 @@ use rand_core::{RngCore, SeedableRng};
 use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
-use crate::net::client_driver::Driver;
+use crate::net::client_driver::{self, Driver};
 use crate::net::hub_server::{DEFAULT_MAX_CONNECTIONS, HubOptions, spawn_hub};
 use crate::net::link_socket::{self, LinkSocket};
 use crate::net::links::Links;
+use crate::net::nat::{IceServers, Nat};
 use crate::net::profile::Profile;
 use crate::net::reach;
 use crate::net::transfers::{TransferConfig, Transfers};
@@ -47,6 +48,8 @@ pub struct CoreOptions {
     pub link_port: Option<u16>,
     /// Where received files go and which offers are taken.
     pub transfers: TransferConfig,
+    /// STUN and TURN servers for the direct links' candidates.
+    pub ice: IceServers,
 }
 
 impl CoreOptions {
@@ -198,6 +201,16 @@ impl CoreHandle {
                         (Links::new(Vec::new(), 0), None)
                     }
                 };
+                let (server_tx, servers) = mpsc::channel(16);
+                if let Some(udp) = &udp {
+                    let resolving = client_driver::resolve_servers(
+                        opts.ice.clone(),
+                        udp.port(),
+                        server_tx,
+                        ev_tx.clone(),
+                    );
+                    tokio::spawn(resolving);
+                }
                 let transfers = Transfers::new(opts.transfers.clone(), rng.next_u64());
                 let client = Client::new(config, identity, known, rng);
                 let driver = Driver {
@@ -205,6 +218,8 @@ impl CoreHandle {
                     hashed: mpsc::channel(16),
                     links,
                     udp,
+                    nat: Nat::new(std::time::Instant::now()),
+                    servers,
                     client,
                     hub_addr,
                     hub_label,

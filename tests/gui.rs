@@ -128,6 +128,18 @@ fn say(h: &mut Harness<'static, KithApp>, text: &str) {
     h.run_steps(1);
 }
 
+/// Alice hosts a hub and bob joins it (profiles under `dir`); neither waits for the other.
+/// Returns the hub's port too.
+fn alice_hosts_bob_joins(dir: &Path) -> (Harness<'static, KithApp>, Harness<'static, KithApp>, u16) {
+    let mut alice = app(&dir.join("alice"), &Recorder::default());
+    onboard(&mut alice, "alice");
+    let port = host(&mut alice);
+    let mut bob = app(&dir.join("bob"), &Recorder::default());
+    onboard(&mut bob, "bob");
+    join(&mut bob, port);
+    (alice, bob, port)
+}
+
 fn messages(app: &KithApp, room: &str) -> Vec<String> {
     app.model()
         .room(room)
@@ -251,12 +263,7 @@ fn host_and_join_then_chat_both_ways_and_verify() {
 #[test]
 fn a_changed_identity_pauses_sending_until_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
-    let mut alice = app(&dir.path().join("alice"), &Recorder::default());
-    onboard(&mut alice, "alice");
-    let port = host(&mut alice);
-    let mut bob = app(&dir.path().join("bob"), &Recorder::default());
-    onboard(&mut bob, "bob");
-    join(&mut bob, port);
+    let (mut alice, mut bob, port) = alice_hosts_bob_joins(dir.path());
     wait_for(&mut [&mut alice, &mut bob], "alice to secure bob", |a| {
         peer_named(a, "bob").is_some_and(|p| p.secure)
     });
@@ -408,4 +415,63 @@ fn every_screen_goes_idle() {
     assert!(h.try_run().is_ok(), "main screen keeps repainting");
     h.get_by_label("⚙").click();
     assert!(h.try_run().is_ok(), "settings keep repainting");
+}
+
+/// A file dropped onto the window, as the windowing layer would hand it over.
+#[derive(Debug)]
+struct Dropped(std::path::PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+#[test]
+fn a_dropped_picture_goes_over_the_direct_link_with_progress_and_a_thumbnail() {
+    use kith::ui::files::TransferState;
+    let dir = tempfile::tempdir().unwrap();
+    let downloads = dir.path().join("alice-downloads");
+    std::fs::create_dir_all(dir.path().join("alice")).unwrap();
+    let settings = serde_json::json!({ "downloads": downloads.display().to_string(), "stun_servers": [] });
+    std::fs::write(dir.path().join("alice/settings.json"), settings.to_string()).unwrap();
+    let (mut alice, mut bob, _) = alice_hosts_bob_joins(dir.path());
+    wait_for(&mut [&mut bob, &mut alice], "a direct link to alice", |b| {
+        peer_named(b, "alice").is_some_and(|p| p.link == kith::protocol::events::LinkKind::Direct)
+    });
+    bob.run_steps(2);
+    bob.get_by_label("🔗 direct");
+
+    // A 900×600 picture with some texture, so it is more than one chunk.
+    let picture = dir.path().join("holiday.png");
+    image::RgbImage::from_fn(900, 600, |x, y| {
+        image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x * y) % 239) as u8])
+    })
+    .save(&picture)
+    .unwrap();
+    bob.input_mut().dropped_files.push(Arc::new(Dropped(picture.clone())));
+    bob.run_steps(1);
+    wait_for(&mut [&mut alice, &mut bob], "the offer", |a| a.model().files.waiting_for_us() == 1);
+    alice.run_steps(2);
+    alice.get_by_label_contains("holiday.png");
+    alice.get_by_label("Accept").click();
+    wait_for(&mut [&mut alice, &mut bob], "the file", |a| {
+        a.model().files.list.iter().any(|t| t.state == TransferState::Done)
+    });
+    let got = std::fs::read(downloads.join("holiday.png")).expect("saved in the chosen folder");
+    assert_eq!(got, std::fs::read(&picture).unwrap());
+    let id = alice.state().model().files.list[0].id.clone();
+    wait_for(&mut [&mut alice, &mut bob], "the thumbnail", |a| a.thumbnail_size(&id).is_some());
+    assert_eq!(alice.state().thumbnail_size(&id), Some([96, 64]));
+    alice.run_steps(2);
+    alice.get_by_label_contains("checksum verified");
+    wait_for(&mut [&mut bob, &mut alice], "bob to hear it arrived", |b| {
+        b.model().files.list.iter().any(|t| t.state == TransferState::Done && !t.incoming)
+    });
+    bob.run_steps(2);
+    bob.get_by_label_contains("Delivered");
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use kith::protocol::events::ClientEvent;
+use kith::protocol::events::{ClientEvent, LinkKind};
 use kith::ui::notify::Notify;
 use kith::ui::{AppOptions, KithApp};
 
@@ -83,6 +83,8 @@ fn conversation() -> Vec<ClientEvent> {
         ClientEvent::PeerJoined { room: "general".into(), peer: CAROL.into(), name: "carol".into() },
         secure(BOB, "bob", true, false),
         secure(CAROL, "carol", false, false),
+        ClientEvent::Link { peer: BOB.into(), kind: LinkKind::Direct, rtt_ms: Some(3) },
+        ClientEvent::Link { peer: CAROL.into(), kind: LinkKind::Relay, rtt_ms: Some(41) },
         message("1", BOB, "bob", "Hey Alice! Did the hub come up on your side?", 600, None),
         message("2", BOB, "bob", "I put the photos from Saturday in the shared folder.", 590, None),
         message("3", CAROL, "carol", "The ones by the lake came out great 🌷", 400, None),
@@ -119,7 +121,25 @@ fn connect_screen() {
 #[test]
 fn main_screen_with_conversation() {
     let (_dir, mut h) = harness(Some(r#"{"display_name":"Alice","theme":"dark"}"#));
-    h.state_mut().show_fixture(conversation(), "general");
+    let mut evs = conversation();
+    evs.extend([
+        ClientEvent::FileSending {
+            id: "00000000000000a1".into(),
+            to: BOB.into(),
+            name: "slides.pdf".into(),
+            size: 48_200_000,
+            path: "/home/alice/slides.pdf".into(),
+        },
+        ClientEvent::FileOffered { id: "00000000000000a1".into() },
+        ClientEvent::FileProgress { id: "00000000000000a1".into(), bytes: 21_700_000, total: 48_200_000 },
+        ClientEvent::FileOffer {
+            id: "00000000000000b2".into(),
+            from: CAROL.into(),
+            name: "lake.jpg".into(),
+            size: 4_400_000,
+        },
+    ]);
+    h.state_mut().show_fixture(evs, "general");
     h.run_steps(4);
     h.snapshot("main");
 }

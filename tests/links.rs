@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{HubProc, Peer, secure_pair};
+use common::{HubProc, Peer, random_file, secure_pair};
 use serde_json::json;
 
 const PW: &str = "correct horse battery staple";
@@ -81,27 +81,6 @@ fn without_direct_links_chat_stays_on_the_hub() {
     assert!(!b.log.iter().any(|e| e["event"] == "link"), "{:#?}", b.log);
     assert_eq!(a.quit(), 0);
     assert_eq!(b.quit(), 0);
-}
-
-/// Writes `size` bytes that do not compress or repeat (a ChaCha stream).
-fn random_file(path: &std::path::Path, size: usize) -> String {
-    use rand_core::{RngCore, SeedableRng};
-    use sha2::Digest;
-    use std::io::Write;
-    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(size as u64);
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut left = size;
-    while left > 0 {
-        let n = left.min(buf.len());
-        rng.fill_bytes(&mut buf[..n]);
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n]).unwrap();
-        left -= n;
-    }
-    out.flush().unwrap();
-    hex::encode(hasher.finalize())
 }
 
 #[test]

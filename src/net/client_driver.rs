@@ -1,6 +1,7 @@
 //! Drives a sans-IO [`Client`] over a TCP hub link: frames in and out, timers, reconnects with
 //! backoff, and the profile files the core asks to persist.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -10,6 +11,7 @@ use tokio_util::codec::Framed;
 
 use super::link_socket::{LinkSocket, Received};
 use super::links::{LinkOutput, Links};
+use super::nat::{Claimed, IceServers, Nat, NatOutput};
 use super::profile::Profile;
 use super::transfers::{TransferOutput, Transfers, hash_file};
 use super::{deadline, framing, now_ms};
@@ -39,9 +41,68 @@ pub struct Driver {
     /// then everything goes through the hub).
     pub links: Links,
     pub udp: Option<LinkSocket>,
+    /// STUN and TURN on the link socket: more candidates for the links, relayed traffic.
+    pub nat: Nat,
+    /// STUN/TURN servers as their names resolve (off the loop: DNS may be slow).
+    pub servers: mpsc::Receiver<Server>,
     pub transfers: Transfers,
     /// Files hashed off the loop, ready to offer.
     pub hashed: (mpsc::Sender<Hashed>, mpsc::Receiver<Hashed>),
+}
+
+/// A STUN or TURN server, resolved, with our interface address towards it.
+#[derive(Debug)]
+pub enum Server {
+    Stun { server: SocketAddr, base: SocketAddr },
+    Turn { server: SocketAddr, base: SocketAddr, user: String, password: zeroize::Zeroizing<String> },
+}
+
+/// Resolves the configured servers and sends each to the driver; a name that does not
+/// resolve is reported and left out.
+pub async fn resolve_servers(
+    ice: IceServers,
+    port: u16,
+    tx: mpsc::Sender<Server>,
+    events: mpsc::Sender<ClientEvent>,
+) {
+    let stun = ice.stun.into_iter().map(|s| (s, None));
+    let turn = ice.turn.into_iter().map(|t| (t.addr.clone(), Some(t)));
+    for (name, turn) in stun.chain(turn) {
+        let resolved = match resolve(&name, port).await {
+            Ok(r) => r,
+            Err(e) => {
+                let kind = if turn.is_some() { "TURN" } else { "STUN" };
+                let msg = format!("{kind} server {name}: {e}");
+                tracing::warn!("{msg}");
+                let _ = events.send(ClientEvent::error("ice_server", msg)).await;
+                continue;
+            }
+        };
+        let (server, base) = resolved;
+        let item = match turn {
+            None => Server::Stun { server, base },
+            Some(t) => Server::Turn { server, base, user: t.user, password: t.password },
+        };
+        if tx.send(item).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The first IPv4 address of `name`, and the address of ours it is reached from (the
+/// interface the route to it takes, with the link socket's port).
+async fn resolve(name: &str, port: u16) -> Result<(SocketAddr, SocketAddr), String> {
+    let server = tokio::net::lookup_host(name)
+        .await
+        .map_err(|e| format!("cannot resolve it: {e}"))?
+        .find(SocketAddr::is_ipv4)
+        .ok_or("it has no IPv4 address")?;
+    // Connecting a UDP socket sends nothing; it only asks the kernel for the route.
+    let probe = std::net::UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, 0))
+        .and_then(|s| s.connect(server).map(|()| s))
+        .and_then(|s| s.local_addr())
+        .map_err(|e| format!("no route to it: {e}"))?;
+    Ok((server, SocketAddr::new(probe.ip(), port)))
 }
 
 /// A file hashed for an offer: transfer id, peer, path, and (size, SHA-256) or the error.
@@ -111,7 +172,9 @@ impl Driver {
             }
             let timer = self.client.poll_timeout();
             let link_timer = self.links.poll_timeout().map(tokio::time::Instant::from_std);
-            let wake_at = [timer.map(deadline), reconnect_at, link_timer].into_iter().flatten().min();
+            let nat_timer = self.nat.poll_timeout().map(tokio::time::Instant::from_std);
+            let wake_at =
+                [timer.map(deadline), reconnect_at, link_timer, nat_timer].into_iter().flatten().min();
             tokio::select! {
                 frame = next_frame(&mut link) => match frame {
                     Some(Ok(frame)) => {
@@ -147,6 +210,15 @@ impl Driver {
                     }
                     Some(cmd) => self.command(cmd).await,
                 },
+                Some(server) = self.servers.recv() => {
+                    let now = std::time::Instant::now();
+                    match server {
+                        Server::Stun { server, base } => self.nat.add_stun(now, server, base),
+                        Server::Turn { server, base, user, password } => {
+                            self.nat.add_turn(now, server, base, &user, &password)
+                        }
+                    }
+                }
                 Some((id, peer, path, result)) = self.hashed.1.recv() => match result {
                     Ok((size, sha256)) => self.transfers.offer(id, peer, &path, size, sha256),
                     Err(e) => self.transfers.hash_failed(id, &path, e),
@@ -161,6 +233,7 @@ impl Driver {
                 _ = tokio::time::sleep_until(wake_at.unwrap_or_else(far_future)), if wake_at.is_some() => {
                     self.client.handle_timeout(now_ms());
                     self.links.handle_timeout(std::time::Instant::now());
+                    self.nat.handle_timeout(std::time::Instant::now());
                 }
             }
             match self.flush(&mut link).await {
@@ -185,7 +258,18 @@ impl Driver {
                 let id = self.transfers.new_id();
                 let path = std::path::PathBuf::from(path);
                 let done = self.hashed.0.clone();
+                let events = self.events.clone();
+                let to = key.fingerprint().to_string();
                 tokio::task::spawn_blocking(move || {
+                    // Said before hashing, which takes a while for a large file, so a
+                    // front-end shows the transfer at once.
+                    let _ = events.blocking_send(ClientEvent::FileSending {
+                        id: crate::net::transfers::id_text(id),
+                        to,
+                        name: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                        size: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+                        path: path.display().to_string(),
+                    });
                     let result = hash_file(&path);
                     let _ = done.blocking_send((id, key, path, result));
                 });
@@ -201,7 +285,15 @@ impl Driver {
         let Some(udp) = &self.udp else { return };
         let now = std::time::Instant::now();
         for r in batch {
-            if !self.links.handle_datagram(now, r.source, r.destination, udp.datagram(r)) {
+            let bytes = udp.datagram(r);
+            let delivered = match self.nat.handle_datagram(now, r.source, r.destination, bytes) {
+                Claimed::No => self.links.handle_datagram(now, r.source, r.destination, bytes),
+                Claimed::Taken => true,
+                Claimed::Relayed { relayed, peer, data } => {
+                    self.links.handle_datagram(now, peer, relayed, &data)
+                }
+            };
+            if !delivered {
                 tracing::trace!(source = %r.source, "datagram for no link");
             }
         }
@@ -215,7 +307,9 @@ impl Driver {
             any = true;
             match out {
                 LinkOutput::Transmit { source, destination, contents } => {
-                    if let Some(udp) = &self.udp {
+                    if self.links.is_relayed(&source) {
+                        self.nat.send_relayed(std::time::Instant::now(), source, destination, &contents);
+                    } else if let Some(udp) = &self.udp {
                         udp.send(source, destination, &contents).await;
                     }
                 }
@@ -236,6 +330,22 @@ impl Driver {
                     self.transfers.link_down(peer);
                     let error = fingerprint_mismatch.then_some(reason);
                     self.client.handle_link_down(now_ms(), peer, error);
+                }
+            }
+        }
+        while let Some(out) = self.nat.poll_output() {
+            any = true;
+            match out {
+                NatOutput::Transmit { source, destination, contents } => {
+                    if let Some(udp) = &self.udp {
+                        udp.send(source, destination, &contents).await;
+                    }
+                }
+                NatOutput::Candidate(c) => self.links.add_local_candidate(std::time::Instant::now(), c),
+                NatOutput::Problem(text) => {
+                    if self.events.send(ClientEvent::error("ice_server", text)).await.is_ok() {
+                        self.wake();
+                    }
                 }
             }
         }

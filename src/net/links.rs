@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::ChannelId;
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcError};
+use str0m::{Candidate, CandidateKind, Event, IceConnectionState, Input, Output, Rtc, RtcError};
 
 use crate::protocol::events::LinkKind;
 use crate::protocol::identity::IdentityKey;
@@ -81,13 +81,22 @@ struct PeerLink {
     file: Option<ChannelId>,
     started: Instant,
     next_timeout: Instant,
-    /// Source of the latest datagram str0m sent: after nomination, the local candidate in use.
+    /// Source and destination of the latest datagram str0m sent: after nomination, the
+    /// candidate pair in use.
     last_source: Option<SocketAddr>,
+    last_destination: Option<SocketAddr>,
+    /// The peer's relayed candidates (from its SDP and trickled candidates): a pair using one
+    /// is a relayed path even when ours is not.
+    remote_relays: Vec<SocketAddr>,
 }
 
 /// Every direct link of one client.
 pub struct Links {
     host: Vec<SocketAddr>,
+    /// Candidates learned after start (server-reflexive from STUN, relayed from TURN); every
+    /// link gets them, and links already signalling are sent them.
+    gathered: Vec<Candidate>,
+    /// Our relayed addresses, among `gathered`.
     relays: Vec<SocketAddr>,
     links: HashMap<IdentityKey, PeerLink>,
     /// Peers we offer to, and when the next attempt is due after a failure.
@@ -110,6 +119,7 @@ impl Links {
     pub fn new(host: Vec<SocketAddr>, seed: u64) -> Self {
         Self {
             host,
+            gathered: Vec::new(),
             relays: Vec::new(),
             links: HashMap::new(),
             retry: HashMap::new(),
@@ -163,7 +173,35 @@ impl Links {
                 Err(e) => tracing::debug!(%addr, "no host candidate: {e}"),
             }
         }
+        for c in &self.gathered {
+            rtc.add_local_candidate(c.clone());
+        }
         rtc
+    }
+
+    /// A candidate found after start (STUN or TURN): added to every link, and trickled to
+    /// the peers of links already under way.
+    pub fn add_local_candidate(&mut self, now: Instant, candidate: Candidate) {
+        if self.gathered.iter().any(|c| c.addr() == candidate.addr() && c.kind() == candidate.kind()) {
+            return;
+        }
+        if candidate.kind() == CandidateKind::Relayed {
+            self.relays.push(candidate.addr());
+        }
+        self.gathered.push(candidate.clone());
+        let peers: Vec<IdentityKey> = self.links.keys().copied().collect();
+        for peer in peers {
+            let Some(l) = self.links.get_mut(&peer) else { continue };
+            let Some(added) = l.rtc.add_local_candidate(candidate.clone()) else { continue };
+            let signal = LinkSignal::Candidate { link: l.id, candidate: added.to_sdp_string() };
+            self.out.push_back(LinkOutput::Signal { peer, signal });
+            self.kick(now, peer);
+        }
+    }
+
+    /// Whether `addr` is one of our relayed addresses (its datagrams go through TURN).
+    pub fn is_relayed(&self, addr: &SocketAddr) -> bool {
+        self.relays.contains(addr)
     }
 
     fn start_offer(&mut self, now: Instant, peer: IdentityKey) {
@@ -185,7 +223,7 @@ impl Links {
             peer,
             signal: LinkSignal::Offer { link: id, sdp: offer.to_sdp_string() },
         });
-        self.drain(now, peer);
+        self.kick(now, peer);
     }
 
     /// Signalling from `peer`'s session.
@@ -201,11 +239,13 @@ impl Links {
                 let mut rtc = self.new_rtc(now);
                 match rtc.sdp_api().accept_offer(offer) {
                     Ok(answer) => {
-                        self.links.insert(peer, PeerLink::new(link, rtc, false, None, now));
+                        let mut l = PeerLink::new(link, rtc, false, None, now);
+                        l.remote_relays = relayed_in(&sdp);
+                        self.links.insert(peer, l);
                         let sdp = answer.to_sdp_string();
                         self.out
                             .push_back(LinkOutput::Signal { peer, signal: LinkSignal::Answer { link, sdp } });
-                        self.drain(now, peer);
+                        self.kick(now, peer);
                     }
                     Err(e) => self.refuse(peer, link, &format!("offer refused: {e}")),
                 }
@@ -213,11 +253,12 @@ impl Links {
             LinkSignal::Answer { link, sdp } => {
                 let Some(l) = self.links.get_mut(&peer).filter(|l| l.id == link && l.offerer) else { return };
                 let Some(pending) = l.pending.take() else { return };
+                l.remote_relays = relayed_in(&sdp);
                 let result = SdpAnswer::from_sdp_string(&sdp).map_err(|e| e.to_string()).and_then(|answer| {
                     l.rtc.sdp_api().accept_answer(pending, answer).map_err(|e| e.to_string())
                 });
                 match result {
-                    Ok(()) => self.drain(now, peer),
+                    Ok(()) => self.kick(now, peer),
                     Err(e) => self.fail(now, peer, &format!("answer refused: {e}"), false),
                 }
             }
@@ -225,8 +266,11 @@ impl Links {
                 let Some(l) = self.links.get_mut(&peer).filter(|l| l.id == link) else { return };
                 match Candidate::from_sdp_string(&candidate) {
                     Ok(c) => {
+                        if c.kind() == CandidateKind::Relayed {
+                            l.remote_relays.push(c.addr());
+                        }
                         l.rtc.add_remote_candidate(c);
-                        self.drain(now, peer);
+                        self.kick(now, peer);
                     }
                     Err(e) => tracing::debug!("unreadable candidate from a peer: {e}"),
                 }
@@ -289,6 +333,13 @@ impl Links {
         };
         self.input(now, peer, input);
         true
+    }
+
+    /// After a change of candidates or SDP: runs `peer`'s timers now. An ICE agent that was
+    /// never given a timeout has no clock and starts no checks of its own (str0m's answerer
+    /// would only answer the offerer's checks, which a NAT in front of it drops).
+    fn kick(&mut self, now: Instant, peer: IdentityKey) {
+        self.input(now, peer, Input::Timeout(now));
     }
 
     /// Feeds one input to `peer`'s `Rtc` and drains what it has to say.
@@ -420,6 +471,7 @@ impl Links {
                 }
                 Output::Transmit(t) => {
                     l.last_source = Some(t.source);
+                    l.last_destination = Some(t.destination);
                     self.out.push_back(LinkOutput::Transmit {
                         source: t.source,
                         destination: t.destination,
@@ -440,7 +492,7 @@ impl Links {
                 let ms = now.duration_since(l.started).as_millis() as u64;
                 tracing::info!(peer = %peer.fingerprint(), ms, "direct link open");
                 // The candidate str0m sends from is the nominated one; stats confirm it later.
-                let kind = kind_of(relays, l.last_source);
+                let kind = kind_of(relays, l, l.last_source.zip(l.last_destination));
                 self.out.push_back(LinkOutput::Open { peer });
                 self.out.push_back(LinkOutput::Kind { peer, kind, rtt_ms: None });
             }
@@ -471,8 +523,8 @@ impl Links {
                 self.fail(now, peer, "the direct path stopped answering", false);
             }
             Event::PeerStats(stats) if l.chat.is_some() => {
-                let local = stats.selected_candidate_pair.as_ref().map(|p| p.local.addr).or(l.last_source);
-                let kind = kind_of(relays, local);
+                let pair = stats.selected_candidate_pair.as_ref().map(|p| (p.local.addr, p.remote.addr));
+                let kind = kind_of(relays, l, pair.or(l.last_source.zip(l.last_destination)));
                 let rtt_ms = stats
                     .selected_candidate_pair
                     .as_ref()
@@ -487,12 +539,25 @@ impl Links {
     }
 }
 
-/// Relayed if the local address in use is one of our TURN relay addresses.
-fn kind_of(relays: &[SocketAddr], local: Option<SocketAddr>) -> LinkKind {
-    match local {
-        Some(a) if relays.contains(&a) => LinkKind::Relay,
+/// Relayed if either end of the pair in use (local, remote) is a TURN relay address.
+fn kind_of(relays: &[SocketAddr], link: &PeerLink, pair: Option<(SocketAddr, SocketAddr)>) -> LinkKind {
+    match pair {
+        Some((local, remote)) if relays.contains(&local) || link.remote_relays.contains(&remote) => {
+            LinkKind::Relay
+        }
         _ => LinkKind::Direct,
     }
+}
+
+/// The relayed candidates' addresses in an SDP.
+fn relayed_in(sdp: &str) -> Vec<SocketAddr> {
+    sdp.lines()
+        .filter_map(|line| line.trim().strip_prefix("a="))
+        .filter(|attr| attr.starts_with("candidate:"))
+        .filter_map(|attr| Candidate::from_sdp_string(attr).ok())
+        .filter(|c| c.kind() == CandidateKind::Relayed)
+        .map(|c| c.addr())
+        .collect()
 }
 
 impl PeerLink {
@@ -507,6 +572,8 @@ impl PeerLink {
             started: now,
             next_timeout: now,
             last_source: None,
+            last_destination: None,
+            remote_relays: Vec::new(),
         }
     }
 }

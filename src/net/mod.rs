@@ -6,6 +6,7 @@ pub mod framing;
 pub mod hub_server;
 pub mod link_socket;
 pub mod links;
+pub mod nat;
 pub mod profile;
 pub mod reach;
 pub mod transfers;

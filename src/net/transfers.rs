@@ -78,7 +78,8 @@ pub struct Transfers {
     buf: Vec<u8>,
 }
 
-fn id_text(id: u64) -> String {
+/// How a transfer id is written in events and commands.
+pub fn id_text(id: u64) -> String {
     format!("{id:016x}")
 }
 
@@ -174,6 +175,7 @@ impl Transfers {
             name.pop();
         }
         self.outgoing.insert(id, Outgoing { peer, file, size, next: None, last_progress: 0 });
+        self.event(ClientEvent::FileOffered { id: id_text(id) });
         self.out
             .push_back(TransferOutput::Signal { peer, signal: FileSignal::Offer { id, name, size, sha256 } });
     }

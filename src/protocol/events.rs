@@ -194,6 +194,18 @@ pub enum ClientEvent {
     Peers {
         peers: Vec<PeerSummary>,
     },
+    /// `send_file` started transfer `id`: the file is read and hashed, then offered.
+    FileSending {
+        id: String,
+        to: String,
+        name: String,
+        size: u64,
+        path: String,
+    },
+    /// Transfer `id` is hashed and offered; it waits for the peer to accept.
+    FileOffered {
+        id: String,
+    },
     /// A peer offers a file; accept it with `accept_file`.
     FileOffer {
         id: String,

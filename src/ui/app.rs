@@ -15,7 +15,6 @@ use super::settings::{Loaded, RecentHub, Settings, SettingsStore};
 use super::{connect, main_view, onboarding};
 use crate::core::{CoreHandle, CoreOptions, Target};
 use crate::net::profile::Profile;
-use crate::net::transfers::TransferConfig;
 use crate::protocol::events::ClientCommand;
 
 /// Milliseconds since the Unix epoch; tests pass a fixed one.
@@ -110,6 +109,8 @@ pub struct KithApp {
     pub(super) view: ViewState,
     pub(super) clock: Clock,
     pub(super) utc_offset: Option<chrono::FixedOffset>,
+    pub(super) pickers: super::files_view::Pickers,
+    pub(super) thumbs: super::thumbnails::Thumbnails,
     notifier: Option<Box<dyn Notify>>,
     /// Cores being stopped in the background.
     stopping: Vec<std::thread::JoinHandle<()>>,
@@ -128,7 +129,7 @@ impl KithApp {
         };
         let store = profile.as_ref().map(|p| SettingsStore::in_dir(p.dir()));
         let (settings, settings_problem) = match store.as_ref().map(|s| s.load()) {
-            Some(Loaded::Ok(s)) => (s, None),
+            Some(Loaded::Ok(s)) => (*s, None),
             Some(Loaded::Corrupt { reason }) => (Settings::default(), Some(reason)),
             None => (Settings::default(), None),
         };
@@ -158,6 +159,8 @@ impl KithApp {
             clock: opts.clock,
             utc_offset: opts.utc_offset,
             notifier,
+            pickers: Default::default(),
+            thumbs: Default::default(),
             stopping: Vec::new(),
             started: opts.started,
             first_frame: true,
@@ -176,6 +179,12 @@ impl KithApp {
     /// The model the views draw (tests read it).
     pub fn model(&self) -> &Model {
         &self.model
+    }
+
+    /// The size of a transfer's thumbnail, once decoded (for tests: textures are not in the
+    /// accessibility tree).
+    pub fn thumbnail_size(&self, transfer: &str) -> Option<[usize; 2]> {
+        self.thumbs.ready(transfer)
     }
 
     pub fn settings(&self) -> &Settings {
@@ -255,11 +264,8 @@ impl KithApp {
             target: launch.target.clone(),
             accept_new_hub_key,
             link_port: Some(0),
-            transfers: TransferConfig {
-                downloads: CoreOptions::default_downloads(&profile),
-                auto_accept: false,
-                max_size: crate::net::transfers::DEFAULT_MAX_SIZE,
-            },
+            transfers: self.settings.transfer_config(CoreOptions::default_downloads(&profile)),
+            ice: self.settings.ice_servers(),
         };
         let repaint = ctx.clone();
         let waker: crate::core::Waker = Arc::new(move || repaint.request_repaint());
@@ -330,7 +336,12 @@ impl KithApp {
                 && self.settings.notifications
                 && let Some(n) = &self.notifier
             {
-                n.notify(&format!("{} in #{}", inc.name, inc.room), &inc.text);
+                let title = if inc.room.is_empty() {
+                    format!("File from {}", inc.name)
+                } else {
+                    format!("{} in #{}", inc.name, inc.room)
+                };
+                n.notify(&title, &inc.text);
             }
         }
         if drained == EVENTS_PER_FRAME {

@@ -4,9 +4,10 @@
 use egui::{RichText, Ui};
 
 use super::app::KithApp;
+use super::files_view::{self, Recipients};
 use super::model::{Connection, Peer, PublicAddress};
 use super::{chat, fingerprint, settings_view, style};
-use crate::protocol::events::ClientCommand;
+use crate::protocol::events::{ClientCommand, LinkKind};
 
 /// Expiry choices in the composer, in seconds.
 pub const EXPIRY_CHOICES: [(Option<u64>, &str); 6] = [
@@ -19,9 +20,14 @@ pub const EXPIRY_CHOICES: [(Option<u64>, &str); 6] = [
 ];
 
 pub fn show(app: &mut KithApp, ui: &mut Ui, ctx: &egui::Context) {
+    files_view::take_picked(app);
     top_bar(app, ui);
     side_panel(app, ui);
     composer(app, ui);
+    files_view::strip(app, ui);
+    if let Some(room) = app.view.room.clone() {
+        files_view::drop_target(app, ctx, &room);
+    }
     egui::CentralPanel::default().show(ui, |ui| {
         let Some(room) = app.view.room.clone() else {
             ui.centered_and_justified(|ui| ui.label("Join a room from the left."));
@@ -146,9 +152,20 @@ fn side_panel(app: &mut KithApp, ui: &mut Ui) {
             ui.label(RichText::new("Nobody else is here yet.").weak());
         }
         for p in members {
-            if member_row(ui, &p).clicked() {
+            let row = member_row(ui, &p);
+            if row.clicked() {
                 app.view.dialog = Some(p.fingerprint.clone());
             }
+            row.context_menu(|ui| {
+                if ui.button("Show safety number").clicked() {
+                    app.view.dialog = Some(p.fingerprint.clone());
+                }
+                let can_send = p.secure && !p.identity_changed;
+                if ui.add_enabled(can_send, egui::Button::new("📎 Send a file…")).clicked() {
+                    let title = format!("Send files to {}", p.name);
+                    app.pickers.pick_files(ui.ctx(), Recipients::Peer(p.fingerprint.clone()), title);
+                }
+            });
         }
     });
 }
@@ -174,9 +191,34 @@ fn member_row(ui: &mut Ui, p: &Peer) -> egui::Response {
             ui.label(RichText::new("⚠").color(style::DANGER))
                 .on_hover_text("Identity changed: review before sending");
         }
+        if p.secure {
+            link_badge(ui, p);
+        }
         name
     });
     inner.inner
+}
+
+/// How messages and files travel to this person: straight between the two computers,
+/// through a TURN relay, or through the hub (until a direct link opens, or when none can).
+fn link_badge(ui: &mut Ui, p: &Peer) {
+    let rtt = p.rtt_ms.map(|ms| format!(", {ms} ms round trip")).unwrap_or_default();
+    let (text, color, hint) = match p.link {
+        LinkKind::Direct => ("🔗 direct", style::OK, format!("Direct peer-to-peer link{rtt}")),
+        LinkKind::Relay => (
+            "🔗 relay",
+            style::WARN,
+            format!("Peer-to-peer through a TURN relay (it sees only encrypted packets){rtt}"),
+        ),
+        LinkKind::Hub => (
+            "via hub",
+            ui.visuals().weak_text_color(),
+            "No direct link (yet): messages go through the hub, still end-to-end encrypted; files \
+             wait for a direct link"
+                .to_string(),
+        ),
+    };
+    ui.label(RichText::new(text).small().color(color)).on_hover_text(hint);
 }
 
 pub fn short_fp(fp: &str) -> String {
@@ -246,6 +288,13 @@ fn composer(app: &mut KithApp, ui: &mut Ui) {
                 })
                 .response
                 .on_hover_text("Disappearing messages: delete after this long, on every device");
+            let attach = ui
+                .add_enabled(!app.pickers.is_open(), egui::Button::new("📎"))
+                .on_hover_text(format!("Send files to everyone in #{room} (or drop them on the window)"));
+            if attach.clicked() {
+                let title = format!("Send files to #{room}");
+                app.pickers.pick_files(ui.ctx(), Recipients::Room(room.clone()), title);
+            }
             let draft = app.view.drafts.entry(room.clone()).or_default();
             let send_width = 70.0;
             let edit = egui::TextEdit::multiline(draft)

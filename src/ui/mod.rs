@@ -4,6 +4,8 @@
 pub mod app;
 mod chat;
 mod connect;
+pub mod files;
+mod files_view;
 mod fingerprint;
 mod main_view;
 pub mod model;
@@ -12,6 +14,7 @@ mod onboarding;
 pub mod settings;
 mod settings_view;
 mod style;
+mod thumbnails;
 
 use std::path::PathBuf;
 use std::time::Instant;

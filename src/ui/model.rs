@@ -121,6 +121,7 @@ pub struct Room {
 /// What a new message should tell a user who is not looking.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Incoming {
+    /// Empty for a file offer (files go to a person, not a room).
     pub room: String,
     pub name: String,
     pub text: String,
@@ -144,6 +145,10 @@ pub struct Model {
     pub peers: HashMap<String, Peer>,
     /// Non-fatal errors for the user, newest last.
     pub notices: Vec<String>,
+    /// What the STUN/TURN servers of the direct links last said was wrong (shown in settings).
+    pub ice_problems: Vec<String>,
+    /// File transfers in both directions.
+    pub files: super::files::Transfers,
     pub fatal: Option<Fatal>,
     /// Our sends by tag until `sent` or `error` answers.
     pending: HashMap<String, String>,
@@ -367,12 +372,20 @@ impl Model {
                     p.link = s.link;
                 }
             }
-            // Transfers have no view yet; headless reports them.
-            ClientEvent::FileOffer { .. }
+            ClientEvent::FileSending { .. }
+            | ClientEvent::FileOffered { .. }
             | ClientEvent::FileProgress { .. }
             | ClientEvent::FileReceived { .. }
             | ClientEvent::FileSent { .. }
-            | ClientEvent::FileFailed { .. } => {}
+            | ClientEvent::FileFailed { .. } => {
+                self.files.apply(&ev, now_ms);
+            }
+            ClientEvent::FileOffer { ref from, ref name, size, .. } => {
+                let who = self.peers.get(from).map(|p| p.name.clone()).unwrap_or_else(|| from.clone());
+                let text = format!("{who} offers {name} ({})", super::files::human_bytes(size));
+                self.files.apply(&ev, now_ms);
+                return Some(Incoming { room: String::new(), name: who, text });
+            }
             ClientEvent::Link { peer, kind, rtt_ms } => {
                 let p = self.peer_mut(&peer);
                 p.link = kind;
@@ -440,6 +453,13 @@ impl Model {
                     }
                 } else if fatal {
                     self.fatal = Some(Fatal { code, message });
+                } else if code == "ice_server" {
+                    // A STUN/TURN server that does not help only matters where servers are set.
+                    self.ice_problems.retain(|p| p != &message);
+                    self.ice_problems.push(message);
+                    if self.ice_problems.len() > 4 {
+                        self.ice_problems.remove(0);
+                    }
                 } else if code == "stun_failed" {
                     if let Some(h) = &mut self.hosting {
                         h.public = PublicAddress::Unknown { why: message };

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::net::profile::write_atomic;
 
 pub const SETTINGS_FILE: &str = "settings.json";
+const MIB: u64 = 1024 * 1024;
 /// Recent hubs kept on the Join screen.
 pub const MAX_RECENT_HUBS: usize = 8;
 
@@ -62,6 +63,12 @@ pub struct Settings {
     pub host_port: u16,
     pub host_room: String,
     pub stun_servers: Vec<String>,
+    /// `turn:USER:PASS@HOST:PORT`, relays for direct links no direct path can carry.
+    pub turn_servers: Vec<String>,
+    /// Where received files are saved; None is the user's downloads folder.
+    pub downloads: Option<String>,
+    /// Offers of larger files are declined without asking (MiB).
+    pub max_file_mib: u64,
     /// Chosen devices, by name; the calls issue fills the lists these pick from.
     pub microphone: Option<String>,
     pub speaker: Option<String>,
@@ -80,6 +87,9 @@ impl Default for Settings {
             host_port: 7447,
             host_room: "general".into(),
             stun_servers: vec!["stun.l.google.com:19302".into(), "stun.cloudflare.com:3478".into()],
+            turn_servers: Vec::new(),
+            downloads: None,
+            max_file_mib: crate::net::transfers::DEFAULT_MAX_SIZE / MIB,
             microphone: None,
             speaker: None,
             camera: None,
@@ -88,6 +98,28 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// The servers the direct links use; TURN entries that do not parse are left out (the
+    /// settings view says why).
+    pub fn ice_servers(&self) -> crate::net::nat::IceServers {
+        crate::net::nat::IceServers {
+            stun: self.stun_servers.clone(),
+            turn: self.turn_servers.iter().filter_map(|t| t.parse().ok()).collect(),
+        }
+    }
+    /// How received files are handled: saved in the chosen folder (or `default_downloads`),
+    /// up to the chosen size, each one accepted by the user.
+    pub fn transfer_config(&self, default_downloads: PathBuf) -> crate::net::transfers::TransferConfig {
+        let downloads = match self.downloads.as_deref().map(str::trim) {
+            Some(d) if !d.is_empty() => PathBuf::from(d),
+            _ => default_downloads,
+        };
+        crate::net::transfers::TransferConfig {
+            downloads,
+            auto_accept: false,
+            max_size: self.max_file_mib.saturating_mul(MIB),
+        }
+    }
+
     /// Moves `hub` to the front of the recent list.
     pub fn remember_hub(&mut self, hub: RecentHub) {
         self.recent_hubs.retain(|h| h.addr != hub.addr);
@@ -99,7 +131,7 @@ impl Settings {
 /// What loading found.
 #[derive(Debug)]
 pub enum Loaded {
-    Ok(Settings),
+    Ok(Box<Settings>),
     /// The file is there but unusable; the app runs on defaults until the user decides.
     Corrupt {
         reason: String,
@@ -123,10 +155,10 @@ impl SettingsStore {
     pub fn load(&self) -> Loaded {
         match std::fs::read(&self.path) {
             Ok(bytes) => match serde_json::from_slice(&bytes) {
-                Ok(s) => Loaded::Ok(s),
+                Ok(s) => Loaded::Ok(Box::new(s)),
                 Err(e) => Loaded::Corrupt { reason: e.to_string() },
             },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Loaded::Ok(Settings::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Loaded::Ok(Box::default()),
             Err(e) => Loaded::Corrupt { reason: e.to_string() },
         }
     }
@@ -159,7 +191,7 @@ mod tests {
         let mut s = Settings { display_name: Some("ana".into()), theme: Theme::Light, ..Default::default() };
         s.remember_hub(RecentHub { addr: "a:1".into(), room: "general".into() });
         store.save(&s).unwrap();
-        assert!(matches!(store.load(), Loaded::Ok(got) if got == s));
+        assert!(matches!(store.load(), Loaded::Ok(got) if *got == s));
         std::fs::write(store.path(), br#"{"display_name":"bo"}"#).unwrap();
         let Loaded::Ok(partial) = store.load() else { panic!("partial file should load") };
         assert_eq!(partial.display_name.as_deref(), Some("bo"));

@@ -72,6 +72,68 @@ pub fn dialog(app: &mut KithApp, ctx: &egui::Context) {
                 changed = true;
             }
             ui.end_row();
+
+            let l = ui.label("TURN relays");
+            ui.vertical(|ui| {
+                let mut text = s.turn_servers.join("\n");
+                let edit = ui
+                    .add(
+                        egui::TextEdit::multiline(&mut text)
+                            .desired_rows(2)
+                            .desired_width(220.0)
+                            .hint_text("turn:USER:PASS@HOST:PORT"),
+                    )
+                    .labelled_by(l.id);
+                if edit.changed() {
+                    s.turn_servers =
+                        text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+                    changed = true;
+                }
+                for t in &s.turn_servers {
+                    if let Err(e) = t.parse::<crate::net::nat::TurnServer>() {
+                        ui.colored_label(style::DANGER, e);
+                    }
+                }
+                for p in &app.model.ice_problems {
+                    ui.label(RichText::new(p).small().weak());
+                }
+                ui.label(RichText::new("Used by the next connection.").small().weak());
+            });
+            ui.end_row();
+
+            let l = ui.label("Save files in");
+            ui.vertical(|ui| {
+                ui.horizontal(|ui| {
+                    let mut dir = s.downloads.clone().unwrap_or_default();
+                    let edit = ui
+                        .add(
+                            egui::TextEdit::singleline(&mut dir)
+                                .hint_text("your downloads folder")
+                                .desired_width(220.0),
+                        )
+                        .labelled_by(l.id);
+                    if edit.changed() {
+                        s.downloads = Some(dir).filter(|d| !d.trim().is_empty());
+                        typed = true;
+                    }
+                    changed |= edit.lost_focus();
+                    if ui.add_enabled(!app.pickers.is_open(), egui::Button::new("Choose…")).clicked() {
+                        app.pickers.pick_folder(ui.ctx(), "Save received files in".into());
+                    }
+                });
+                ui.horizontal(|ui| {
+                    ui.label("Accept files up to");
+                    changed |= ui
+                        .add(egui::DragValue::new(&mut s.max_file_mib).range(1..=1_048_576).suffix(" MiB"))
+                        .changed();
+                });
+                ui.label(
+                    RichText::new("Larger offers are declined without asking. Used by the next connection.")
+                        .small()
+                        .weak(),
+                );
+            });
+            ui.end_row();
         });
         ui.separator();
         ui.label(RichText::new("Audio and video").strong());

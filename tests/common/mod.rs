@@ -19,13 +19,37 @@ pub struct HubProc {
     _lines: mpsc::Receiver<Value>,
 }
 
+/// `kith`, run inside network namespace `netns` when given (`ip netns exec` execs it, so the
+/// child is kith itself).
+fn kith_command(netns: Option<&str>) -> Command {
+    match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, KITH]);
+            c
+        }
+        None => Command::new(KITH),
+    }
+}
+
 impl HubProc {
     pub fn start(profile: &std::path::Path, password: &str, extra: &[&str]) -> Self {
         Self::start_on(profile, "127.0.0.1:0", password, extra)
     }
 
     pub fn start_on(profile: &std::path::Path, listen: &str, password: &str, extra: &[&str]) -> Self {
-        let mut child = Command::new(KITH)
+        Self::start_in(None, profile, listen, password, extra)
+    }
+
+    /// Like `start_on`, inside network namespace `netns` when given.
+    pub fn start_in(
+        netns: Option<&str>,
+        profile: &std::path::Path,
+        listen: &str,
+        password: &str,
+        extra: &[&str],
+    ) -> Self {
+        let mut child = kith_command(netns)
             .arg("--profile")
             .arg(profile)
             .args(["hub", "--listen", listen, "--password", password])
@@ -66,7 +90,18 @@ pub struct Peer {
 
 impl Peer {
     pub fn start(name: &str, profile: &std::path::Path, target: &[&str], password: &str) -> Self {
-        Self::spawn(name, profile, target, password, None)
+        Self::spawn(None, name, profile, target, password, None)
+    }
+
+    /// Like `start`, inside network namespace `netns`.
+    pub fn start_in(
+        netns: &str,
+        name: &str,
+        profile: &std::path::Path,
+        target: &[&str],
+        password: &str,
+    ) -> Self {
+        Self::spawn(Some(netns), name, profile, target, password, None)
     }
 
     /// Like `start`, with every log line (`RUST_LOG=trace`) written to `log`.
@@ -77,10 +112,11 @@ impl Peer {
         password: &str,
         log: &std::path::Path,
     ) -> Self {
-        Self::spawn(name, profile, target, password, Some(log))
+        Self::spawn(None, name, profile, target, password, Some(log))
     }
 
     fn spawn(
+        netns: Option<&str>,
         name: &str,
         profile: &std::path::Path,
         target: &[&str],
@@ -91,7 +127,7 @@ impl Peer {
             Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
             None => Stdio::inherit(),
         };
-        let mut child = Command::new(KITH)
+        let mut child = kith_command(netns)
             .env("RUST_LOG", if log.is_some() { "trace" } else { "warn" })
             .arg("--profile")
             .arg(profile)
@@ -229,4 +265,25 @@ pub fn secure_pair(dir: &std::path::Path, hub: &str, password: &str) -> (Peer, P
     assert_eq!(sa["sas"], sb["sas"]);
     assert_eq!(sa["sas_digits"], sb["sas_digits"]);
     (a, b)
+}
+
+/// Writes `size` bytes that do not compress or repeat (a ChaCha stream).
+pub fn random_file(path: &std::path::Path, size: usize) -> String {
+    use rand_core::{RngCore, SeedableRng};
+    use sha2::Digest;
+    use std::io::Write;
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(size as u64);
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(buf.len());
+        rng.fill_bytes(&mut buf[..n]);
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n]).unwrap();
+        left -= n;
+    }
+    out.flush().unwrap();
+    hex::encode(hasher.finalize())
 }
