@@ -6,7 +6,10 @@ Runs a real `kith hub` and two `kith headless` peers (release build), then measu
     channel being open (`link` event), as seen on the peers' stdout;
   * bulk: a file of SIZE MiB sent with `send_file`, from the first `file_progress` on the
     receiver to `file_received` (hashing before the offer is excluded), and end to end;
-  * raw TCP: the same number of bytes through one 127.0.0.1 TCP connection.
+  * raw TCP: the same number of bytes through one 127.0.0.1 TCP connection;
+  * Chromium to Chromium (tests/chromium/bench.mjs, two pages of one headless browser):
+    createOffer to data channel open, and the same number of bytes over the data channel,
+    when `node` and tests/chromium/node_modules are there (`npm ci` in tests/chromium).
 Usage: scripts/bench_links.py [path/to/kith] [SIZE_MiB] [ROUNDS]
 """
 import json
@@ -114,6 +117,7 @@ def main():
         with open(f"{tmp}/payload.bin", "wb") as f:
             for _ in range(SIZE_MIB):
                 f.write(os.urandom(1 << 20))
+        chromium = chromium_baseline()
         for n in range(ROUNDS):
             connect_ms, bulk_s, e2e_s = one_round(tmp, n)
             tcp_s = raw_tcp(nbytes)
@@ -121,6 +125,24 @@ def main():
                   f"{SIZE_MIB} MiB data channel {SIZE_MIB / bulk_s:.0f} MiB/s "
                   f"({bulk_s:.2f} s; {e2e_s:.2f} s with hashing) | raw TCP {SIZE_MIB / tcp_s:.0f} MiB/s",
                   flush=True)
+            if chromium and n < len(chromium["throughput_mib_s"]):
+                print(f"         Chromium to Chromium: open {chromium['connect_ms'][n]:.0f} ms after "
+                      f"createOffer | {chromium['size_mib']} MiB data channel "
+                      f"{chromium['throughput_mib_s'][n]:.1f} MiB/s", flush=True)
+
+
+def chromium_baseline():
+    """Chromium's own figures on this machine, in the same run; None if it cannot run here."""
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "chromium")
+    if not os.path.isdir(os.path.join(here, "node_modules", "playwright-core")):
+        print("Chromium baseline skipped: run `npm ci` in tests/chromium", flush=True)
+        return None
+    out = subprocess.run(["node", "bench.mjs", str(SIZE_MIB), str(ROUNDS)], cwd=here,
+                         capture_output=True, text=True, timeout=900)
+    if out.returncode != 0:
+        print(f"Chromium baseline failed: {out.stderr.strip()[-500:]}", flush=True)
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":
