@@ -41,6 +41,11 @@ xdotool type --delay 20 "Works here. Let's verify each other first, I'll open th
 xdotool key Return
 sleep 0.6
 say '{"cmd":"send","room":"general","text":"This one disappears in five minutes: the door code is 4711.","expires_in_s":300}'
+# Bob offers alice a picture over their direct link: the transfers strip shows the offer.
+ALICE_FP=$(sed -n 's/.*"event":"peer_secure","peer":"\([0-9a-f]*\)".*/\1/p' "$WORK/bob.out" | head -1)
+cp assets/icon-256.png "$WORK/lake.png"
+for _ in $(seq 50); do grep -q '"event":"link".*"kind":"direct"' "$WORK/bob.out" && break; sleep 0.1; done
+say "{\"cmd\":\"send_file\",\"peer\":\"$ALICE_FP\",\"path\":\"$WORK/lake.png\"}"
 sleep 1.5
 mkdir -p "$(dirname "$OUT")"
 import -window "$WIN" "$OUT"
