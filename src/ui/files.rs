@@ -126,7 +126,7 @@ impl Transfers {
             }
             ClientEvent::FileProgress { id, bytes, total } => {
                 if let Some(t) = self.get_mut(id).filter(|t| !t.finished()) {
-                    if t.state != TransferState::Moving || t.moving_since.is_none() {
+                    if t.state != TransferState::Moving {
                         t.moving_since = Some((now_ms, *bytes));
                     }
                     t.state = TransferState::Moving;
