@@ -11,7 +11,7 @@ use rand_core::{RngCore, SeedableRng};
 use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
-use crate::net::client_driver::{self, Driver};
+use crate::net::client_driver::Driver;
 use crate::net::hub_server::{DEFAULT_MAX_CONNECTIONS, HubOptions, spawn_hub};
 use crate::net::link_socket::{self, LinkSocket};
 use crate::net::links::Links;
@@ -201,16 +201,6 @@ impl CoreHandle {
                         (Links::new(Vec::new(), 0), None)
                     }
                 };
-                let (server_tx, servers) = mpsc::channel(16);
-                if let Some(udp) = &udp {
-                    let resolving = client_driver::resolve_servers(
-                        opts.ice.clone(),
-                        udp.port(),
-                        server_tx,
-                        ev_tx.clone(),
-                    );
-                    tokio::spawn(resolving);
-                }
                 let transfers = Transfers::new(opts.transfers.clone(), rng.next_u64());
                 let client = Client::new(config, identity, known, rng);
                 let driver = Driver {
@@ -219,7 +209,8 @@ impl CoreHandle {
                     links,
                     udp,
                     nat: Nat::new(std::time::Instant::now()),
-                    servers,
+                    ice: opts.ice.clone(),
+                    servers: mpsc::channel(16),
                     client,
                     hub_addr,
                     hub_label,

@@ -160,13 +160,15 @@ impl Kith {
                         browser.send(json!({"type": "candidate", "candidate": candidate}))
                     }
                     LinkSignal::Close { .. } => self.down = Some("Kith closed the link".into()),
+                    // An ICE restart request; these short runs never go quiet long enough.
+                    LinkSignal::Restart { .. } => {}
                 },
                 LinkOutput::Open { .. } => self.open = true,
                 LinkOutput::FileOpen { .. } => self.file_open = true,
                 LinkOutput::Chat { packet, .. } => self.chat.push(packet),
                 LinkOutput::FileData { data, .. } => self.file.push(data),
                 LinkOutput::Down { reason, .. } => self.down = Some(reason),
-                LinkOutput::Kind { .. } | LinkOutput::FileWritable { .. } => {}
+                LinkOutput::Kind { .. } | LinkOutput::FileWritable { .. } | LinkOutput::Regather => {}
             }
         }
         let now = Instant::now();

@@ -2,7 +2,7 @@
 //! (`tests/nat/topology.sh`: veth pairs, a bridge for "the internet", iptables MASQUERADE on
 //! each home router), with a real coturn as STUN/TURN server and the hub on the internet side.
 //!
-//! Needs root, iproute2, iptables and coturn (`.ci/run` installs them). Where they are missing
+//! Needs root, iproute2, iptables, conntrack and coturn (`.ci/run` installs them). Where they are missing
 //! the tests say so and pass, except under CI (`CI` set), where that is a failure.
 
 mod common;
@@ -31,6 +31,7 @@ fn can_run() -> bool {
         ("root", root),
         ("ip", have("ip", "-V")),
         ("iptables", have("iptables", "--version")),
+        ("conntrack", have("conntrack", "--version")),
         ("turnserver (coturn)", Path::new("/usr/bin/turnserver").exists()),
     ]
     .into_iter()
@@ -212,6 +213,69 @@ fn a_turn_server_that_refuses_the_password_is_reported_and_chat_stays_on_the_hub
     assert_ne!(err["fatal"], true, "{err}");
     a.send(json!({"cmd": "send", "room": "general", "text": "via the hub"}));
     assert_eq!(b.wait_event("message")["text"], "via the hub");
+    assert_eq!(a.quit(), 0);
+    assert_eq!(b.quit(), 0);
+}
+
+#[test]
+fn when_a_nat_renumbers_the_link_restarts_ice_and_the_transfer_carries_on() {
+    if !can_run() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let net = Internet::up("ktrn", dir.path());
+    let hub = hub(&net, dir.path());
+    let stun = format!("{SERVER}:3478");
+    let dl = dir.path().join("bob-downloads");
+    let a_args = ["--hub", &hub.addr, "--stun", &stun];
+    let mut b_args = a_args.to_vec();
+    b_args.extend_from_slice(&["--downloads", dl.to_str().unwrap(), "--accept-files"]);
+    let a_log = dir.path().join("alice.log");
+    let mut a = Peer::start_in_logged(
+        &net.ns("a"),
+        "alice",
+        &dir.path().join("alice"),
+        &a_args,
+        PW,
+        (&a_log, "kith=info"),
+    );
+    let b_log = dir.path().join("bob.log");
+    let mut b = Peer::start_in_logged(
+        &net.ns("b"),
+        "bob",
+        &dir.path().join("bob"),
+        &b_args,
+        PW,
+        (&b_log, "kith=info"),
+    );
+    let fa = a.fingerprint();
+    let fb = b.fingerprint();
+    wait_link(&mut a, &fb, "direct");
+    wait_link(&mut b, &fa, "direct");
+    let source = dir.path().join("big.bin");
+    let size = 48usize << 20;
+    let sha = random_file(&source, size);
+    a.send(json!({"cmd": "send_file", "peer": fb, "path": source.to_str().unwrap()}));
+    let first =
+        b.wait_for("file_progress", |e| e["event"] == "file_progress" && e["bytes"].as_u64() > Some(0));
+    // Mid-transfer, both routers start sending UDP from new public addresses and forget
+    // their old mappings: every datagram on the old path is dropped. The hub (TCP) carries
+    // on. Both sides move, so whichever made the offer trickles a new candidate mid-restart.
+    net.script("renumber-udp");
+    assert!(first["bytes"].as_u64() < Some(size as u64), "{first}");
+    let got = b.wait_event("file_received");
+    assert_eq!(got["sha256"], sha.as_str());
+    // The link found the new path itself: it never fell back to the hub.
+    for p in [&a, &b] {
+        assert!(!p.log.iter().any(|e| e["event"] == "link" && e["kind"] != "direct"), "{:#?}", p.log);
+    }
+    a.send(json!({"cmd": "send", "room": "general", "text": "after the renumbering"}));
+    assert_eq!(b.wait_event("message")["text"], "after the renumbering");
+    for (log, public) in [(&a_log, "203.0.113.12:"), (&b_log, "203.0.113.13:")] {
+        let log = std::fs::read_to_string(log).unwrap();
+        assert!(log.contains("ICE restart:") && log.contains("ICE restart found a path"), "{log}");
+        assert!(log.contains(public), "no new server-reflexive address: {log}");
+    }
     assert_eq!(a.quit(), 0);
     assert_eq!(b.quit(), 0);
 }

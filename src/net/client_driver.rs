@@ -25,6 +25,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How often the machine's addresses are compared with the links' host candidates. Polling
+/// is portable and costs one `getifaddrs` per tick; a change (Wi-Fi to Ethernet, a VPN, a
+/// new DHCP lease) is acted on within this.
+const NETWORK_POLL: Duration = Duration::from_secs(2);
 
 type Link = Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec>;
 
@@ -43,8 +47,10 @@ pub struct Driver {
     pub udp: Option<LinkSocket>,
     /// STUN and TURN on the link socket: more candidates for the links, relayed traffic.
     pub nat: Nat,
-    /// STUN/TURN servers as their names resolve (off the loop: DNS may be slow).
-    pub servers: mpsc::Receiver<Server>,
+    /// The configured STUN/TURN servers, and the same as they resolve (off the loop: DNS may
+    /// be slow); resolved again when our addresses change, for the new route to each.
+    pub ice: IceServers,
+    pub servers: (mpsc::Sender<Server>, mpsc::Receiver<Server>),
     pub transfers: Transfers,
     /// Files hashed off the loop, ready to offer.
     pub hashed: (mpsc::Sender<Hashed>, mpsc::Receiver<Hashed>),
@@ -59,7 +65,7 @@ pub enum Server {
 
 /// Resolves the configured servers and sends each to the driver; a name that does not
 /// resolve is reported and left out.
-pub async fn resolve_servers(
+async fn resolve_servers(
     ice: IceServers,
     port: u16,
     tx: mpsc::Sender<Server>,
@@ -127,6 +133,8 @@ impl Driver {
         let mut was_ready = false;
         let mut backoff = Duration::from_millis(250);
         let mut reconnect_at = Some(tokio::time::Instant::now());
+        self.start_resolving();
+        let mut network_check = self.udp.as_ref().map(|_| tokio::time::Instant::now() + NETWORK_POLL);
         loop {
             if link.is_none() && reconnect_at.is_some_and(|t| t <= tokio::time::Instant::now()) {
                 reconnect_at = None;
@@ -173,8 +181,10 @@ impl Driver {
             let timer = self.client.poll_timeout();
             let link_timer = self.links.poll_timeout().map(tokio::time::Instant::from_std);
             let nat_timer = self.nat.poll_timeout().map(tokio::time::Instant::from_std);
-            let wake_at =
-                [timer.map(deadline), reconnect_at, link_timer, nat_timer].into_iter().flatten().min();
+            let wake_at = [timer.map(deadline), reconnect_at, link_timer, nat_timer, network_check]
+                .into_iter()
+                .flatten()
+                .min();
             tokio::select! {
                 frame = next_frame(&mut link) => match frame {
                     Some(Ok(frame)) => {
@@ -210,7 +220,7 @@ impl Driver {
                     }
                     Some(cmd) => self.command(cmd).await,
                 },
-                Some(server) = self.servers.recv() => {
+                Some(server) = self.servers.1.recv() => {
                     let now = std::time::Instant::now();
                     match server {
                         Server::Stun { server, base } => self.nat.add_stun(now, server, base),
@@ -234,6 +244,10 @@ impl Driver {
                     self.client.handle_timeout(now_ms());
                     self.links.handle_timeout(std::time::Instant::now());
                     self.nat.handle_timeout(std::time::Instant::now());
+                    if network_check.is_some_and(|t| t <= tokio::time::Instant::now()) {
+                        network_check = Some(tokio::time::Instant::now() + NETWORK_POLL);
+                        self.check_network();
+                    }
                 }
             }
             match self.flush(&mut link).await {
@@ -281,6 +295,29 @@ impl Driver {
         }
     }
 
+    /// Resolves the STUN/TURN servers (again) in the background; each arrives on `servers`.
+    fn start_resolving(&self) {
+        let Some(udp) = &self.udp else { return };
+        if self.ice.stun.is_empty() && self.ice.turn.is_empty() {
+            return;
+        }
+        let resolving =
+            resolve_servers(self.ice.clone(), udp.port(), self.servers.0.clone(), self.events.clone());
+        tokio::spawn(resolving);
+    }
+
+    /// Compares our interface addresses with the links' host candidates; on a change the
+    /// links restart ICE and STUN/TURN start over from the new addresses.
+    fn check_network(&mut self) {
+        let Some(udp) = &self.udp else { return };
+        let host = super::link_socket::host_candidates(udp.port());
+        let now = std::time::Instant::now();
+        if self.links.network_changed(now, host.clone()) {
+            self.nat.network_changed(now, &host);
+            self.start_resolving();
+        }
+    }
+
     fn on_datagrams(&mut self, batch: &[Received]) {
         let Some(udp) = &self.udp else { return };
         let now = std::time::Instant::now();
@@ -314,6 +351,7 @@ impl Driver {
                     }
                 }
                 LinkOutput::Signal { peer, signal } => self.client.send_link_signal(peer, signal),
+                LinkOutput::Regather => self.nat.refresh(std::time::Instant::now()),
                 LinkOutput::Open { peer } => self.client.handle_link_open(now_ms(), peer),
                 LinkOutput::Kind { peer, kind, rtt_ms } => self.client.handle_link_kind(peer, kind, rtt_ms),
                 LinkOutput::Chat { peer, packet } => {

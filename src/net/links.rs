@@ -32,6 +32,16 @@ const FILE_LOW_WATER: usize = 32 * 1024;
 pub const OPEN_TIMEOUT: Duration = Duration::from_secs(20);
 /// After a link failed, the offerer tries a fresh one this much later.
 pub const RETRY_AFTER: Duration = Duration::from_secs(30);
+/// An open link whose path stopped answering (or whose network changed) gets this long to
+/// find a new path through an ICE restart before its traffic goes back to the hub.
+pub const RESTART_GRACE: Duration = Duration::from_secs(15);
+/// Restart signals travel through the hub unacknowledged, and the hub connection may itself
+/// be coming back after the change: they are sent again this often until the path is back.
+const RESTART_RESEND: Duration = Duration::from_secs(2);
+/// An open link hears ICE keepalives at least every 3 s (str0m's longest STUN interval, both
+/// ways); this long without a datagram means the path is probably gone. str0m itself calls a
+/// path disconnected only after 9 unanswered checks (about 20 s), so we restart sooner.
+const SILENT_FOR: Duration = Duration::from_secs(6);
 /// How often str0m reports the selected candidate pair and its round trip.
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
 /// Bytes the data channels may hold unacknowledged (str0m's default). Throughput is capped
@@ -58,6 +68,9 @@ pub enum LinkOutput {
     FileWritable { peer: IdentityKey },
     /// A message arrived on `peer`'s file channel.
     FileData { peer: IdentityKey, data: Vec<u8> },
+    /// An ICE restart began: STUN mappings are worth asking again now (the NAT in front of
+    /// us may be the thing that changed).
+    Regather,
     /// The link to `peer` is gone (closed, failed or never connected); `reason` says why.
     Down { peer: IdentityKey, reason: String, fingerprint_mismatch: bool },
 }
@@ -88,6 +101,38 @@ struct PeerLink {
     /// The peer's relayed candidates (from its SDP and trickled candidates): a pair using one
     /// is a relayed path even when ours is not.
     remote_relays: Vec<SocketAddr>,
+    /// An ICE restart under way on this open link.
+    restart: Option<Restart>,
+    /// When this link last took a datagram.
+    last_heard: Instant,
+    /// The last offer we answered on this link and our answer: a resent offer gets the same
+    /// answer again rather than a second negotiation.
+    answered: Option<(String, String)>,
+}
+
+/// Only a link's offerer restarts ICE (so two restarts never cross); the other side asks it
+/// to with [`LinkSignal::Restart`]. Either side sends its signal again until ICE reports a
+/// working path, and gives the link up at `give_up`.
+struct Restart {
+    give_up: Instant,
+    resend_at: Instant,
+    signal: LinkSignal,
+    /// The offerer's new ICE username fragment. str0m switches to it only when the answer
+    /// arrives, but the peer switched when it took the offer: candidates trickled meanwhile
+    /// must carry the new one or the peer drops them.
+    ufrag: Option<String>,
+}
+
+/// A local candidate as trickled to the peer, under the ICE credentials it expects.
+fn trickled(restart: Option<&Restart>, c: &Candidate) -> String {
+    match restart.and_then(|r| r.ufrag.as_deref()) {
+        Some(ufrag) => {
+            let mut c = c.clone();
+            c.set_ufrag(ufrag);
+            c.to_sdp_string()
+        }
+        None => c.to_sdp_string(),
+    }
 }
 
 /// Every direct link of one client.
@@ -135,7 +180,16 @@ impl Links {
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         let links = self.links.values().map(|l| {
-            if l.chat.is_none() { l.next_timeout.min(l.started + OPEN_TIMEOUT) } else { l.next_timeout }
+            let mut t = l.next_timeout;
+            if l.chat.is_none() {
+                t = t.min(l.started + OPEN_TIMEOUT);
+            }
+            match &l.restart {
+                Some(r) => t = t.min(r.resend_at).min(r.give_up),
+                None if l.chat.is_some() => t = t.min(l.last_heard + SILENT_FOR),
+                None => {}
+            }
+            t
         });
         links.chain(self.retry.values().copied()).min()
     }
@@ -193,7 +247,7 @@ impl Links {
         for peer in peers {
             let Some(l) = self.links.get_mut(&peer) else { continue };
             let Some(added) = l.rtc.add_local_candidate(candidate.clone()) else { continue };
-            let signal = LinkSignal::Candidate { link: l.id, candidate: added.to_sdp_string() };
+            let signal = LinkSignal::Candidate { link: l.id, candidate: trickled(l.restart.as_ref(), added) };
             self.out.push_back(LinkOutput::Signal { peer, signal });
             self.kick(now, peer);
         }
@@ -202,6 +256,110 @@ impl Links {
     /// Whether `addr` is one of our relayed addresses (its datagrams go through TURN).
     pub fn is_relayed(&self, addr: &SocketAddr) -> bool {
         self.relays.contains(addr)
+    }
+
+    /// Our addresses changed (an interface came, went or was renumbered): candidates on
+    /// addresses that are gone are withdrawn (with the server-reflexive and relayed ones
+    /// found from them), new host candidates are added and trickled, and every open link
+    /// restarts ICE. Until the new path is checked, data keeps flowing on the old one if it
+    /// still works.
+    /// Returns whether anything changed.
+    pub fn network_changed(&mut self, now: Instant, host: Vec<SocketAddr>) -> bool {
+        let gone: Vec<SocketAddr> = self.host.iter().filter(|a| !host.contains(a)).copied().collect();
+        let added: Vec<SocketAddr> = host.iter().filter(|a| !self.host.contains(a)).copied().collect();
+        if gone.is_empty() && added.is_empty() {
+            return false;
+        }
+        tracing::info!(?gone, ?added, "network addresses changed");
+        self.host = host;
+        let (stale, kept): (Vec<Candidate>, Vec<Candidate>) = std::mem::take(&mut self.gathered)
+            .into_iter()
+            .partition(|c| gone.iter().any(|g| g.ip() == c.local().ip()));
+        self.gathered = kept;
+        self.relays.retain(|r| !stale.iter().any(|c| c.addr() == *r));
+        let withdrawn: Vec<Candidate> =
+            gone.iter().filter_map(|a| Candidate::host(*a, "udp").ok()).chain(stale).collect();
+        let fresh: Vec<Candidate> = added.iter().filter_map(|a| Candidate::host(*a, "udp").ok()).collect();
+        let peers: Vec<IdentityKey> = self.links.keys().copied().collect();
+        for peer in peers {
+            let Some(l) = self.links.get_mut(&peer) else { continue };
+            let mut api = l.rtc.direct_api();
+            for c in &withdrawn {
+                api.invalidate_candidate(c);
+            }
+            for c in &fresh {
+                if let Some(c) = l.rtc.add_local_candidate(c.clone()) {
+                    let signal =
+                        LinkSignal::Candidate { link: l.id, candidate: trickled(l.restart.as_ref(), c) };
+                    self.out.push_back(LinkOutput::Signal { peer, signal });
+                }
+            }
+            self.restart_ice(now, peer, "our network changed");
+        }
+        true
+    }
+
+    /// Starts an ICE restart on `peer`'s open link (or asks the peer to, if it made the
+    /// offer). A link not open yet has its own timeout and gets new candidates by trickle.
+    fn restart_ice(&mut self, now: Instant, peer: IdentityKey, why: &str) {
+        let Some(l) = self.links.get_mut(&peer) else { return };
+        if l.chat.is_none() {
+            self.kick(now, peer);
+            return;
+        }
+        if l.restart.is_some() {
+            // Already restarting; candidates found since were trickled into it.
+            self.kick(now, peer);
+            return;
+        }
+        let (signal, ufrag) = if l.offerer {
+            let mut api = l.rtc.sdp_api();
+            // Keep the candidates: the ones that went away were withdrawn already.
+            let creds = api.ice_restart(true);
+            let Some((offer, pending)) = api.apply() else {
+                return self.fail(now, peer, "str0m made no offer for an ICE restart", false);
+            };
+            l.pending = Some(pending);
+            (LinkSignal::Offer { link: l.id, sdp: offer.to_sdp_string() }, Some(creds.ufrag))
+        } else {
+            (LinkSignal::Restart { link: l.id }, None)
+        };
+        tracing::info!(peer = %peer.fingerprint(), offerer = l.offerer, "ICE restart: {why}");
+        let (give_up, resend_at) = (now + RESTART_GRACE, now + RESTART_RESEND);
+        l.restart = Some(Restart { give_up, resend_at, signal: signal.clone(), ufrag });
+        self.out.push_back(LinkOutput::Signal { peer, signal });
+        self.out.push_back(LinkOutput::Regather);
+        self.kick(now, peer);
+    }
+
+    /// An offer for the link that is already up: the offerer restarting ICE.
+    fn renegotiate(&mut self, now: Instant, peer: IdentityKey, sdp: String) {
+        let Some(l) = self.links.get_mut(&peer) else { return };
+        if l.offerer {
+            // Only the offerer of a link offers on it; an offer with our own number is stale.
+            return;
+        }
+        if let Some((offer, answer)) = &l.answered
+            && *offer == sdp
+        {
+            let signal = LinkSignal::Answer { link: l.id, sdp: answer.clone() };
+            self.out.push_back(LinkOutput::Signal { peer, signal });
+            return;
+        }
+        let result = SdpOffer::from_sdp_string(&sdp)
+            .map_err(|e| format!("unreadable offer: {e}"))
+            .and_then(|offer| l.rtc.sdp_api().accept_offer(offer).map_err(|e| format!("offer refused: {e}")));
+        match result {
+            Ok(answer) => {
+                let answer = answer.to_sdp_string();
+                l.remote_relays = relayed_in(&sdp);
+                l.answered = Some((sdp, answer.clone()));
+                let signal = LinkSignal::Answer { link: l.id, sdp: answer };
+                self.out.push_back(LinkOutput::Signal { peer, signal });
+                self.kick(now, peer);
+            }
+            Err(e) => self.fail(now, peer, &e, false),
+        }
     }
 
     fn start_offer(&mut self, now: Instant, peer: IdentityKey) {
@@ -229,6 +387,9 @@ impl Links {
     /// Signalling from `peer`'s session.
     pub fn handle_signal(&mut self, now: Instant, peer: IdentityKey, signal: LinkSignal) {
         match signal {
+            LinkSignal::Offer { link, sdp } if self.links.get(&peer).is_some_and(|l| l.id == link) => {
+                self.renegotiate(now, peer, sdp)
+            }
             LinkSignal::Offer { link, sdp } => {
                 // A fresh offer replaces whatever we had: the offerer gave up on it.
                 self.close(peer, "the peer started a new link");
@@ -241,8 +402,10 @@ impl Links {
                     Ok(answer) => {
                         let mut l = PeerLink::new(link, rtc, false, None, now);
                         l.remote_relays = relayed_in(&sdp);
+                        let answer = answer.to_sdp_string();
+                        l.answered = Some((sdp, answer.clone()));
                         self.links.insert(peer, l);
-                        let sdp = answer.to_sdp_string();
+                        let sdp = answer;
                         self.out
                             .push_back(LinkOutput::Signal { peer, signal: LinkSignal::Answer { link, sdp } });
                         self.kick(now, peer);
@@ -278,6 +441,11 @@ impl Links {
             LinkSignal::Close { link } => {
                 if self.links.get(&peer).is_some_and(|l| l.id == link) {
                     self.fail(now, peer, "the peer closed the link", false);
+                }
+            }
+            LinkSignal::Restart { link } => {
+                if self.links.get(&peer).is_some_and(|l| l.id == link && l.offerer) {
+                    self.restart_ice(now, peer, "the peer's network changed");
                 }
             }
         }
@@ -328,9 +496,11 @@ impl Links {
     ) -> bool {
         let Ok(contents) = contents.try_into() else { return false };
         let input = Input::Receive(now, Receive { proto: Protocol::Udp, source, destination, contents });
-        let Some(peer) = self.links.iter().find(|(_, l)| l.rtc.accepts(&input)).map(|(k, _)| *k) else {
+        let Some((peer, l)) = self.links.iter_mut().find(|(_, l)| l.rtc.accepts(&input)) else {
             return false;
         };
+        l.last_heard = now;
+        let peer = *peer;
         self.input(now, peer, input);
         true
     }
@@ -361,6 +531,25 @@ impl Links {
                 let why = format!("no direct path found within {} s", OPEN_TIMEOUT.as_secs());
                 self.fail(now, peer, &why, false);
                 continue;
+            }
+            if l.restart.is_none() && l.chat.is_some() && now >= l.last_heard + SILENT_FOR {
+                let why = format!("nothing heard from the peer for {} s", SILENT_FOR.as_secs());
+                self.restart_ice(now, peer, &why);
+                continue;
+            }
+            if let Some(r) = &mut l.restart {
+                if now >= r.give_up {
+                    let why = format!(
+                        "the direct path stopped working and no new one was found within {} s",
+                        RESTART_GRACE.as_secs()
+                    );
+                    self.fail(now, peer, &why, false);
+                    continue;
+                }
+                if now >= r.resend_at {
+                    r.resend_at = now + RESTART_RESEND;
+                    self.out.push_back(LinkOutput::Signal { peer, signal: r.signal.clone() });
+                }
             }
             if now >= l.next_timeout {
                 self.input(now, peer, Input::Timeout(now));
@@ -520,7 +709,16 @@ impl Links {
                 self.fail(now, peer, "the chat channel closed", false);
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                self.fail(now, peer, "the direct path stopped answering", false);
+                if l.chat.is_some() {
+                    self.restart_ice(now, peer, "the direct path stopped answering");
+                } else {
+                    self.fail(now, peer, "the direct path stopped answering", false);
+                }
+            }
+            Event::IceConnectionStateChange(
+                IceConnectionState::Connected | IceConnectionState::Completed,
+            ) if l.restart.take().is_some() => {
+                tracing::info!(peer = %peer.fingerprint(), "ICE restart found a path");
             }
             Event::PeerStats(stats) if l.chat.is_some() => {
                 let pair = stats.selected_candidate_pair.as_ref().map(|p| (p.local.addr, p.remote.addr));
@@ -574,6 +772,9 @@ impl PeerLink {
             last_source: None,
             last_destination: None,
             remote_relays: Vec::new(),
+            restart: None,
+            last_heard: now,
+            answered: None,
         }
     }
 }
@@ -590,6 +791,10 @@ mod tests {
         addrs: [SocketAddr; 2],
         /// Rewrites signals in flight (to play a tampering signaller).
         tamper: Option<Box<dyn FnMut(LinkSignal) -> LinkSignal>>,
+        /// The network between the sides drops every datagram (signals still pass).
+        cut: bool,
+        /// Signals each side sent.
+        signals: [usize; 2],
         seen: [Vec<LinkOutput>; 2],
     }
 
@@ -603,6 +808,8 @@ mod tests {
                 keys: [IdentityKey([1; 32]), IdentityKey([2; 32])],
                 addrs,
                 tamper: None,
+                cut: false,
+                signals: [0, 0],
                 seen: [Vec::new(), Vec::new()],
             }
         }
@@ -617,11 +824,13 @@ mod tests {
                         moved = true;
                         match out {
                             LinkOutput::Transmit { source, destination, contents } => {
-                                if destination == self.addrs[j] {
+                                // A datagram from an address the sender no longer has goes nowhere.
+                                if !self.cut && source == self.addrs[i] && destination == self.addrs[j] {
                                     self.sides[j].handle_datagram(self.now, source, destination, &contents);
                                 }
                             }
                             LinkOutput::Signal { signal, .. } => {
+                                self.signals[i] += 1;
                                 let signal = match &mut self.tamper {
                                     Some(f) => f(signal),
                                     None => signal,
@@ -653,6 +862,43 @@ mod tests {
                     side.handle_timeout(self.now);
                 }
             }
+        }
+
+        fn opened(&self) -> bool {
+            self.sides[0].is_open(&self.keys[1]) && self.sides[1].is_open(&self.keys[0])
+        }
+
+        fn open(&mut self) {
+            let (a, b) = (self.keys[0], self.keys[1]);
+            let now = self.now;
+            self.sides[0].want(now, b, true);
+            self.sides[1].want(now, a, false);
+            self.run_until(Duration::from_secs(10), Pair::opened);
+        }
+
+        fn downs(&self) -> Vec<String> {
+            self.seen
+                .iter()
+                .flatten()
+                .filter_map(|o| match o {
+                    LinkOutput::Down { reason, .. } => Some(reason.clone()),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        fn restarts(&self, i: usize) -> usize {
+            self.seen[i].iter().filter(|o| matches!(o, LinkOutput::Regather)).count()
+        }
+
+        /// Sends `text` each way and runs until both arrived.
+        fn chat_both_ways(&mut self, text: &[u8], limit: Duration) {
+            let (a, b) = (self.keys[0], self.keys[1]);
+            let now = self.now;
+            assert!(self.sides[0].send_chat(now, b, text));
+            assert!(self.sides[1].send_chat(now, a, text));
+            let want = text.to_vec();
+            self.run_until(limit, |p| p.chat(0).contains(&want) && p.chat(1).contains(&want));
         }
 
         fn chat(&self, i: usize) -> Vec<Vec<u8>> {
@@ -745,5 +991,67 @@ mod tests {
         assert!(reason.contains("does not match"), "{reason}");
         assert!(!p.sides[0].is_open(&b));
         assert!(!p.seen[0].iter().any(|o| matches!(o, LinkOutput::Open { .. })));
+    }
+    /// One side's address changes under an open link (an interface renumbered): that side
+    /// notices, withdraws the old host candidate, and the link restarts ICE onto the new
+    /// address without going down. Run for either side, since only the offerer restarts and
+    /// the answerer has to ask it to.
+    fn an_open_link_follows_a_new_address(mover: usize) {
+        let mut p = Pair::new();
+        p.open();
+        p.chat_both_ways(b"before", Duration::from_secs(5));
+        let new: SocketAddr = if mover == 0 { "127.0.0.2:41000" } else { "127.0.0.2:42000" }.parse().unwrap();
+        p.addrs[mover] = new;
+        let now = p.now;
+        assert!(p.sides[mover].network_changed(now, vec![new]));
+        p.chat_both_ways(b"after the move", Duration::from_secs(RESTART_GRACE.as_secs() - 1));
+        assert!(p.downs().is_empty(), "{:?}", p.downs());
+        assert_eq!(p.restarts(0), 1, "the offerer restarted once");
+        assert!(p.opened());
+        let offerer_link = &p.sides[0].links[&p.keys[1]];
+        assert!(offerer_link.restart.is_none());
+        let pair = (offerer_link.last_source, offerer_link.last_destination);
+        assert!(pair.0 == Some(new) || pair.1 == Some(new), "still on the old path: {pair:?}");
+        // Nothing is resent once the restart is over.
+        let (signals, t) = (p.signals, p.now);
+        p.run_until(Duration::from_secs(7), |p| p.now >= t + Duration::from_secs(6));
+        assert_eq!(p.signals, signals);
+    }
+
+    #[test]
+    fn an_open_link_follows_the_offerer_to_a_new_address() {
+        an_open_link_follows_a_new_address(0);
+    }
+
+    #[test]
+    fn an_open_link_follows_the_answerer_to_a_new_address() {
+        an_open_link_follows_a_new_address(1);
+    }
+
+    #[test]
+    fn a_path_that_comes_back_within_the_grace_keeps_the_link() {
+        let mut p = Pair::new();
+        p.open();
+        p.cut = true;
+        // Long enough for ICE to call the path disconnected and a restart to begin.
+        p.run_until(Duration::from_secs(60), |p| p.restarts(0) > 0);
+        let t = p.now;
+        p.run_until(Duration::from_secs(2), |p| p.now >= t + Duration::from_secs(2));
+        p.cut = false;
+        p.chat_both_ways(b"still here", Duration::from_secs(RESTART_GRACE.as_secs()));
+        assert!(p.downs().is_empty(), "{:?}", p.downs());
+        assert!(p.opened());
+    }
+
+    #[test]
+    fn a_path_that_stays_dead_goes_back_to_the_hub_after_the_grace() {
+        let mut p = Pair::new();
+        p.open();
+        p.cut = true;
+        p.run_until(Duration::from_secs(90), |p| p.downs().len() == 2);
+        let downs = p.downs();
+        assert!(downs[0].contains("no new one was found"), "{downs:?}");
+        assert!(!p.sides[0].is_open(&p.keys[1]));
+        assert!(!p.sides[1].is_open(&p.keys[0]));
     }
 }

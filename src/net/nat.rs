@@ -221,6 +221,27 @@ impl Nat {
         self.relays.iter().filter_map(|r| r.relayed)
     }
 
+    /// Asks every STUN server again now (a link's path broke: the NAT in front of us may
+    /// have given us a new public address).
+    pub fn refresh(&mut self, now: Instant) {
+        for p in &mut self.probes {
+            if p.pending.is_none() {
+                p.next = now;
+            }
+        }
+        self.handle_timeout(now);
+    }
+
+    /// Our addresses changed: probes and relays from an address we no longer have are
+    /// dropped (the driver resolves the servers again to find the new bases), the rest are
+    /// asked again now.
+    pub fn network_changed(&mut self, now: Instant, host: &[SocketAddr]) {
+        let ours = |base: &SocketAddr| host.iter().any(|h| h.ip() == base.ip());
+        self.probes.retain(|p| ours(&p.base));
+        self.relays.retain(|r| ours(&r.base));
+        self.refresh(now);
+    }
+
     pub fn handle_timeout(&mut self, now: Instant) {
         for i in 0..self.probes.len() {
             self.probe_timeout(now, i);

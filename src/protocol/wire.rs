@@ -261,6 +261,12 @@ pub enum LinkSignal {
     Close {
         link: u64,
     },
+    /// From the answerer of an open link whose network changed or whose path stopped
+    /// answering: the offerer should restart ICE (only the offerer does, so restarts never
+    /// cross).
+    Restart {
+        link: u64,
+    },
 }
 
 impl LinkSignal {
@@ -269,7 +275,8 @@ impl LinkSignal {
             Self::Offer { link, .. }
             | Self::Answer { link, .. }
             | Self::Candidate { link, .. }
-            | Self::Close { link } => *link,
+            | Self::Close { link }
+            | Self::Restart { link } => *link,
         }
     }
 
@@ -278,7 +285,7 @@ impl LinkSignal {
         match self {
             Self::Offer { sdp, .. } | Self::Answer { sdp, .. } => sdp.len() <= MAX_SDP,
             Self::Candidate { candidate, .. } => candidate.len() <= 1024,
-            Self::Close { .. } => true,
+            Self::Close { .. } | Self::Restart { .. } => true,
         }
     }
 }

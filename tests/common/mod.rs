@@ -112,7 +112,19 @@ impl Peer {
         password: &str,
         log: &std::path::Path,
     ) -> Self {
-        Self::spawn(None, name, profile, target, password, Some(log))
+        Self::spawn(None, name, profile, target, password, Some((log, "trace")))
+    }
+
+    /// Like `start_in`, with log lines at `level` and above written to `log`.
+    pub fn start_in_logged(
+        netns: &str,
+        name: &str,
+        profile: &std::path::Path,
+        target: &[&str],
+        password: &str,
+        log: (&std::path::Path, &str),
+    ) -> Self {
+        Self::spawn(Some(netns), name, profile, target, password, Some(log))
     }
 
     fn spawn(
@@ -121,14 +133,14 @@ impl Peer {
         profile: &std::path::Path,
         target: &[&str],
         password: &str,
-        log: Option<&std::path::Path>,
+        log: Option<(&std::path::Path, &str)>,
     ) -> Self {
         let stderr = match log {
-            Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+            Some((path, _)) => Stdio::from(std::fs::File::create(path).unwrap()),
             None => Stdio::inherit(),
         };
         let mut child = kith_command(netns)
-            .env("RUST_LOG", if log.is_some() { "trace" } else { "warn" })
+            .env("RUST_LOG", log.map_or("warn", |(_, level)| level))
             .arg("--profile")
             .arg(profile)
             .args(["headless", "--name", name, "--password", password])

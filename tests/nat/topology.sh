@@ -8,7 +8,10 @@
 #   ${P}b     bob's machine 192.168.2.2, default route via router B
 #
 # `block-udp P` makes both routers drop UDP except to and from the server (203.0.113.1), so
-# only a TURN relay can carry a link. Only namespaces made here are touched.
+# only a TURN relay can carry a link. `renumber-udp P` gives each router a new public address
+# for UDP (A 203.0.113.12, B 203.0.113.13) and makes it forget its UDP mappings, as when a
+# provider renumbers a line or a NAT reboots: every UDP flow through them breaks while TCP
+# (the hub) carries on. Only namespaces made here are touched.
 set -eu
 cmd=$1
 P=$2
@@ -62,11 +65,20 @@ block-udp)
         run "nat$side" iptables -A FORWARD -p udp -i wan ! -s 203.0.113.1 -j DROP
     done
     ;;
+renumber-udp)
+    for side in a b; do
+        case $side in a) new=203.0.113.12;; b) new=203.0.113.13;; esac
+        run "nat$side" ip addr add "$new/24" dev wan
+        run "nat$side" iptables -t nat -I POSTROUTING 1 -o wan -p udp -j SNAT --to-source "$new"
+        # `conntrack -D` exits 1 when there was nothing to delete.
+        run "nat$side" conntrack -D -p udp >/dev/null 2>&1 || true
+    done
+    ;;
 down)
     for n in a b nata natb pub; do ip netns del "$P$n" 2>/dev/null || true; done
     ;;
 *)
-    echo "usage: $0 up|block-udp|down PREFIX" >&2
+    echo "usage: $0 up|block-udp|renumber-udp|down PREFIX" >&2
     exit 2
     ;;
 esac
