@@ -24,10 +24,12 @@ use crate::protocol::wire::LinkSignal;
 
 /// The data channel that carries the Noise session's packets (chat, acks).
 pub const CHAT_CHANNEL: &str = "kith-chat";
-/// The data channel for file bytes, so a transfer never queues in front of chat.
+/// The data channel for file bytes, with its own flow control, so a transfer never blocks
+/// chat writes. (SCTP sends ordered data first in, first out across streams: a chat message
+/// still waits behind the file bytes already queued, at most `transfers::MAX_QUEUED`.)
 pub const FILE_CHANNEL: &str = "kith-file";
 /// The file channel asks for more data when its buffer drains below this.
-const FILE_LOW_WATER: usize = 32 * 1024;
+const FILE_LOW_WATER: usize = 256 * 1024;
 /// A link whose chat channel is not open by then is given up; the hub carries on.
 pub const OPEN_TIMEOUT: Duration = Duration::from_secs(20);
 /// After a link failed, the offerer tries a fresh one this much later.
@@ -44,11 +46,12 @@ const RESTART_RESEND: Duration = Duration::from_secs(2);
 const SILENT_FOR: Duration = Duration::from_secs(6);
 /// How often str0m reports the selected candidate pair and its round trip.
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
-/// Bytes the data channels may hold unacknowledged (str0m's default). Throughput is capped
-/// near this much per round trip, but sctp-proto walks every chunk in flight on each poll, so
-/// a larger window costs more CPU than it gains on a fast path: measured on loopback, 128 KiB
-/// moves 62 MiB/s, 1 MiB 19 MiB/s, 8 MiB 11 MiB/s (docs/BENCHMARKS.md).
-pub const SCTP_BUFFER: usize = 128 * 1024;
+/// Bytes a data channel may hold unacknowledged. Throughput is capped near this much per
+/// round trip (1 MiB over 50 ms is 20 MiB/s). Larger windows used to cost more CPU than they
+/// gained, because sctp-proto scanned every chunk in flight on each poll; with those scans
+/// skipped (vendor/sctp-proto) 1 MiB is the fastest on loopback: 82–89 MiB/s, against 56–57
+/// at 512 KiB and 63–64 at 4 MiB (docs/BENCHMARKS.md).
+pub const SCTP_BUFFER: usize = 1024 * 1024;
 
 #[derive(Debug)]
 pub enum LinkOutput {
