@@ -3,7 +3,11 @@
 
 Runs a real `kith hub` and two `kith headless` peers (release build), then measures
   * connect: from the peer session being secure (`peer_secure`) to the direct link's chat
-    channel being open (`link` event), as seen on the peers' stdout;
+    channel being open (`link` event), as seen on alice's stdout. Twice:
+    "warm", bob starting in another room and joining alice's a second after both are ready
+    (as two running apps meet; Chromium's figure is likewise from an already running
+    browser), and "cold", both processes starting together, so the first link also waits for
+    the one-time crypto setup of a fresh process (~70 ms, done in the background at start);
   * bulk: a file of SIZE MiB sent with `send_file`, from the first `file_progress` on the
     receiver to `file_received` (hashing before the offer is excluded), and end to end;
   * raw TCP: the same number of bytes through one 127.0.0.1 TCP connection;
@@ -93,8 +97,13 @@ def one_round(tmp, n):
     addr = listening["addr"]
     a = Proc(["--profile", f"{tmp}/a{n}", "headless", "--name", "alice", "--hub", addr])
     b = Proc(["--profile", f"{tmp}/b{n}", "headless", "--name", "bob", "--hub", addr,
-              "--downloads", f"{tmp}/dl{n}", "--accept-files"])
+              "--room", "random", "--downloads", f"{tmp}/dl{n}", "--accept-files"])
+    procs = [a, b, hub]
     try:
+        a.wait(lambda e: e.get("event") == "joined")
+        b.wait(lambda e: e.get("event") == "joined")
+        time.sleep(1)
+        b.send({"cmd": "join", "room": "general"})
         t_secure, secure = a.wait(lambda e: e.get("event") == "peer_secure")
         t_link, _ = a.wait(lambda e: e.get("event") == "link" and e.get("kind") == "direct")
         connect_ms = (t_link - t_secure) * 1000
@@ -105,9 +114,16 @@ def one_round(tmp, n):
         if done["event"] != "file_received":
             raise SystemExit(f"transfer failed: {done}")
         os.remove(done["path"])
-        return connect_ms, t_done - t_first, t_done - t0
+        # Cold, after the transfer (so it does not share the CPU with it): a third process
+        # joins alice's room straight after starting.
+        c = Proc(["--profile", f"{tmp}/c{n}", "headless", "--name", "carol", "--hub", addr])
+        procs.append(c)
+        t_secure_c, _ = c.wait(lambda e: e.get("event") == "peer_secure")
+        t_link_c, _ = c.wait(lambda e: e.get("event") == "link" and e.get("kind") == "direct")
+        cold_ms = (t_link_c - t_secure_c) * 1000
+        return connect_ms, cold_ms, t_done - t_first, t_done - t0
     finally:
-        for p in (a, b, hub):
+        for p in procs:
             p.stop()
 
 
@@ -119,9 +135,10 @@ def main():
                 f.write(os.urandom(1 << 20))
         chromium = chromium_baseline()
         for n in range(ROUNDS):
-            connect_ms, bulk_s, e2e_s = one_round(tmp, n)
+            connect_ms, cold_ms, bulk_s, e2e_s = one_round(tmp, n)
             tcp_s = raw_tcp(nbytes)
-            print(f"round {n + 1}: link open {connect_ms:.0f} ms after the session | "
+            print(f"round {n + 1}: link open {connect_ms:.0f} ms after the session "
+                  f"({cold_ms:.0f} ms for a process just started) | "
                   f"{SIZE_MIB} MiB data channel {SIZE_MIB / bulk_s:.0f} MiB/s "
                   f"({bulk_s:.2f} s; {e2e_s:.2f} s with hashing) | raw TCP {SIZE_MIB / tcp_s:.0f} MiB/s",
                   flush=True)

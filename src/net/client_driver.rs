@@ -134,6 +134,9 @@ impl Driver {
         let mut backoff = Duration::from_millis(250);
         let mut reconnect_at = Some(tokio::time::Instant::now());
         self.start_resolving();
+        if self.udp.is_some() {
+            tokio::task::spawn_blocking(super::links::warm_up);
+        }
         let mut network_check = self.udp.as_ref().map(|_| tokio::time::Instant::now() + NETWORK_POLL);
         loop {
             if link.is_none() && reconnect_at.is_some_and(|t| t <= tokio::time::Instant::now()) {
