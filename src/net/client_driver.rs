@@ -283,7 +283,7 @@ impl Driver {
                     let _ = events.blocking_send(ClientEvent::FileSending {
                         id: crate::net::transfers::id_text(id),
                         to,
-                        name: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                        name: crate::net::transfers::offered_name(&path),
                         size: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
                         path: path.display().to_string(),
                     });

@@ -80,6 +80,15 @@ pub struct Transfers {
     buf: Vec<u8>,
 }
 
+/// The name a file is offered under: its last path component, cut to what an offer carries.
+pub fn offered_name(path: &Path) -> String {
+    let mut name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    while name.len() > MAX_FILE_NAME {
+        name.pop();
+    }
+    name
+}
+
 /// How a transfer id is written in events and commands.
 pub fn id_text(id: u64) -> String {
     format!("{id:016x}")
@@ -172,10 +181,7 @@ impl Transfers {
             Ok(f) => f,
             Err(e) => return self.failed(id, format!("cannot open {}: {e}", path.display())),
         };
-        let mut name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        while name.len() > MAX_FILE_NAME {
-            name.pop();
-        }
+        let name = offered_name(path);
         self.outgoing.insert(id, Outgoing { peer, file, size, next: None, last_progress: 0 });
         self.event(ClientEvent::FileOffered { id: id_text(id) });
         self.out
