@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 
 use crate::net::client_driver::Driver;
 use crate::net::hub_server::{DEFAULT_MAX_CONNECTIONS, HubOptions, spawn_hub};
-use crate::net::link_socket::{self, LinkSocket};
+use crate::net::link_socket::LinkSocket;
 use crate::net::links::Links;
 use crate::net::nat::{IceServers, Nat};
 use crate::net::profile::Profile;
@@ -190,7 +190,7 @@ impl CoreHandle {
                 let (links, udp) = match bound {
                     None => (Links::new(Vec::new(), 0), None),
                     Some((_, Ok(udp))) => {
-                        let host = link_socket::host_candidates(udp.port());
+                        let host = udp.host_candidates();
                         tracing::info!(port = udp.port(), candidates = ?host, "direct-link socket bound");
                         (Links::new(host, rng.next_u64()), Some(udp))
                     }

@@ -1,7 +1,8 @@
 //! Interop with an independent WebRTC stack: headless Chromium (Debian's, driven by
 //! playwright-core, tests/chromium/peer.mjs) against Kith's link layer (`Links`, str0m) on a
-//! real UDP socket on 127.0.0.1. ICE, DTLS and SCTP must agree for the data channels to open;
-//! then messages echo both ways on the chat channel and a 64 KiB message on the file channel.
+//! real UDP socket on 127.0.0.1 (and on ::1, for IPv6). ICE, DTLS and SCTP must agree for the
+//! data channels to open; then messages echo both ways on the chat channel and a 64 KiB
+//! message on the file channel.
 //!
 //! Needs `chromium` (apt) and `npm ci` in tests/chromium; both are installed by `.ci/run`.
 //! Elsewhere the tests skip with a note, but under CI (`CI` set) a missing piece fails them.
@@ -127,7 +128,12 @@ struct Kith {
 
 impl Kith {
     fn new() -> Self {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        Self::on("127.0.0.1:0")
+    }
+
+    /// Kith on a socket bound to `addr`, its one host candidate.
+    fn on(addr: &str) -> Self {
+        let socket = UdpSocket::bind(addr).unwrap();
         let local = socket.local_addr().unwrap();
         Self {
             socket,
@@ -293,5 +299,18 @@ fn chromium_offers_kith_answers_and_data_channels_echo_both_ways() {
     let mut kith = Kith::new();
     kith.until(&mut browser, "Chromium to start", |_, b| b.saw(|v| v["type"] == "ready"));
     browser.send(json!({"type": "make_offer"}));
+    exchange(&mut kith, &mut browser);
+}
+
+#[test]
+fn over_ipv6_loopback_kith_and_chromium_link_and_echo() {
+    if !available() {
+        return;
+    }
+    let mut browser = Browser::start();
+    // Kith's only candidate is [::1]: the channels can open over IPv6 only.
+    let mut kith = Kith::on("[::1]:0");
+    kith.until(&mut browser, "Chromium to start", |_, b| b.saw(|v| v["type"] == "ready"));
+    kith.links.want(Instant::now(), kith.peer, true);
     exchange(&mut kith, &mut browser);
 }

@@ -111,21 +111,38 @@ impl Drop for Internet {
     }
 }
 
-fn wait_link(p: &mut Peer, peer: &str, kind: &str) -> serde_json::Value {
-    p.wait_for("link", |e| e["event"] == "link" && e["peer"] == peer && e["kind"] == kind)
+/// Waits until each peer reports a link of `kind` to the other; returns bob's fingerprint.
+fn linked(a: &mut Peer, b: &mut Peer, kind: &str) -> String {
+    let (fa, fb) = (a.fingerprint(), b.fingerprint());
+    for (p, other) in [(a, &fb), (b, &fa)] {
+        p.wait_for("link", |e| e["event"] == "link" && e["peer"] == other.as_str() && e["kind"] == kind);
+    }
+    fb
+}
+
+/// The link never fell back: the hub carried only signalling.
+fn stayed_direct(p: &Peer) {
+    assert!(!p.log.iter().any(|e| e["event"] == "link" && e["kind"] != "direct"), "{:#?}", p.log);
 }
 
 /// Alice behind NAT A and bob behind NAT B, both on the hub in the internet namespace, with
-/// `servers` as their STUN/TURN flags; bob takes files into `downloads`.
-fn peers(net: &Internet, dir: &Path, hub: &str, servers: &[&str]) -> (Peer, Peer) {
+/// `servers` as their STUN/TURN flags; bob takes files into `downloads`. With `logged`, their
+/// logs (kith=info) go to `alice.log` and `bob.log` in `dir`.
+fn peers(net: &Internet, dir: &Path, hub: &str, servers: &[&str], logged: bool) -> (Peer, Peer) {
     let dl = dir.join("bob-downloads");
     let mut a_args = vec!["--hub", hub];
     a_args.extend_from_slice(servers);
     let mut b_args = a_args.clone();
     b_args.extend_from_slice(&["--downloads", dl.to_str().unwrap(), "--accept-files"]);
-    let a = Peer::start_in(&net.ns("a"), "alice", &dir.join("alice"), &a_args, PW);
-    let b = Peer::start_in(&net.ns("b"), "bob", &dir.join("bob"), &b_args, PW);
-    (a, b)
+    let start = |name: &str, args: &[&str]| {
+        let (ns, profile, log) = (net.ns(&name[..1]), dir.join(name), dir.join(format!("{name}.log")));
+        if logged {
+            Peer::start_in_logged(&ns, name, &profile, args, PW, (&log, "kith=info"))
+        } else {
+            Peer::start_in(&ns, name, &profile, args, PW)
+        }
+    };
+    (start("alice", &a_args), start("bob", &b_args))
 }
 
 /// Chat both ways and a file from alice to bob over whatever link is up.
@@ -158,15 +175,11 @@ fn peers_behind_two_nats_connect_directly_through_their_stun_mapped_addresses() 
     let net = Internet::up("ktsx", dir.path());
     let hub = hub(&net, dir.path());
     let stun = format!("{SERVER}:3478");
-    let (mut a, mut b) = peers(&net, dir.path(), &hub.addr, &["--stun", &stun]);
-    let fa = a.fingerprint();
-    let fb = b.fingerprint();
+    let (mut a, mut b) = peers(&net, dir.path(), &hub.addr, &["--stun", &stun], false);
     // Host candidates (192.168.x) cannot reach across; only the NATs' mapped addresses can.
-    wait_link(&mut a, &fb, "direct");
-    wait_link(&mut b, &fa, "direct");
+    let fb = linked(&mut a, &mut b, "direct");
     chat_and_file(&mut a, &mut b, &fb, dir.path(), 8 << 20);
-    // The hub carried only signalling: the link never fell back.
-    assert!(!a.log.iter().any(|e| e["event"] == "link" && e["kind"] != "direct"), "{:#?}", a.log);
+    stayed_direct(&a);
     assert_eq!(a.quit(), 0);
     assert_eq!(b.quit(), 0);
 }
@@ -182,11 +195,8 @@ fn with_direct_udp_blocked_the_link_goes_through_the_turn_relay() {
     let hub = hub(&net, dir.path());
     let stun = format!("{SERVER}:3478");
     let turn = format!("turn:{TURN_USER}:{TURN_PASS}@{SERVER}:3478");
-    let (mut a, mut b) = peers(&net, dir.path(), &hub.addr, &["--stun", &stun, "--turn", &turn]);
-    let fa = a.fingerprint();
-    let fb = b.fingerprint();
-    wait_link(&mut a, &fb, "relay");
-    wait_link(&mut b, &fa, "relay");
+    let (mut a, mut b) = peers(&net, dir.path(), &hub.addr, &["--stun", &stun, "--turn", &turn], false);
+    let fb = linked(&mut a, &mut b, "relay");
     chat_and_file(&mut a, &mut b, &fb, dir.path(), 4 << 20);
     assert_eq!(a.quit(), 0);
     assert_eq!(b.quit(), 0);
@@ -202,7 +212,7 @@ fn a_turn_server_that_refuses_the_password_is_reported_and_chat_stays_on_the_hub
     net.script("block-udp");
     let hub = hub(&net, dir.path());
     let turn = format!("turn:{TURN_USER}:wrong@{SERVER}:3478");
-    let (mut a, mut b) = peers(&net, dir.path(), &hub.addr, &["--turn", &turn]);
+    let (mut a, mut b) = peers(&net, dir.path(), &hub.addr, &["--turn", &turn], false);
     let fb = b.fingerprint();
     a.wait_for("peer_secure", |e| e["event"] == "peer_secure" && e["peer"] == fb.as_str());
     // The server answers a wrong password with a bare 401; the allocation is given up in
@@ -226,32 +236,8 @@ fn when_a_nat_renumbers_the_link_restarts_ice_and_the_transfer_carries_on() {
     let net = Internet::up("ktrn", dir.path());
     let hub = hub(&net, dir.path());
     let stun = format!("{SERVER}:3478");
-    let dl = dir.path().join("bob-downloads");
-    let a_args = ["--hub", &hub.addr, "--stun", &stun];
-    let mut b_args = a_args.to_vec();
-    b_args.extend_from_slice(&["--downloads", dl.to_str().unwrap(), "--accept-files"]);
-    let a_log = dir.path().join("alice.log");
-    let mut a = Peer::start_in_logged(
-        &net.ns("a"),
-        "alice",
-        &dir.path().join("alice"),
-        &a_args,
-        PW,
-        (&a_log, "kith=info"),
-    );
-    let b_log = dir.path().join("bob.log");
-    let mut b = Peer::start_in_logged(
-        &net.ns("b"),
-        "bob",
-        &dir.path().join("bob"),
-        &b_args,
-        PW,
-        (&b_log, "kith=info"),
-    );
-    let fa = a.fingerprint();
-    let fb = b.fingerprint();
-    wait_link(&mut a, &fb, "direct");
-    wait_link(&mut b, &fa, "direct");
+    let (mut a, mut b) = peers(&net, dir.path(), &hub.addr, &["--stun", &stun], true);
+    let fb = linked(&mut a, &mut b, "direct");
     let source = dir.path().join("big.bin");
     let size = 48usize << 20;
     let sha = random_file(&source, size);
@@ -266,16 +252,41 @@ fn when_a_nat_renumbers_the_link_restarts_ice_and_the_transfer_carries_on() {
     let got = b.wait_event("file_received");
     assert_eq!(got["sha256"], sha.as_str());
     // The link found the new path itself: it never fell back to the hub.
-    for p in [&a, &b] {
-        assert!(!p.log.iter().any(|e| e["event"] == "link" && e["kind"] != "direct"), "{:#?}", p.log);
-    }
+    stayed_direct(&a);
+    stayed_direct(&b);
     a.send(json!({"cmd": "send", "room": "general", "text": "after the renumbering"}));
     assert_eq!(b.wait_event("message")["text"], "after the renumbering");
-    for (log, public) in [(&a_log, "203.0.113.12:"), (&b_log, "203.0.113.13:")] {
-        let log = std::fs::read_to_string(log).unwrap();
+    for (name, public) in [("alice", "203.0.113.12:"), ("bob", "203.0.113.13:")] {
+        let log = std::fs::read_to_string(dir.path().join(format!("{name}.log"))).unwrap();
         assert!(log.contains("ICE restart:") && log.contains("ICE restart found a path"), "{log}");
         assert!(log.contains(public), "no new server-reflexive address: {log}");
     }
     assert_eq!(a.quit(), 0);
     assert_eq!(b.quit(), 0);
+}
+
+#[test]
+fn on_a_dual_stack_internet_peers_link_directly_over_ipv6_without_any_server() {
+    if !can_run() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let net = Internet::up("ktv6", dir.path());
+    // Each home also gets a routed IPv6 /64 behind a stateful firewall. There is no STUN or
+    // TURN server: over IPv4 the peers only know their private addresses and could not
+    // leave the hub; their global IPv6 host candidates punch through both firewalls.
+    net.script("dual-stack");
+    let hub = hub(&net, dir.path());
+    let (mut a, mut b) = peers(&net, dir.path(), &hub.addr, &[], true);
+    let fb = linked(&mut a, &mut b, "direct");
+    chat_and_file(&mut a, &mut b, &fb, dir.path(), 8 << 20);
+    stayed_direct(&a);
+    assert_eq!(a.quit(), 0);
+    assert_eq!(b.quit(), 0);
+    // The path is the two global addresses (the log names the pair in use when it opened).
+    for (name, remote) in [("alice", "2001:db8:b::2"), ("bob", "2001:db8:a::2")] {
+        let log = std::fs::read_to_string(dir.path().join(format!("{name}.log"))).unwrap();
+        let open = log.lines().find(|l| l.contains("direct link open")).unwrap_or_default();
+        assert!(open.contains(&format!("[{remote}]:")), "{name} did not open over IPv6: {log}");
+    }
 }

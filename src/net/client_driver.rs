@@ -1,7 +1,7 @@
 //! Drives a sans-IO [`Client`] over a TCP hub link: frames in and out, timers, reconnects with
 //! backoff, and the profile files the core asks to persist.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -64,17 +64,20 @@ pub enum Server {
 }
 
 /// Resolves the configured servers and sends each to the driver; a name that does not
-/// resolve is reported and left out.
+/// resolve is reported and left out. A STUN server is asked over each family the link
+/// socket speaks (a mapping per family); a TURN server over one, IPv4 first, since an
+/// allocation relays IPv4 whatever it was asked over (RFC 6156 §4.2).
 async fn resolve_servers(
     ice: IceServers,
     port: u16,
+    ipv6: bool,
     tx: mpsc::Sender<Server>,
     events: mpsc::Sender<ClientEvent>,
 ) {
     let stun = ice.stun.into_iter().map(|s| (s, None));
     let turn = ice.turn.into_iter().map(|t| (t.addr.clone(), Some(t)));
     for (name, turn) in stun.chain(turn) {
-        let resolved = match resolve(&name, port).await {
+        let resolved = match resolve(&name, port, ipv6).await {
             Ok(r) => r,
             Err(e) => {
                 let kind = if turn.is_some() { "TURN" } else { "STUN" };
@@ -84,31 +87,58 @@ async fn resolve_servers(
                 continue;
             }
         };
-        let (server, base) = resolved;
-        let item = match turn {
-            None => Server::Stun { server, base },
-            Some(t) => Server::Turn { server, base, user: t.user, password: t.password },
+        let items: Vec<Server> = match turn {
+            None => resolved.into_iter().map(|(server, base)| Server::Stun { server, base }).collect(),
+            Some(t) => resolved
+                .into_iter()
+                .take(1)
+                .map(|(server, base)| Server::Turn {
+                    server,
+                    base,
+                    user: t.user.clone(),
+                    password: t.password.clone(),
+                })
+                .collect(),
         };
-        if tx.send(item).await.is_err() {
-            return;
+        for item in items {
+            if tx.send(item).await.is_err() {
+                return;
+            }
         }
     }
 }
 
-/// The first IPv4 address of `name`, and the address of ours it is reached from (the
-/// interface the route to it takes, with the link socket's port).
-async fn resolve(name: &str, port: u16) -> Result<(SocketAddr, SocketAddr), String> {
-    let server = tokio::net::lookup_host(name)
-        .await
-        .map_err(|e| format!("cannot resolve it: {e}"))?
-        .find(SocketAddr::is_ipv4)
-        .ok_or("it has no IPv4 address")?;
-    // Connecting a UDP socket sends nothing; it only asks the kernel for the route.
-    let probe = std::net::UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, 0))
-        .and_then(|s| s.connect(server).map(|()| s))
-        .and_then(|s| s.local_addr())
-        .map_err(|e| format!("no route to it: {e}"))?;
-    Ok((server, SocketAddr::new(probe.ip(), port)))
+/// The first IPv4 address of `name` and (if `ipv6`) its first IPv6 address, each with the
+/// address of ours it is reached from (the interface the route to it takes, with the link
+/// socket's port). A family without a route here is left out; IPv4 comes first.
+async fn resolve(name: &str, port: u16, ipv6: bool) -> Result<Vec<(SocketAddr, SocketAddr)>, String> {
+    let all: Vec<SocketAddr> =
+        tokio::net::lookup_host(name).await.map_err(|e| format!("cannot resolve it: {e}"))?.collect();
+    let v4 = all.iter().find(|a| a.is_ipv4());
+    let v6 = all.iter().find(|a| a.is_ipv6()).filter(|_| ipv6);
+    let mut out = Vec::new();
+    let mut problem = None;
+    for server in [v4, v6].into_iter().flatten() {
+        match route_from(*server) {
+            Ok(ip) => out.push((*server, SocketAddr::new(ip, port))),
+            Err(e) => problem = Some(format!("no route to {server}: {e}")),
+        }
+    }
+    if out.is_empty() {
+        let families = if ipv6 { "address" } else { "IPv4 address" };
+        return Err(problem.unwrap_or_else(|| format!("it has no {families}")));
+    }
+    Ok(out)
+}
+
+/// Our address the kernel would send from towards `server`. Connecting a UDP socket sends
+/// nothing; it only looks up the route.
+fn route_from(server: SocketAddr) -> std::io::Result<IpAddr> {
+    let any: IpAddr =
+        if server.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { Ipv6Addr::UNSPECIFIED.into() };
+    let probe = std::net::UdpSocket::bind((any, 0))?;
+    probe.connect(server)?;
+    Ok(probe.local_addr()?.ip())
 }
 
 /// A file hashed for an offer: transfer id, peer, path, and (size, SHA-256) or the error.
@@ -304,8 +334,13 @@ impl Driver {
         if self.ice.stun.is_empty() && self.ice.turn.is_empty() {
             return;
         }
-        let resolving =
-            resolve_servers(self.ice.clone(), udp.port(), self.servers.0.clone(), self.events.clone());
+        let resolving = resolve_servers(
+            self.ice.clone(),
+            udp.port(),
+            udp.ipv6(),
+            self.servers.0.clone(),
+            self.events.clone(),
+        );
         tokio::spawn(resolving);
     }
 
@@ -313,7 +348,7 @@ impl Driver {
     /// links restart ICE and STUN/TURN start over from the new addresses.
     fn check_network(&mut self) {
         let Some(udp) = &self.udp else { return };
-        let host = super::link_socket::host_candidates(udp.port());
+        let host = udp.host_candidates();
         let now = std::time::Instant::now();
         if self.links.network_changed(now, host.clone()) {
             self.nat.network_changed(now, &host);
@@ -535,4 +570,28 @@ async fn next_frame(link: &mut Option<Link>) -> Option<Result<bytes::BytesMut, s
 
 fn far_future() -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_secs(86_400)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_server_is_used_over_each_family_the_link_socket_speaks() {
+        // Literal addresses: no DNS involved. The base is the route's source with our port.
+        let v4 = resolve("127.0.0.1:3478", 5000, true).await.unwrap();
+        assert_eq!(v4, vec![(addr("127.0.0.1:3478"), addr("127.0.0.1:5000"))]);
+        let v6 = resolve("[::1]:3478", 5000, true).await.unwrap();
+        assert_eq!(v6, vec![(addr("[::1]:3478"), addr("[::1]:5000"))]);
+        // An IPv4-only socket cannot use an IPv6-only server, and says why.
+        let err = resolve("[::1]:3478", 5000, false).await.unwrap_err();
+        assert_eq!(err, "it has no IPv4 address");
+        assert!(
+            resolve("no-such-host.invalid:3478", 5000, true).await.unwrap_err().starts_with("cannot resolve")
+        );
+    }
 }

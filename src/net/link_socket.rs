@@ -2,10 +2,14 @@
 //!
 //! It is bound to every interface, so ICE needs to be told which local address each datagram
 //! arrived at (str0m matches it against its host candidates): quinn-udp reads that from
-//! IP_PKTINFO (and batches receives where the OS can).
+//! IP_PKTINFO / IPV6_PKTINFO (and batches receives where the OS can).
+//!
+//! Where the machine has IPv6 the socket is dual-stack (`[::]` with IPV6_V6ONLY off): one
+//! socket and one port for both families. IPv4 then appears as v4-mapped IPv6 (`::ffff:a.b.c.d`)
+//! at the system call and nowhere else: everything above this module sees plain IPv4.
 
 use std::io::IoSliceMut;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
 use tokio::io::Interest;
@@ -20,6 +24,8 @@ pub struct LinkSocket {
     io: UdpSocket,
     state: UdpSocketState,
     local: SocketAddr,
+    /// Bound to `[::]` for both families (else `0.0.0.0`, IPv4 only).
+    dual_stack: bool,
     bufs: Vec<Vec<u8>>,
     meta: Vec<RecvMeta>,
 }
@@ -35,9 +41,16 @@ pub struct Received {
 }
 
 impl LinkSocket {
-    /// Binds `0.0.0.0:port` (0 lets the OS choose).
+    /// Binds `port` (0 lets the OS choose) on every interface: dual-stack where the machine
+    /// has IPv6, IPv4 only where it does not (IPv6 disabled, or the port taken for IPv6).
     pub fn bind(port: u16) -> std::io::Result<Self> {
-        let std_socket = std::net::UdpSocket::bind(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port))?;
+        let (std_socket, dual_stack) = match bind_dual_stack(port) {
+            Ok(s) => (s, true),
+            Err(e) => {
+                tracing::info!("direct links use IPv4 only (no IPv6 socket on port {port}: {e})");
+                (std::net::UdpSocket::bind(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port))?, false)
+            }
+        };
         std_socket.set_nonblocking(true)?;
         let state = UdpSocketState::new((&std_socket).into())?;
         // Bulk transfers arrive faster than one wake-up drains them at default buffer sizes.
@@ -50,6 +63,7 @@ impl LinkSocket {
             io,
             state,
             local,
+            dual_stack,
             bufs: (0..BATCH).map(|_| vec![0; stride]).collect(),
             meta: vec![RecvMeta::default(); BATCH],
         })
@@ -57,6 +71,25 @@ impl LinkSocket {
 
     pub fn port(&self) -> u16 {
         self.local.port()
+    }
+
+    /// Whether the socket reaches IPv6 addresses too.
+    pub fn ipv6(&self) -> bool {
+        self.dual_stack
+    }
+
+    /// The host candidates: each interface address of a family the socket speaks, loopback
+    /// included (two clients on one machine find each other there). Link-local addresses are
+    /// left out: IPv4 169.254/16 is what a machine has when DHCP failed, and an IPv6 fe80::
+    /// address needs an interface scope that SDP cannot carry.
+    pub fn host_candidates(&self) -> Vec<SocketAddr> {
+        let ipv6 = self.dual_stack;
+        super::reach::interface_addresses(self.port(), |ip| match ip {
+            IpAddr::V4(v4) => !v4.is_unspecified() && !v4.is_link_local(),
+            IpAddr::V6(v6) => {
+                ipv6 && !v6.is_unspecified() && !v6.is_unicast_link_local() && v6.to_ipv4_mapped().is_none()
+            }
+        })
     }
 
     /// Waits for datagrams and returns what one read brought in (at least one).
@@ -75,7 +108,8 @@ impl LinkSocket {
             };
             let mut out = Vec::new();
             for (slot, m) in self.meta.iter().take(n).enumerate() {
-                let destination = SocketAddr::new(m.dst_ip.unwrap_or(self.local.ip()), self.local.port());
+                let destination =
+                    canonical(SocketAddr::new(m.dst_ip.unwrap_or(self.local.ip()), self.local.port()));
                 let stride = m.stride.max(1);
                 let mut start = 0;
                 // With GRO one read may hold several datagrams of `stride` bytes each.
@@ -99,7 +133,14 @@ impl LinkSocket {
     /// Sends one datagram from `source`'s IP. Waits while the socket buffer is full; other
     /// errors (no route, say) drop the datagram, as the network might have.
     pub async fn send(&self, source: SocketAddr, destination: SocketAddr, contents: &[u8]) {
-        let src_ip = Some(source.ip()).filter(|ip| !ip.is_unspecified());
+        // ICE pairs every local candidate with every remote one of its family, so checks from
+        // loopback towards another machine's address come by: they cannot leave the machine
+        // (the kernel refuses with EINVAL, which quinn-udp would log as a warning).
+        if source.ip().is_loopback() != destination.ip().is_loopback() {
+            return;
+        }
+        let src_ip = Some(source.ip()).filter(|ip| !ip.is_unspecified()).map(|ip| self.wire_ip(ip));
+        let destination = SocketAddr::new(self.wire_ip(destination.ip()), destination.port());
         let transmit = Transmit { destination, ecn: None, contents, segment_size: None, src_ip };
         loop {
             if self.io.writable().await.is_err() {
@@ -117,15 +158,26 @@ impl LinkSocket {
     }
 }
 
-fn canonical(addr: SocketAddr) -> SocketAddr {
-    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+impl LinkSocket {
+    /// An address as the socket's family writes it: IPv4 is v4-mapped on a dual-stack socket.
+    fn wire_ip(&self, ip: IpAddr) -> IpAddr {
+        match ip {
+            IpAddr::V4(v4) if self.dual_stack => IpAddr::V6(v4.to_ipv6_mapped()),
+            other => other,
+        }
+    }
 }
 
-/// The host candidates for a socket bound to every IPv4 interface on `port`: each interface
-/// address, loopback included (two clients on one machine find each other there).
-pub fn host_candidates(port: u16) -> Vec<SocketAddr> {
-    super::reach::interface_addresses(
-        port,
-        |ip| matches!(ip, IpAddr::V4(v4) if !v4.is_unspecified() && !v4.is_link_local()),
-    )
+/// A `[::]:port` socket that takes IPv4 too. IPV6_V6ONLY is set explicitly: its default
+/// differs between systems (off on Linux, on on Windows and the BSDs).
+fn bind_dual_stack(port: u16) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_only_v6(false)?;
+    socket.bind(&SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port).into())?;
+    Ok(socket.into())
+}
+
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }

@@ -682,7 +682,8 @@ impl Links {
             Event::ChannelOpen(id, label) if label == CHAT_CHANNEL => {
                 l.chat = Some(id);
                 let ms = now.duration_since(l.started).as_millis() as u64;
-                tracing::info!(peer = %peer.fingerprint(), ms, "direct link open");
+                let (local, remote) = (l.last_source, l.last_destination);
+                tracing::info!(peer = %peer.fingerprint(), ms, ?local, ?remote, "direct link open");
                 // The candidate str0m sends from is the nominated one; stats confirm it later.
                 let kind = kind_of(relays, l, l.last_source.zip(l.last_destination));
                 self.out.push_back(LinkOutput::Open { peer });

@@ -11,7 +11,10 @@
 # only a TURN relay can carry a link. `renumber-udp P` gives each router a new public address
 # for UDP (A 203.0.113.12, B 203.0.113.13) and makes it forget its UDP mappings, as when a
 # provider renumbers a line or a NAT reboots: every UDP flow through them breaks while TCP
-# (the hub) carries on. Only namespaces made here are touched.
+# (the hub) carries on. `dual-stack P` adds IPv6 the way home lines get it: no NAT, a
+# routed /64 per home (2001:db8:a::/64 behind A, 2001:db8:b::/64 behind B, 2001:db8::/64 on
+# the internet side with "the provider" at 2001:db8::1 routing them), and each router's
+# stateful firewall dropping unsolicited UDP from outside. Only namespaces made here are touched.
 set -eu
 cmd=$1
 P=$2
@@ -74,11 +77,28 @@ renumber-udp)
         run "nat$side" conntrack -D -p udp >/dev/null 2>&1 || true
     done
     ;;
+dual-stack)
+    # nodad: no duplicate address detection, so addresses are usable at once.
+    run pub sysctl -qw net.ipv6.conf.all.forwarding=1
+    run pub ip -6 addr add 2001:db8::1/64 dev br0 nodad
+    for side in a b; do
+        case $side in a) wan=2001:db8::2;; b) wan=2001:db8::3;; esac
+        run pub ip -6 route add "2001:db8:$side::/64" via "$wan"
+        run "nat$side" sysctl -qw net.ipv6.conf.all.forwarding=1
+        run "nat$side" ip -6 addr add "$wan/64" dev wan nodad
+        run "nat$side" ip -6 addr add "2001:db8:$side::1/64" dev lan nodad
+        run "nat$side" ip -6 route add default via 2001:db8::1
+        run "$side" ip -6 addr add "2001:db8:$side::2/64" dev eth0 nodad
+        run "$side" ip -6 route add default via "2001:db8:$side::1"
+        run "nat$side" ip6tables -A FORWARD -i wan -p udp -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+        run "nat$side" ip6tables -A FORWARD -i wan -p udp -j DROP
+    done
+    ;;
 down)
     for n in a b nata natb pub; do ip netns del "$P$n" 2>/dev/null || true; done
     ;;
 *)
-    echo "usage: $0 up|block-udp|renumber-udp|down PREFIX" >&2
+    echo "usage: $0 up|block-udp|renumber-udp|dual-stack|down PREFIX" >&2
     exit 2
     ;;
 esac
