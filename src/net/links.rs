@@ -661,6 +661,7 @@ impl Links {
                     l.next_timeout = t;
                     return;
                 }
+                Output::Transmit(t) if !can_reach(&self.host, t.source, t.destination) => {}
                 Output::Transmit(t) => {
                     l.last_source = Some(t.source);
                     l.last_destination = Some(t.destination);
@@ -751,6 +752,16 @@ pub fn warm_up() {
     tracing::debug!(took = ?started.elapsed(), "WebRTC crypto ready");
 }
 
+/// Whether a datagram from `source` can get to `destination`. ICE pairs every local candidate
+/// with every remote one of its family, so checks from loopback towards another machine come
+/// by; the kernel would refuse them (EINVAL, logged by quinn-udp as a warning). Loopback
+/// towards one of our own addresses stays: two clients on one machine.
+fn can_reach(host: &[SocketAddr], source: SocketAddr, destination: SocketAddr) -> bool {
+    !source.ip().is_loopback()
+        || destination.ip().is_loopback()
+        || host.iter().any(|h| h.ip() == destination.ip())
+}
+
 /// Relayed if either end of the pair in use (local, remote) is a TURN relay address.
 fn kind_of(relays: &[SocketAddr], link: &PeerLink, pair: Option<(SocketAddr, SocketAddr)>) -> LinkKind {
     match pair {
@@ -796,6 +807,19 @@ impl PeerLink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_only_talks_to_this_machine() {
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let host = [a("127.0.0.1:5000"), a("192.168.1.2:5000"), a("[::1]:5000"), a("[2001:db8::2]:5000")];
+        assert!(can_reach(&host, a("127.0.0.1:5000"), a("127.0.0.1:6000")));
+        assert!(can_reach(&host, a("[::1]:5000"), a("[::1]:6000")));
+        // Our own LAN address is this machine too (another client here).
+        assert!(can_reach(&host, a("127.0.0.1:5000"), a("192.168.1.2:6000")));
+        assert!(!can_reach(&host, a("127.0.0.1:5000"), a("192.168.1.3:6000")));
+        assert!(!can_reach(&host, a("[::1]:5000"), a("[2001:db8::3]:6000")));
+        assert!(can_reach(&host, a("192.168.1.2:5000"), a("192.168.1.3:6000")));
+    }
 
     /// Two link managers wired together in memory, on a clock the test moves.
     struct Pair {
