@@ -25,8 +25,8 @@ use crate::protocol::wire::LinkSignal;
 /// The data channel that carries the Noise session's packets (chat, acks).
 pub const CHAT_CHANNEL: &str = "kith-chat";
 /// The data channel for file bytes, with its own flow control, so a transfer never blocks
-/// chat writes. (SCTP sends ordered data first in, first out across streams: a chat message
-/// still waits behind the file bytes already queued, at most `transfers::MAX_QUEUED`.)
+/// chat writes. The vendored sctp-proto serves the channels' queues in turn, a message at a
+/// time, so a chat message waits for at most one file chunk, not all the queued file data.
 pub const FILE_CHANNEL: &str = "kith-file";
 /// The file channel asks for more data when its buffer drains below this.
 const FILE_LOW_WATER: usize = 256 * 1024;
@@ -968,6 +968,39 @@ mod tests {
         // The stats report the path as direct (no relay candidates here).
         p.run_until(Duration::from_secs(3), |p| {
             p.seen[0].iter().any(|o| matches!(o, LinkOutput::Kind { kind: LinkKind::Direct, .. }))
+        });
+    }
+
+    #[test]
+    fn a_chat_message_does_not_wait_behind_queued_file_data() {
+        use crate::net::transfers::{CHUNK, MAX_QUEUED};
+        let mut p = Pair::new();
+        p.open();
+        p.run_until(Duration::from_secs(5), |p| {
+            p.seen[0].iter().any(|o| matches!(o, LinkOutput::FileOpen { .. }))
+        });
+        let b = p.keys[1];
+        let now = p.now;
+        // A transfer keeps this much file data queued; then a chat message is sent.
+        for _ in 0..MAX_QUEUED / CHUNK {
+            assert_eq!(p.sides[0].send_file_data(now, b, &[9u8; CHUNK]), FileWrite::Written);
+        }
+        assert!(p.sides[0].send_chat(now, b, b"are you there?"));
+        p.run_until(Duration::from_secs(10), |p| !p.chat(1).is_empty());
+        // The streams take turns a message at a time (the vendored sctp-proto's scheduler):
+        // the chat message waits for the file message being sent, not the whole queue.
+        let file_first: usize = p.seen[1]
+            .iter()
+            .take_while(|o| !matches!(o, LinkOutput::Chat { .. }))
+            .map(|o| match o {
+                LinkOutput::FileData { data, .. } => data.len(),
+                _ => 0,
+            })
+            .sum();
+        assert!(file_first <= CHUNK, "{file_first} bytes of file data arrived before the chat message");
+        p.run_until(Duration::from_secs(10), |p| {
+            p.seen[1].iter().filter(|o| matches!(o, LinkOutput::FileData { .. })).count()
+                == MAX_QUEUED / CHUNK
         });
     }
 

@@ -13,7 +13,12 @@ pub(crate) struct PendingQueue {
     /// kith patch: some chunk was given a deadline (a timed message was queued).
     pub(crate) any_timed: bool,
     unordered_queue: PendingBaseQueue,
-    ordered_queue: PendingBaseQueue,
+    /// kith patch: ordered chunks wait in one queue per stream, and the streams take turns a
+    /// whole message at a time (the round-robin scheduler of RFC 8260 §3.2), where upstream
+    /// has one FIFO for every stream: a short message on one data channel no longer waits
+    /// behind everything queued on another. The front entry's stream is the one being
+    /// served; a stream leaves the ring when its queue empties.
+    ordered_queue: VecDeque<(u16, PendingBaseQueue)>,
     queue_len: usize,
     n_bytes: usize,
     selected: bool,
@@ -30,15 +35,41 @@ impl PendingQueue {
         if c.unordered {
             self.unordered_queue.push_back(c);
         } else {
-            self.ordered_queue.push_back(c);
+            let stream = c.stream_identifier;
+            match self.ordered_queue.iter_mut().find(|(s, _)| *s == stream) {
+                Some((_, queue)) => queue.push_back(c),
+                None => self.ordered_queue.push_back((stream, VecDeque::from([c]))),
+            }
         }
         self.queue_len += 1;
+    }
+
+    /// kith patch: the next ordered chunk, from the stream whose turn it is.
+    fn ordered_front(&self) -> Option<&ChunkPayloadData> {
+        self.ordered_queue.front().and_then(|(_, queue)| queue.front())
+    }
+
+    /// kith patch: takes the next ordered chunk; after a message's last fragment the next
+    /// stream's turn comes.
+    fn pop_ordered(&mut self) -> Option<ChunkPayloadData> {
+        let (_, queue) = self.ordered_queue.front_mut()?;
+        let popped = queue.pop_front();
+        let emptied = queue.is_empty();
+        if emptied || popped.as_ref().is_some_and(|c| c.ending_fragment) {
+            if let Some(turn) = self.ordered_queue.pop_front() {
+                if !emptied {
+                    self.ordered_queue.push_back(turn);
+                }
+            }
+        }
+        popped
     }
 
     /// Start lifetimes for the newly queued suffix using the next transmit poll's time.
     /// Both queues retain message-ID order, so old pending messages need no rescan.
     pub(crate) fn start_timed_messages(&mut self, first_message_id: u64, now: Instant) {
-        for queue in [&mut self.ordered_queue, &mut self.unordered_queue] {
+        let ordered = self.ordered_queue.iter_mut().map(|(_, queue)| queue);
+        for queue in ordered.chain([&mut self.unordered_queue]) {
             for chunk in queue
                 .iter_mut()
                 .rev()
@@ -63,7 +94,7 @@ impl PendingQueue {
             if self.unordered_is_selected {
                 return self.unordered_queue.front();
             } else {
-                return self.ordered_queue.front();
+                return self.ordered_front();
             }
         }
 
@@ -73,7 +104,7 @@ impl PendingQueue {
             return c;
         }
 
-        self.ordered_queue.front()
+        self.ordered_front()
     }
 
     pub(crate) fn pop(
@@ -85,7 +116,7 @@ impl PendingQueue {
             let popped = if self.unordered_is_selected {
                 self.unordered_queue.pop_front()
             } else {
-                self.ordered_queue.pop_front()
+                self.pop_ordered()
             };
             if let Some(p) = &popped {
                 if p.ending_fragment {
@@ -107,7 +138,7 @@ impl PendingQueue {
                 }
                 popped
             } else {
-                let popped = { self.ordered_queue.pop_front() };
+                let popped = self.pop_ordered();
                 if let Some(p) = &popped {
                     if !p.ending_fragment {
                         self.selected = true;
@@ -128,10 +159,9 @@ impl PendingQueue {
 
     /// Close the SSN gap after removing an entirely unsent ordered message.
     pub(crate) fn compact_ordered_ssns(&mut self, stream_identifier: u16) {
-        for chunk in &mut self.ordered_queue {
-            if chunk.stream_identifier == stream_identifier {
-                chunk.stream_sequence_number = chunk.stream_sequence_number.wrapping_sub(1);
-            }
+        let stream = self.ordered_queue.iter_mut().find(|(s, _)| *s == stream_identifier);
+        for chunk in stream.into_iter().flat_map(|(_, queue)| queue.iter_mut()) {
+            chunk.stream_sequence_number = chunk.stream_sequence_number.wrapping_sub(1);
         }
     }
 
@@ -151,7 +181,8 @@ impl PendingQueue {
         }
         let mut removed_bytes = 0;
         let mut removed_chunks = 0;
-        for queue in [&mut self.ordered_queue, &mut self.unordered_queue] {
+        let ordered = self.ordered_queue.iter_mut().map(|(_, queue)| queue);
+        for queue in ordered.chain([&mut self.unordered_queue]) {
             queue.retain_mut(|chunk| {
                 if chunk.message_id != message_id {
                     return true;
@@ -162,6 +193,8 @@ impl PendingQueue {
                 false
             });
         }
+        // kith patch: a stream with nothing left leaves the ring.
+        self.ordered_queue.retain(|(_, queue)| !queue.is_empty());
         self.n_bytes -= removed_bytes;
         self.queue_len -= removed_chunks;
         removed_bytes
@@ -178,14 +211,12 @@ impl PendingQueue {
     pub(crate) fn contains_message(&self, message_id: u64) -> bool {
         self.unordered_queue
             .iter()
-            .chain(self.ordered_queue.iter())
+            .chain(self.ordered_queue.iter().flat_map(|(_, queue)| queue))
             .any(|chunk| chunk.message_id == message_id)
     }
 
     pub(crate) fn contains_stream(&self, stream_identifier: u16) -> bool {
-        self.unordered_queue
-            .iter()
-            .chain(self.ordered_queue.iter())
-            .any(|chunk| chunk.stream_identifier == stream_identifier)
+        self.unordered_queue.iter().any(|chunk| chunk.stream_identifier == stream_identifier)
+            || self.ordered_queue.iter().any(|(s, _)| *s == stream_identifier)
     }
 }

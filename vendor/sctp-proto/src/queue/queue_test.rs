@@ -436,6 +436,50 @@ fn test_pending_queue_unordered_wins() -> Result<()> {
     Ok(())
 }
 
+/// kith patch: ordered streams take turns a whole message at a time.
+#[test]
+fn test_pending_queue_round_robin_between_streams() -> Result<()> {
+    let chunk = |tsn: u32, stream: u16, frag: usize| ChunkPayloadData {
+        stream_identifier: stream,
+        ..make_data_chunk(tsn, false, frag)
+    };
+    let mut pq = PendingQueue::new();
+    // Stream 1 (a file): two messages of three fragments each, queued first.
+    pq.push(chunk(0, 1, FRAG_BEGIN));
+    pq.push(chunk(1, 1, FRAG_MIDDLE));
+    pq.push(chunk(2, 1, FRAG_END));
+    pq.push(chunk(3, 1, FRAG_BEGIN));
+    pq.push(chunk(4, 1, FRAG_MIDDLE));
+    pq.push(chunk(5, 1, FRAG_END));
+    // Stream 0 (chat): two short messages queued behind them.
+    pq.push(chunk(6, 0, NO_FRAGMENT));
+    pq.push(chunk(7, 0, NO_FRAGMENT));
+    // The file's first message goes whole, then chat, then file, then chat again.
+    let mut order = Vec::new();
+    while let Some(c) = pq.peek() {
+        let (b, u) = (c.beginning_fragment, c.unordered);
+        order.push(pq.pop(b, u).expect("pop").tsn);
+    }
+    assert_eq!(order, vec![0, 1, 2, 6, 3, 4, 5, 7]);
+    assert_eq!(0, pq.get_num_bytes(), "total bytes mismatch");
+    assert!(pq.is_empty());
+    assert!(!pq.contains_stream(1));
+
+    // Removing a stream's only message takes the stream out of the ring.
+    let message = |tsn: u32, stream: u16| ChunkPayloadData {
+        message_id: u64::from(tsn),
+        ..chunk(tsn, stream, NO_FRAGMENT)
+    };
+    pq.push(message(8, 2));
+    pq.push(message(9, 3));
+    assert_eq!(pq.peek().expect("peek").tsn, 8);
+    assert_eq!(pq.remove_message(8, |_| {}), 10);
+    assert!(!pq.contains_stream(2) && pq.contains_stream(3));
+    assert_eq!(pq.peek().expect("peek").tsn, 9);
+    assert_eq!(pq.len(), 1);
+    Ok(())
+}
+
 #[test]
 fn test_pending_queue_fragments() -> Result<()> {
     let mut pq = PendingQueue::new();
