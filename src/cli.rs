@@ -46,8 +46,9 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct HubArgs {
-    /// Address to listen on, e.g. 0.0.0.0:7447.
-    #[arg(long, default_value = "0.0.0.0:7447")]
+    /// Address to listen on: [::]:7447 (the default) is every address, IPv4 and IPv6;
+    /// 0.0.0.0:7447 every IPv4 address.
+    #[arg(long, default_value = "[::]:7447")]
     pub listen: SocketAddr,
     /// Room password members must present.
     #[arg(long, env = "KITH_PASSWORD", hide_env_values = true)]
@@ -73,7 +74,7 @@ pub struct HeadlessArgs {
     /// Hub to connect to (host:port).
     #[arg(long, conflicts_with = "host", required_unless_present = "host")]
     pub hub: Option<String>,
-    /// Host the hub in this process, listening on this address.
+    /// Host the hub in this process, listening on this address ([::]:PORT for IPv4 and IPv6).
     #[arg(long)]
     pub host: Option<SocketAddr>,
     #[arg(long, env = "KITH_PASSWORD", hide_env_values = true)]
@@ -187,7 +188,7 @@ fn run_hub(profile: Option<PathBuf>, args: HubArgs) -> ExitCode {
             Err(e) => return error_line("runtime", e.to_string(), true),
         };
     runtime.block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        let listener = match crate::net::hub_server::bind_listener(args.listen) {
             Ok(l) => l,
             Err(e) => {
                 return error_line("listen_failed", format!("cannot listen on {}: {e}", args.listen), true);

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
 use crate::net::client_driver::Driver;
-use crate::net::hub_server::{DEFAULT_MAX_CONNECTIONS, HubOptions, spawn_hub};
+use crate::net::hub_server::{self, DEFAULT_MAX_CONNECTIONS, HubOptions, spawn_hub};
 use crate::net::link_socket::LinkSocket;
 use crate::net::links::Links;
 use crate::net::nat::{IceServers, Nat};
@@ -125,7 +125,7 @@ impl CoreHandle {
                 let (hub_addr, hub_label) = match &opts.target {
                     Target::Hub(addr) => (addr.clone(), addr.clone()),
                     Target::Host { listen, rooms, hub_name, stun } => {
-                        let listener = match tokio::net::TcpListener::bind(listen).await {
+                        let listener = match hub_server::bind_listener(*listen) {
                             Ok(l) => l,
                             Err(e) => {
                                 let msg = format!("cannot listen on {listen}: {e}");
@@ -152,11 +152,7 @@ impl CoreHandle {
                             }
                         };
                         let local = hub.local_addr;
-                        let lan = if local.ip().is_unspecified() {
-                            reach::lan_addresses(local.port()).iter().map(|a| a.to_string()).collect()
-                        } else {
-                            vec![local.to_string()]
-                        };
+                        let lan = hub_server::join_addresses(local);
                         let _ = ev_tx
                             .send(ClientEvent::Hosting {
                                 addr: local.to_string(),

@@ -1,7 +1,7 @@
 //! The hub on real sockets: one task owns the sans-IO [`Hub`]; per connection, a reader task
 //! turns frames into events and a writer task drains a bounded queue to the socket.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use bytes::{Bytes, BytesMut};
 use futures::future::{AbortHandle, Abortable};
@@ -69,6 +69,58 @@ impl RunningHub {
     }
 }
 
+/// Binds the hub's TCP listener. `[::]` means every address of both families: the socket is
+/// made dual-stack explicitly (Windows would otherwise take IPv6 only), and on a machine
+/// without IPv6 it falls back to `0.0.0.0` on the same port.
+pub fn bind_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    match (addr.ip(), bind_tcp(addr)) {
+        (IpAddr::V6(ip), Err(e)) if ip.is_unspecified() => {
+            tracing::info!("no IPv6 listener on {addr} ({e}); listening on IPv4 only");
+            bind_tcp(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), addr.port()))
+        }
+        (_, result) => result,
+    }
+}
+
+fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    if addr.is_ipv6() && addr.ip().is_unspecified() {
+        socket.set_only_v6(false)?;
+    }
+    // As tokio's own `TcpListener::bind`: a restarted hub gets its port back at once.
+    #[cfg(not(windows))]
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// The addresses friends can join a hub listening on `local` at: the address itself, or for
+/// an unspecified one each LAN address of the families it accepts.
+pub fn join_addresses(local: SocketAddr) -> Vec<String> {
+    if !local.ip().is_unspecified() {
+        return vec![local.to_string()];
+    }
+    let both = local.is_ipv6();
+    let lan = super::reach::lan_addresses(local.port());
+    lan.iter().filter(|a| both || a.is_ipv4()).map(|a| a.to_string()).collect()
+}
+
+/// The address the hub's per-address limits count a connection against: an IPv4 client as
+/// itself (also when it arrives v4-mapped on a dual-stack listener), an IPv6 client by its
+/// /64, since a home or a server gets a whole /64 and could pick a new address per connection.
+fn limit_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(prefix.into())
+        }
+        v4 => v4,
+    }
+}
+
 /// Starts a hub on an already-bound listener.
 pub fn spawn_hub(listener: TcpListener, opts: HubOptions, keypair: Keypair) -> std::io::Result<RunningHub> {
     let local_addr = listener.local_addr()?;
@@ -131,7 +183,7 @@ fn handle_event(
                 return;
             }
             conns.insert(id, (writer, reader));
-            hub.handle_connect(now, id, addr.ip());
+            hub.handle_connect(now, id, limit_key(addr.ip()));
         }
         ConnEvent::Frame { id, frame } => {
             if conns.contains_key(&id) {
@@ -241,5 +293,38 @@ async fn accept_loop(listener: TcpListener, ev_tx: mpsc::Sender<ConnEvent>) {
             return;
         }
         tokio::spawn(Abortable::new(reader, registration));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_count_ipv4_as_itself_and_ipv6_by_its_64() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(limit_key(ip("192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(limit_key(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(limit_key(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd")), ip("2001:db8:1:2::"));
+        assert_eq!(limit_key(ip("2001:db8:1:2::1")), limit_key(ip("2001:db8:1:2::2")));
+        assert_ne!(limit_key(ip("2001:db8:1:2::1")), limit_key(ip("2001:db8:1:3::1")));
+    }
+
+    #[tokio::test]
+    async fn a_hub_on_the_unspecified_ipv6_address_takes_both_families() {
+        let listener = bind_listener("[::]:0".parse().unwrap()).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        for client in ["127.0.0.1", "::1"] {
+            let addr = SocketAddr::new(client.parse().unwrap(), port);
+            tokio::net::TcpStream::connect(addr).await.unwrap();
+            let (_, from) = listener.accept().await.unwrap();
+            assert_eq!(from.ip().to_canonical(), addr.ip());
+        }
+        // Joining it is offered on IPv4 and IPv6 LAN addresses; an IPv4 listener offers IPv4.
+        let v4_only = join_addresses("0.0.0.0:7447".parse().unwrap());
+        assert!(v4_only.iter().all(|a| !a.starts_with('[')), "{v4_only:?}");
+        let both = join_addresses("[::]:7447".parse().unwrap());
+        assert!(both.len() >= v4_only.len());
+        assert_eq!(join_addresses("192.0.2.1:7447".parse().unwrap()), ["192.0.2.1:7447"]);
     }
 }

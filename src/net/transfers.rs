@@ -21,9 +21,9 @@ use crate::protocol::wire::{FileSignal, MAX_FILE_NAME};
 
 /// Bytes of file per data-channel message (plus a 16-byte header).
 pub const CHUNK: usize = 64 * 1024;
-/// The sender keeps at most this much queued on the channel: enough to keep a 1 MiB window
-/// full between refills, little enough that a chat message queued behind it waits about
-/// 6 ms on loopback and half a second on a 1 MiB/s uplink.
+/// The sender keeps at most this much queued on the channel (in flight included): enough to
+/// keep a 1 MiB window full between refills. Chat does not wait behind it: the channels'
+/// queues take turns a message (one `CHUNK`) at a time.
 pub const MAX_QUEUED: usize = 512 * 1024;
 /// A progress event per this many bytes (and at the end).
 const PROGRESS_STEP: u64 = 8 * 1024 * 1024;

@@ -1,6 +1,6 @@
 //! Host a hub in the app, or join someone else's; failures explained with what to do next.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv6Addr, SocketAddr};
 
 use egui::{RichText, Ui};
 use zeroize::Zeroizing;
@@ -263,7 +263,7 @@ fn host(app: &mut KithApp, ctx: &egui::Context) {
     let name = app.settings.display_name.clone().unwrap_or_default();
     let launch = Launch {
         target: Target::Host {
-            listen: SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port),
+            listen: SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port),
             rooms: vec![room.clone()],
             hub_name: format!("{name}'s hub"),
             stun: app.settings.stun_servers.clone(),
