@@ -59,8 +59,18 @@ pub struct Driver {
 /// A STUN or TURN server, resolved, with our interface address towards it.
 #[derive(Debug)]
 pub enum Server {
-    Stun { server: SocketAddr, base: SocketAddr },
-    Turn { server: SocketAddr, base: SocketAddr, user: String, password: zeroize::Zeroizing<String> },
+    /// `name` as configured: one name may resolve to an IPv4 and an IPv6 server.
+    Stun {
+        name: String,
+        server: SocketAddr,
+        base: SocketAddr,
+    },
+    Turn {
+        server: SocketAddr,
+        base: SocketAddr,
+        user: String,
+        password: zeroize::Zeroizing<String>,
+    },
 }
 
 /// Resolves the configured servers and sends each to the driver; a name that does not
@@ -88,7 +98,10 @@ async fn resolve_servers(
             }
         };
         let items: Vec<Server> = match turn {
-            None => resolved.into_iter().map(|(server, base)| Server::Stun { server, base }).collect(),
+            None => resolved
+                .into_iter()
+                .map(|(server, base)| Server::Stun { name: name.clone(), server, base })
+                .collect(),
             Some(t) => resolved
                 .into_iter()
                 .take(1)
@@ -256,7 +269,7 @@ impl Driver {
                 Some(server) = self.servers.1.recv() => {
                     let now = std::time::Instant::now();
                     match server {
-                        Server::Stun { server, base } => self.nat.add_stun(now, server, base),
+                        Server::Stun { name, server, base } => self.nat.add_stun(now, &name, server, base),
                         Server::Turn { server, base, user, password } => {
                             self.nat.add_turn(now, server, base, &user, &password)
                         }

@@ -105,6 +105,8 @@ pub enum Claimed {
 
 /// Asks one STUN server which address our socket's datagrams leave the NAT with.
 struct Probe {
+    /// The server as configured (`host:port`): one name may be asked over IPv4 and IPv6.
+    name: String,
     server: SocketAddr,
     /// Our interface address towards the server (the candidate's base).
     base: SocketAddr,
@@ -158,12 +160,14 @@ impl Nat {
         Self { epoch: now, probes: Vec::new(), relays: Vec::new(), out: VecDeque::new() }
     }
 
-    /// Asks `server` for our mapped address from `base`, now and every [`STUN_REFRESH`].
-    pub fn add_stun(&mut self, now: Instant, server: SocketAddr, base: SocketAddr) {
+    /// Asks `server` (configured as `name`) for our mapped address from `base`, now and
+    /// every [`STUN_REFRESH`].
+    pub fn add_stun(&mut self, now: Instant, name: &str, server: SocketAddr, base: SocketAddr) {
         if self.probes.iter().any(|p| p.server == server && p.base == base) {
             return;
         }
         self.probes.push(Probe {
+            name: name.to_string(),
             server,
             base,
             pending: None,
@@ -264,20 +268,28 @@ impl Nat {
     }
 
     fn probe_timeout(&mut self, now: Instant, i: usize) {
-        let p = &mut self.probes[i];
+        let p = &self.probes[i];
         if now < p.next {
             return;
         }
         if p.pending.is_some() && p.tries >= STUN_TRIES {
+            // Silent over one family while the same server answers over the other (IPv6
+            // routed but blocked, say) is nothing the user can act on; nor is a second report
+            // for the same server.
+            let same_server = |q: &Probe| q.name == p.name && q.server != p.server;
+            let answered_elsewhere = self.probes.iter().any(|q| same_server(q) && q.mapped.is_some());
+            let reported = self.probes.iter().any(|q| same_server(q) && q.complained);
+            let text = format!("STUN server {} did not answer (at {})", p.name, p.server);
+            let p = &mut self.probes[i];
             p.pending = None;
             p.next = now + SERVER_RETRY;
-            let text = format!("STUN server {} did not answer", p.server);
             tracing::warn!("{text}");
-            if !std::mem::replace(&mut p.complained, true) {
+            if !std::mem::replace(&mut p.complained, true) && !answered_elsewhere && !reported {
                 self.out.push_back(NatOutput::Problem(text));
             }
             return;
         }
+        let p = &mut self.probes[i];
         if p.pending.is_none() {
             let request = Message::builder_request(BINDING, MessageWriteVec::new());
             let id = request.transaction_id();
@@ -544,7 +556,7 @@ mod tests {
         let base: SocketAddr = "192.168.1.2:5000".parse().unwrap();
         let public: SocketAddr = "198.51.100.7:61000".parse().unwrap();
         let mut nat = Nat::new(t0);
-        nat.add_stun(t0, server, base);
+        nat.add_stun(t0, "stun.example:3478", server, base);
         let sent = transmits(&mut nat);
         assert_eq!(sent.len(), 1);
         assert_eq!((sent[0].0, sent[0].1), (base, server));
@@ -583,7 +595,12 @@ mod tests {
     fn a_silent_stun_server_is_reported_after_the_retransmissions_and_tried_again_later() {
         let t0 = Instant::now();
         let mut nat = Nat::new(t0);
-        nat.add_stun(t0, "203.0.113.1:3478".parse().unwrap(), "192.168.1.2:5000".parse().unwrap());
+        nat.add_stun(
+            t0,
+            "stun.example:3478",
+            "203.0.113.1:3478".parse().unwrap(),
+            "192.168.1.2:5000".parse().unwrap(),
+        );
         let mut sent = transmits(&mut nat).len();
         let (now, problem) = loop {
             let now = nat.poll_timeout().unwrap();
@@ -604,5 +621,63 @@ mod tests {
         assert_eq!(sent, STUN_TRIES as usize);
         assert!(problem.contains("did not answer"), "{problem}");
         assert_eq!(nat.poll_timeout().unwrap() - now, SERVER_RETRY);
+    }
+
+    #[test]
+    fn a_server_silent_over_ipv6_but_answering_over_ipv4_is_not_reported() {
+        let t0 = Instant::now();
+        let name = "stun.example:3478";
+        let (v4, base4): (SocketAddr, SocketAddr) =
+            ("203.0.113.1:3478".parse().unwrap(), "192.168.1.2:5000".parse().unwrap());
+        let (v6, base6): (SocketAddr, SocketAddr) =
+            ("[2001:db8::1]:3478".parse().unwrap(), "[2001:db8:a::2]:5000".parse().unwrap());
+        let mut nat = Nat::new(t0);
+        nat.add_stun(t0, name, v4, base4);
+        nat.add_stun(t0, name, v6, base6);
+        let sent = transmits(&mut nat);
+        let to_v4 = sent.iter().find(|t| t.1 == v4).unwrap();
+        nat.handle_datagram(t0, v4, base4, &stun_answer(&to_v4.2, "198.51.100.7:61000".parse().unwrap()));
+        // The IPv6 request is never answered: the probe gives up without a report.
+        let end = t0 + Duration::from_secs(120);
+        let mut problems = Vec::new();
+        while let Some(now) = nat.poll_timeout().filter(|t| *t < end) {
+            nat.handle_timeout(now);
+            while let Some(o) = nat.poll_output() {
+                match o {
+                    NatOutput::Problem(p) => problems.push(p),
+                    // Keep answering over IPv4 (the refreshes).
+                    NatOutput::Transmit { destination, contents, .. } if destination == v4 => {
+                        let answer = stun_answer(&contents, "198.51.100.7:61000".parse().unwrap());
+                        nat.handle_datagram(now, v4, base4, &answer);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+
+    #[test]
+    fn a_server_silent_over_both_families_is_reported_once() {
+        let t0 = Instant::now();
+        let mut nat = Nat::new(t0);
+        let name = "stun.example:3478";
+        nat.add_stun(t0, name, "203.0.113.1:3478".parse().unwrap(), "192.168.1.2:5000".parse().unwrap());
+        nat.add_stun(
+            t0,
+            name,
+            "[2001:db8::1]:3478".parse().unwrap(),
+            "[2001:db8:a::2]:5000".parse().unwrap(),
+        );
+        let mut problems = Vec::new();
+        while let Some(now) = nat.poll_timeout().filter(|t| *t < t0 + Duration::from_secs(120)) {
+            nat.handle_timeout(now);
+            while let Some(o) = nat.poll_output() {
+                if let NatOutput::Problem(p) = o {
+                    problems.push(p);
+                }
+            }
+        }
+        assert_eq!(problems.len(), 1, "{problems:?}");
     }
 }
