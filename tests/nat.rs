@@ -125,6 +125,11 @@ fn stayed_direct(p: &Peer) {
     assert!(!p.log.iter().any(|e| e["event"] == "link" && e["kind"] != "direct"), "{:#?}", p.log);
 }
 
+/// Where `peers(.., logged: true)` writes `name`'s log.
+fn log_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.log"))
+}
+
 /// Alice behind NAT A and bob behind NAT B, both on the hub in the internet namespace, with
 /// `servers` as their STUN/TURN flags; bob takes files into `downloads`. With `logged`, their
 /// logs (kith=info) go to `alice.log` and `bob.log` in `dir`.
@@ -135,7 +140,7 @@ fn peers(net: &Internet, dir: &Path, hub: &str, servers: &[&str], logged: bool) 
     let mut b_args = a_args.clone();
     b_args.extend_from_slice(&["--downloads", dl.to_str().unwrap(), "--accept-files"]);
     let start = |name: &str, args: &[&str]| {
-        let (ns, profile, log) = (net.ns(&name[..1]), dir.join(name), dir.join(format!("{name}.log")));
+        let (ns, profile, log) = (net.ns(&name[..1]), dir.join(name), log_path(dir, name));
         if logged {
             Peer::start_in_logged(&ns, name, &profile, args, PW, (&log, "kith=info"))
         } else {
@@ -257,7 +262,7 @@ fn when_a_nat_renumbers_the_link_restarts_ice_and_the_transfer_carries_on() {
     a.send(json!({"cmd": "send", "room": "general", "text": "after the renumbering"}));
     assert_eq!(b.wait_event("message")["text"], "after the renumbering");
     for (name, public) in [("alice", "203.0.113.12:"), ("bob", "203.0.113.13:")] {
-        let log = std::fs::read_to_string(dir.path().join(format!("{name}.log"))).unwrap();
+        let log = std::fs::read_to_string(log_path(dir.path(), name)).unwrap();
         assert!(log.contains("ICE restart:") && log.contains("ICE restart found a path"), "{log}");
         assert!(log.contains(public), "no new server-reflexive address: {log}");
     }
@@ -285,7 +290,7 @@ fn on_a_dual_stack_internet_peers_link_directly_over_ipv6_without_any_server() {
     assert_eq!(b.quit(), 0);
     // The path is the two global addresses (the log names the pair in use when it opened).
     for (name, remote) in [("alice", "2001:db8:b::2"), ("bob", "2001:db8:a::2")] {
-        let log = std::fs::read_to_string(dir.path().join(format!("{name}.log"))).unwrap();
+        let log = std::fs::read_to_string(log_path(dir.path(), name)).unwrap();
         let open = log.lines().find(|l| l.contains("direct link open")).unwrap_or_default();
         assert!(open.contains(&format!("[{remote}]:")), "{name} did not open over IPv6: {log}");
     }

@@ -102,15 +102,13 @@ async fn resolve_servers(
                 .into_iter()
                 .map(|(server, base)| Server::Stun { name: name.clone(), server, base })
                 .collect(),
+            // One TURN allocation: the first family (IPv4 when there is one). The password
+            // moves into it rather than being copied.
             Some(t) => resolved
                 .into_iter()
-                .take(1)
-                .map(|(server, base)| Server::Turn {
-                    server,
-                    base,
-                    user: t.user.clone(),
-                    password: t.password.clone(),
-                })
+                .next()
+                .map(|(server, base)| Server::Turn { server, base, user: t.user, password: t.password })
+                .into_iter()
                 .collect(),
         };
         for item in items {
