@@ -184,16 +184,21 @@ impl Kith {
                 Some("offer") => {
                     self.link = Some(THEIR_LINK);
                     let signal = LinkSignal::Offer { link: THEIR_LINK, sdp: text("sdp") };
-                    self.links.handle_signal(now, self.peer, signal);
+                    self.links.handle_signal(now, self.peer, signal, false);
                 }
                 Some("answer") => {
                     let link = self.link.expect("an answer to our offer");
-                    self.links.handle_signal(now, self.peer, LinkSignal::Answer { link, sdp: text("sdp") });
+                    self.links.handle_signal(
+                        now,
+                        self.peer,
+                        LinkSignal::Answer { link, sdp: text("sdp") },
+                        false,
+                    );
                 }
                 Some("candidate") => {
                     let link = self.link.expect("a candidate after the offer");
                     let signal = LinkSignal::Candidate { link, candidate: text("candidate") };
-                    self.links.handle_signal(now, self.peer, signal);
+                    self.links.handle_signal(now, self.peer, signal, false);
                 }
                 Some("error") => panic!("Chromium: {}", text("message")),
                 _ => {}

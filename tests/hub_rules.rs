@@ -113,3 +113,38 @@ fn unauthenticated_connections_are_capped_per_address() {
     assert!(hub.poll_output().is_none());
     assert_eq!(hub.connection_count(), MAX_PENDING_PER_ADDR + 1);
 }
+
+#[test]
+fn hub_and_client_ignore_message_kinds_they_do_not_know() {
+    let config =
+        HubConfig { name: "h".into(), password: Zeroizing::new("pw".into()), rooms: vec!["general".into()] };
+    let mut hub = Hub::new(config, Keypair::from_secret_bytes([3; 32]), ChaCha20Rng::seed_from_u64(9));
+    let mut c = client(1, "pw");
+    hub.handle_connect(0, 1, IpAddr::V4(Ipv4Addr::LOCALHOST));
+    c.handle_hub_connected(0);
+    let pump = |hub: &mut Hub, c: &mut Client| {
+        let mut closed = false;
+        for _ in 0..20 {
+            for f in frames_to_hub(c) {
+                hub.handle_frame(0, 1, &f);
+            }
+            while let Some(out) = hub.poll_output() {
+                match out {
+                    HubOutput::Send { frame, .. } => c.handle_hub_frame(0, &frame),
+                    HubOutput::Close { .. } => closed = true,
+                }
+            }
+        }
+        closed
+    };
+    assert!(!pump(&mut hub, &mut c));
+    assert!(c.is_ready() && hub.member_count() == 1);
+    // Kind 200 of each direction, as a newer version would send it.
+    let unknown = [kith::protocol::wire::WIRE_VERSION, 0xc8, 0x01, 1, 2, 3];
+    c.send_raw_to_hub(&unknown);
+    hub.send_raw(1, &unknown);
+    assert!(!pump(&mut hub, &mut c), "the hub closed the connection");
+    assert_eq!(hub.ignored_messages(), 1);
+    assert_eq!(c.ignored_hub_messages(), 1);
+    assert!(c.is_ready() && hub.member_count() == 1);
+}

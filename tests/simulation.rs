@@ -7,11 +7,13 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 
 use kith::protocol::client::{Client, ClientConfig, ClientOutput};
-use kith::protocol::events::{ClientCommand, ClientEvent, LinkKind};
+use kith::protocol::events::{ClientCommand, ClientEvent, LinkKind, PeerSummary};
 use kith::protocol::hub::{Hub, HubConfig, HubOutput};
 use kith::protocol::identity::IdentityKey;
 use kith::protocol::noise::Keypair;
+use kith::protocol::session::PeerSession;
 use kith::protocol::trust::KnownPeers;
+use kith::protocol::wire::{self, LinkSignal, PeerPacket};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use zeroize::Zeroizing;
@@ -43,6 +45,8 @@ struct Lossy {
     dropped: usize,
     passed: usize,
     now: u64,
+    /// Every payload the hub relayed (from, to), for tests that play a hostile hub.
+    seen: Vec<(IdentityKey, IdentityKey, Vec<u8>)>,
 }
 
 struct Node {
@@ -62,6 +66,35 @@ struct Sim {
     net: Arc<Mutex<Lossy>>,
     rng: ChaCha20Rng,
     direct: Direct,
+    seed: u64,
+    hub_key: Keypair,
+}
+
+/// A hub whose relays pass through the lossy network `net`.
+fn make_hub(seed: u64, key: Keypair, net: Arc<Mutex<Lossy>>) -> Hub {
+    let config = HubConfig {
+        name: "sim hub".into(),
+        password: Zeroizing::new("pw".into()),
+        rooms: vec!["general".into()],
+    };
+    let mut hub = Hub::new(config, key, ChaCha20Rng::seed_from_u64(seed + 1));
+    let mut tap_rng = ChaCha20Rng::seed_from_u64(seed + 2);
+    hub.set_relay_tap(Box::new(move |from, to, payload| {
+        let mut n = net.lock().unwrap();
+        n.seen.push((from, to, payload.clone()));
+        if chance(&mut tap_rng, n.loss) {
+            n.dropped += 1;
+            return None;
+        }
+        n.passed += 1;
+        if n.max_delay_ms == 0 {
+            return Some(payload);
+        }
+        let at = n.now + between(&mut tap_rng, 0, n.max_delay_ms + 1);
+        n.held.push(Held { at, from, to, payload });
+        None
+    }));
+    hub
 }
 
 /// Stand-in for the peers' data channels: an ordered pipe per (from, to) pair that the test
@@ -75,34 +108,18 @@ struct Direct {
     lost: usize,
     /// (node, peer index, offerer) for every `LinkWanted`.
     wanted: Vec<(usize, usize, bool)>,
+    /// (node, peer index, at) for every `LinkDropped`.
+    dropped: Vec<(usize, usize, u64)>,
+    /// (node, from index, signal, came on the link) for every link signal a node received.
+    signals: Vec<(usize, usize, LinkSignal, bool)>,
 }
 
 impl Sim {
     fn new(seed: u64, names: &[&str], loss: f64, max_delay_ms: u64) -> Self {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
-        let config = HubConfig {
-            name: "sim hub".into(),
-            password: Zeroizing::new("pw".into()),
-            rooms: vec!["general".into()],
-        };
-        let mut hub = Hub::new(config, Keypair::generate(&mut rng), ChaCha20Rng::seed_from_u64(seed + 1));
+        let hub_key = Keypair::generate(&mut rng);
         let net = Arc::new(Mutex::new(Lossy { loss, max_delay_ms, ..Default::default() }));
-        let tap_net = net.clone();
-        let mut tap_rng = ChaCha20Rng::seed_from_u64(seed + 2);
-        hub.set_relay_tap(Box::new(move |from, to, payload| {
-            let mut n = tap_net.lock().unwrap();
-            if chance(&mut tap_rng, n.loss) {
-                n.dropped += 1;
-                return None;
-            }
-            n.passed += 1;
-            if n.max_delay_ms == 0 {
-                return Some(payload);
-            }
-            let at = n.now + between(&mut tap_rng, 0, n.max_delay_ms + 1);
-            n.held.push(Held { at, from, to, payload });
-            None
-        }));
+        let hub = make_hub(seed, hub_key.clone(), net.clone());
         let nodes = names
             .iter()
             .enumerate()
@@ -135,6 +152,8 @@ impl Sim {
             net,
             rng,
             direct: Direct::default(),
+            seed,
+            hub_key,
         };
         for i in 0..names.len() {
             sim.connect(i);
@@ -160,6 +179,20 @@ impl Sim {
         self.nodes[i].client.handle_hub_disconnected(self.now, "sim link drop");
     }
 
+    /// The hub process restarts: every connection breaks at once, and the new hub (same key,
+    /// no state) knows nobody until clients connect again with [`Sim::connect`].
+    fn restart_hub(&mut self) {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].conn.take().is_some() {
+                self.nodes[i].client.handle_hub_disconnected(self.now, "sim hub restart");
+            }
+        }
+        self.to_hub.clear();
+        self.to_client.clear();
+        self.net.lock().unwrap().held.clear();
+        self.hub = make_hub(self.seed, self.hub_key.clone(), self.net.clone());
+    }
+
     fn key(&self, i: usize) -> IdentityKey {
         self.nodes[i].client.identity_key()
     }
@@ -175,7 +208,7 @@ impl Sim {
             let peer = self.key(y);
             if up {
                 self.direct.open.insert((x, y));
-                self.nodes[x].client.handle_link_open(self.now, peer);
+                self.nodes[x].client.handle_link_open(self.now, peer, 7);
                 self.nodes[x].client.handle_link_kind(peer, LinkKind::Direct, Some(1));
             } else {
                 self.direct.open.remove(&(x, y));
@@ -209,9 +242,21 @@ impl Sim {
                             let j = self.index_of(peer);
                             self.direct.wanted.push((i, j, offerer));
                         }
-                        ClientOutput::LinkDropped { .. }
-                        | ClientOutput::LinkSignal { .. }
-                        | ClientOutput::FileSignal { .. } => {}
+                        ClientOutput::LinkDropped { peer } => {
+                            let j = self.index_of(peer);
+                            self.direct.open.remove(&(i, j));
+                            self.direct.dropped.push((i, j, self.now));
+                        }
+                        ClientOutput::LinkSignal { peer, signal, direct } => {
+                            let j = self.index_of(peer);
+                            // The link layer ends a link its peer closed, and reports it down.
+                            if matches!(signal, LinkSignal::Close { .. }) && self.direct.open.remove(&(i, j))
+                            {
+                                self.nodes[i].client.handle_link_down(self.now, peer, None);
+                            }
+                            self.direct.signals.push((i, j, signal, direct));
+                        }
+                        ClientOutput::FileSignal { .. } => {}
                         ClientOutput::Direct { peer, packet } => {
                             let j = self.index_of(peer);
                             if self.direct.open.contains(&(i, j)) {
@@ -366,6 +411,25 @@ impl Sim {
 
     fn count(&self, i: usize, pred: impl Fn(&ClientEvent) -> bool) -> usize {
         self.nodes[i].events.iter().filter(|e| pred(e)).count()
+    }
+
+    /// Node `i`'s `peers` listing, as the command returns it now.
+    fn peers(&mut self, i: usize) -> Vec<PeerSummary> {
+        self.command(i, ClientCommand::Peers);
+        self.settle();
+        self.nodes[i]
+            .events
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                ClientEvent::Peers { peers } => Some(peers.clone()),
+                _ => None,
+            })
+            .expect("a peers listing")
+    }
+
+    fn secure_events(&self, i: usize) -> usize {
+        self.count(i, |e| matches!(e, ClientEvent::PeerSecure { .. }))
     }
 }
 
@@ -650,4 +714,203 @@ fn chat_moves_to_the_direct_link_and_back_without_loss_duplicates_or_reordering(
             .collect();
         assert_eq!(kinds, [LinkKind::Direct, LinkKind::Hub, LinkKind::Direct], "node {i}");
     }
+}
+
+/// Sends `count` rounds of one numbered message from each node, numbering on from `*n`.
+fn rounds(sim: &mut Sim, names: &[&str], n: &mut usize, count: usize) {
+    for _ in 0..count {
+        for (i, name) in names.iter().enumerate() {
+            send(sim, i, format!("{name} {n}"));
+        }
+        *n += 1;
+    }
+}
+
+fn all_delivered(sim: &Sim, n: usize) -> bool {
+    (0..sim.nodes.len()).all(|i| {
+        sim.messages(i).len() == n * (sim.nodes.len() - 1)
+            && sim.count(i, |e| matches!(e, ClientEvent::Delivered { .. })) == n * (sim.nodes.len() - 1)
+    })
+}
+
+#[test]
+fn a_session_on_a_direct_link_outlives_hub_restarts_and_reconnects_in_any_order() {
+    let names = ["alice", "bob"];
+    let mut sim = Sim::new(32, &names, 0.0, 0);
+    sim.run_until(60_000, Sim::all_secure);
+    sim.set_direct(0, 1, true);
+    let wanted = sim.direct.wanted.len();
+    // (Each new session dropped whatever link the previous one had.)
+    let dropped = sim.direct.dropped.len();
+    let mut n = 0;
+    rounds(&mut sim, &names, &mut n, 5);
+    sim.advance(500);
+    // 1. The hub restarts; alice is back after 4 s, bob after 8 s. Chat goes on meanwhile.
+    sim.restart_hub();
+    rounds(&mut sim, &names, &mut n, 5);
+    sim.advance(4_000);
+    sim.connect(0);
+    rounds(&mut sim, &names, &mut n, 5);
+    sim.advance(4_000);
+    sim.connect(1);
+    rounds(&mut sim, &names, &mut n, 5);
+    sim.advance(3_000);
+    // 2. Bob's own hub connection drops and comes back.
+    sim.drop_link(1);
+    rounds(&mut sim, &names, &mut n, 5);
+    sim.advance(1_000);
+    sim.connect(1);
+    sim.advance(2_000);
+    // 3. Another restart, bob first this time.
+    sim.restart_hub();
+    sim.advance(1_000);
+    sim.connect(1);
+    rounds(&mut sim, &names, &mut n, 5);
+    sim.advance(3_000);
+    sim.connect(0);
+    rounds(&mut sim, &names, &mut n, 5);
+    sim.run_until(60_000, |s| all_delivered(s, n));
+    assert_complete(&sim, &names, n);
+    // The same session and the same link all along: no new handshake, no link torn down or
+    // asked for, nobody seen leaving.
+    for i in 0..2 {
+        assert_eq!(sim.secure_events(i), 1, "node {i} made a new session");
+        assert_eq!(sim.count(i, |e| matches!(e, ClientEvent::PeerLeft { .. })), 0, "node {i}");
+    }
+    assert_eq!(&sim.direct.dropped[dropped..], [], "links dropped");
+    assert_eq!(sim.direct.wanted.len(), wanted);
+    // And the hub carried none of the chat after the first restart.
+    assert!(sim.direct.passed >= 2 * n, "{} packets on the link", sim.direct.passed);
+    // Once the link really closes, the hub's view stands again: both are listed there.
+    sim.set_direct(0, 1, false);
+    sim.advance(1_000);
+    assert!(sim.peers(0).iter().any(|p| p.name == "bob" && p.secure));
+}
+
+#[test]
+fn a_hostile_hub_cannot_end_a_session_that_runs_on_a_direct_link() {
+    let names = ["alice", "bob"];
+    let mut sim = Sim::new(33, &names, 0.0, 0);
+    sim.run_until(60_000, Sim::all_secure);
+    let mut n = 0;
+    rounds(&mut sim, &names, &mut n, 2);
+    sim.run_until(10_000, |s| all_delivered(s, n));
+    sim.set_direct(0, 1, true);
+    let dropped = sim.direct.dropped.len();
+    let (alice, bob) = (sim.key(0), sim.key(1));
+    let seen = sim.net.lock().unwrap().seen.clone();
+    let data = seen
+        .iter()
+        .find(|(from, _, p)| {
+            *from == alice && matches!(wire::decode::<PeerPacket>(p), Ok(PeerPacket::Data { .. }))
+        })
+        .map(|(_, _, p)| p.clone())
+        .expect("a data packet alice sent through the hub");
+    let Ok(PeerPacket::Data { session, noise }) = wire::decode::<PeerPacket>(&data) else { unreachable!() };
+    let first_hello = seen
+        .iter()
+        .find(|(_, _, p)| matches!(wire::decode::<PeerPacket>(p), Ok(PeerPacket::Handshake { step: 0, .. })))
+        .cloned()
+        .expect("the first handshake message");
+    // The hub replays a packet, reflects one back at its sender, garbles one, replays the
+    // first handshake message, forges a new one and Resets both sides.
+    let mut garbled = noise.clone();
+    garbled[5] ^= 1;
+    let garbled = wire::encode(&PeerPacket::Data { session, noise: garbled });
+    let mut rng = ChaCha20Rng::seed_from_u64(99);
+    let (_, forged_hello) = PeerSession::initiate(0, &Keypair::generate(&mut rng), &mut rng).unwrap();
+    let reset = wire::encode(&PeerPacket::Reset { session });
+    let attacks = [
+        (alice, bob, data.clone()),
+        (bob, alice, data.clone()),
+        (alice, bob, garbled),
+        (first_hello.0, first_hello.1, first_hello.2),
+        (alice, bob, wire::encode(&forged_hello)),
+        (alice, bob, reset.clone()),
+        (bob, alice, reset),
+    ];
+    for (from, to, payload) in attacks {
+        sim.hub.inject_relay(from, to, payload);
+        sim.settle();
+    }
+    // Then it drops everything it is asked to relay.
+    sim.net.lock().unwrap().loss = 1.0;
+    rounds(&mut sim, &names, &mut n, 10);
+    sim.run_until(60_000, |s| all_delivered(s, n));
+    assert_complete(&sim, &names, n);
+    assert_eq!(&sim.direct.dropped[dropped..], [], "links dropped");
+    // What did not open was counted: the replay and the garbled copy at bob, the reflection
+    // at alice, the replayed first message at its receiver.
+    let at_bob = sim.peers(1).into_iter().find(|p| p.name == "alice").unwrap();
+    let at_alice = sim.peers(0).into_iter().find(|p| p.name == "bob").unwrap();
+    assert!(at_bob.dropped_packets >= 2, "{at_bob:?}");
+    assert!(at_alice.dropped_packets >= 1, "{at_alice:?}");
+    assert_eq!(at_bob.dropped_packets + at_alice.dropped_packets, 4, "{at_bob:?} {at_alice:?}");
+    assert!(at_bob.secure && at_alice.secure);
+}
+
+#[test]
+fn a_member_that_leaves_ends_the_link_on_both_sides_at_once() {
+    let names = ["alice", "bob"];
+    let mut sim = Sim::new(34, &names, 0.0, 0);
+    sim.run_until(60_000, Sim::all_secure);
+    sim.set_direct(0, 1, true);
+    let now = sim.now;
+    let before = sim.direct.dropped.len();
+    sim.command(1, ClientCommand::Leave { room: "general".into() });
+    sim.settle();
+    // Bob said so on the link: alice drops bob and the link in the same instant, before the
+    // hub's word arrives or the link goes quiet.
+    let mut drops = sim.direct.dropped[before..].to_vec();
+    drops.sort();
+    assert_eq!(drops, [(0, 1, now), (1, 0, now)]);
+    assert_eq!(sim.count(0, |e| matches!(e, ClientEvent::PeerLeft { .. })), 1);
+    assert!(sim.peers(0).is_empty());
+}
+
+#[test]
+fn a_member_that_quits_closes_its_links_and_the_hub_has_the_last_word() {
+    let names = ["alice", "bob"];
+    let mut sim = Sim::new(35, &names, 0.0, 0);
+    sim.run_until(60_000, Sim::all_secure);
+    sim.set_direct(0, 1, true);
+    sim.nodes[1].client.handle_quit();
+    sim.settle();
+    // Alice's link layer got the Close on the link and took it down at once.
+    assert!(
+        sim.direct
+            .signals
+            .iter()
+            .any(|(i, _, s, direct)| *i == 0 && matches!(s, LinkSignal::Close { .. }) && *direct),
+        "{:?}",
+        sim.direct.signals
+    );
+    assert!(!sim.direct.open.contains(&(0, 1)));
+    // Bob is still in the room until the hub says otherwise, and then leaves at once.
+    assert_eq!(sim.peers(0).len(), 1);
+    sim.drop_link(1);
+    sim.settle();
+    assert_eq!(sim.count(0, |e| matches!(e, ClientEvent::PeerLeft { .. })), 1);
+    assert!(sim.peers(0).is_empty());
+}
+
+#[test]
+fn a_message_of_an_unknown_kind_is_ignored_and_the_session_carries_on() {
+    let names = ["alice", "bob"];
+    let mut sim = Sim::new(36, &names, 0.0, 0);
+    sim.run_until(60_000, Sim::all_secure);
+    let bob = sim.key(1);
+    // A newer alice sends kind 200 (this version has a handful), with a body of its own.
+    sim.nodes[0].client.send_raw_to_peer(bob, &[wire::WIRE_VERSION, 0xc8, 0x01, 7, 7, 7]);
+    sim.settle();
+    let mut n = 0;
+    rounds(&mut sim, &names, &mut n, 3);
+    sim.run_until(10_000, |s| all_delivered(s, n));
+    assert_complete(&sim, &names, n);
+    let alice_at_bob = sim.peers(1).into_iter().find(|p| p.name == "alice").unwrap();
+    assert_eq!(alice_at_bob.ignored_messages, 1);
+    assert_eq!(alice_at_bob.dropped_packets, 0);
+    assert_eq!(sim.secure_events(1), 1, "the session was not replaced");
+    // Both announced what they can do.
+    assert!(alice_at_bob.capabilities.contains(&"link-outlives-hub".to_string()), "{alice_at_bob:?}");
 }

@@ -191,7 +191,10 @@ impl Driver {
                     tokio::select! {
                         result = &mut connect => break result,
                         cmd = self.commands.recv() => match cmd {
-                            None | Some(ClientCommand::Quit) => return false,
+                            None | Some(ClientCommand::Quit) => {
+                                self.quit(&mut None).await;
+                                return false;
+                            }
                             Some(cmd) => self.command(cmd).await,
                         },
                     }
@@ -257,9 +260,7 @@ impl Driver {
                 },
                 cmd = self.commands.recv() => match cmd {
                     None | Some(ClientCommand::Quit) => {
-                        if let Some(mut l) = link.take() {
-                            close(&mut l).await;
-                        }
+                        self.quit(&mut link).await;
                         return false;
                     }
                     Some(cmd) => self.command(cmd).await,
@@ -301,6 +302,15 @@ impl Driver {
             if link.is_none() && reconnect_at.is_none() {
                 reconnect_at = Some(tokio::time::Instant::now() + backoff);
             }
+        }
+    }
+
+    /// Closes every open link on both sides (the Close goes on the link itself), then the hub.
+    async fn quit(&mut self, link: &mut Option<Link>) {
+        self.client.handle_quit();
+        let _ = self.flush(link).await;
+        if let Some(mut l) = link.take() {
+            close(&mut l).await;
         }
     }
 
@@ -399,9 +409,11 @@ impl Driver {
                         udp.send(source, destination, &contents).await;
                     }
                 }
-                LinkOutput::Signal { peer, signal } => self.client.send_link_signal(peer, signal),
+                LinkOutput::Signal { peer, signal, direct } => {
+                    self.client.send_link_signal(peer, signal, direct)
+                }
                 LinkOutput::Regather => self.nat.refresh(std::time::Instant::now()),
-                LinkOutput::Open { peer } => self.client.handle_link_open(now_ms(), peer),
+                LinkOutput::Open { peer, link } => self.client.handle_link_open(now_ms(), peer, link),
                 LinkOutput::Kind { peer, kind, rtt_ms } => self.client.handle_link_kind(peer, kind, rtt_ms),
                 LinkOutput::Chat { peer, packet } => {
                     self.client.handle_direct_packet(now_ms(), peer, &packet)
@@ -522,11 +534,13 @@ impl Driver {
                 ClientOutput::FileSignal { peer, signal } => {
                     self.transfers.handle_signal(std::time::Instant::now(), peer, signal, &mut self.links);
                 }
-                ClientOutput::LinkSignal { peer, signal } => match (&self.udp, signal) {
-                    (Some(_), signal) => self.links.handle_signal(std::time::Instant::now(), peer, signal),
+                ClientOutput::LinkSignal { peer, signal, direct } => match (&self.udp, signal) {
+                    (Some(_), signal) => {
+                        self.links.handle_signal(std::time::Instant::now(), peer, signal, direct)
+                    }
                     // Direct links are off here: say so at once rather than let the offerer wait.
                     (None, LinkSignal::Offer { link, .. }) => {
-                        self.client.send_link_signal(peer, LinkSignal::Close { link });
+                        self.client.send_link_signal(peer, LinkSignal::Close { link }, false);
                     }
                     (None, _) => {}
                 },

@@ -57,10 +57,11 @@ pub const SCTP_BUFFER: usize = 1024 * 1024;
 pub enum LinkOutput {
     /// A datagram for the UDP socket.
     Transmit { source: SocketAddr, destination: SocketAddr, contents: Vec<u8> },
-    /// Signalling to seal into `peer`'s session.
-    Signal { peer: IdentityKey, signal: LinkSignal },
-    /// The chat channel to `peer` opened.
-    Open { peer: IdentityKey },
+    /// Signalling to seal into `peer`'s session. `direct`: the link works and may carry it
+    /// (the hub otherwise: signals of an ICE restart, or for a link not open yet).
+    Signal { peer: IdentityKey, signal: LinkSignal, direct: bool },
+    /// The chat channel of link number `link` to `peer` opened.
+    Open { peer: IdentityKey, link: u64 },
     /// The path to `peer`: when its chat channel opens, then with every stats report.
     Kind { peer: IdentityKey, kind: LinkKind, rtt_ms: Option<u64> },
     /// A packet arrived on `peer`'s chat channel.
@@ -251,7 +252,8 @@ impl Links {
             let Some(l) = self.links.get_mut(&peer) else { continue };
             let Some(added) = l.rtc.add_local_candidate(candidate.clone()) else { continue };
             let signal = LinkSignal::Candidate { link: l.id, candidate: trickled(l.restart.as_ref(), added) };
-            self.out.push_back(LinkOutput::Signal { peer, signal });
+            let direct = l.works();
+            self.out.push_back(LinkOutput::Signal { peer, signal, direct });
             self.kick(now, peer);
         }
     }
@@ -294,7 +296,7 @@ impl Links {
                 if let Some(c) = l.rtc.add_local_candidate(c.clone()) {
                     let signal =
                         LinkSignal::Candidate { link: l.id, candidate: trickled(l.restart.as_ref(), c) };
-                    self.out.push_back(LinkOutput::Signal { peer, signal });
+                    self.out.push_back(LinkOutput::Signal { peer, signal, direct: false });
                 }
             }
             self.restart_ice(now, peer, "our network changed");
@@ -330,13 +332,14 @@ impl Links {
         tracing::info!(peer = %peer.fingerprint(), offerer = l.offerer, "ICE restart: {why}");
         let (give_up, resend_at) = (now + RESTART_GRACE, now + RESTART_RESEND);
         l.restart = Some(Restart { give_up, resend_at, signal: signal.clone(), ufrag });
-        self.out.push_back(LinkOutput::Signal { peer, signal });
+        self.out.push_back(LinkOutput::Signal { peer, signal, direct: false });
         self.out.push_back(LinkOutput::Regather);
         self.kick(now, peer);
     }
 
-    /// An offer for the link that is already up: the offerer restarting ICE.
-    fn renegotiate(&mut self, now: Instant, peer: IdentityKey, sdp: String) {
+    /// An offer for the link that is already up: the offerer restarting ICE. The answer goes
+    /// back the way the offer came (`direct`: on the link).
+    fn renegotiate(&mut self, now: Instant, peer: IdentityKey, sdp: String, direct: bool) {
         let Some(l) = self.links.get_mut(&peer) else { return };
         if l.offerer {
             // Only the offerer of a link offers on it; an offer with our own number is stale.
@@ -346,7 +349,7 @@ impl Links {
             && *offer == sdp
         {
             let signal = LinkSignal::Answer { link: l.id, sdp: answer.clone() };
-            self.out.push_back(LinkOutput::Signal { peer, signal });
+            self.out.push_back(LinkOutput::Signal { peer, signal, direct });
             return;
         }
         let result = SdpOffer::from_sdp_string(&sdp)
@@ -358,7 +361,7 @@ impl Links {
                 l.remote_relays = relayed_in(&sdp);
                 l.answered = Some((sdp, answer.clone()));
                 let signal = LinkSignal::Answer { link: l.id, sdp: answer };
-                self.out.push_back(LinkOutput::Signal { peer, signal });
+                self.out.push_back(LinkOutput::Signal { peer, signal, direct });
                 self.kick(now, peer);
             }
             Err(e) => self.fail(now, peer, &e, false),
@@ -383,22 +386,23 @@ impl Links {
         self.out.push_back(LinkOutput::Signal {
             peer,
             signal: LinkSignal::Offer { link: id, sdp: offer.to_sdp_string() },
+            direct: false,
         });
         self.kick(now, peer);
     }
 
-    /// Signalling from `peer`'s session.
-    pub fn handle_signal(&mut self, now: Instant, peer: IdentityKey, signal: LinkSignal) {
+    /// Signalling from `peer`'s session; `direct` if it came on the link's own data channel.
+    pub fn handle_signal(&mut self, now: Instant, peer: IdentityKey, signal: LinkSignal, direct: bool) {
         match signal {
             LinkSignal::Offer { link, sdp } if self.links.get(&peer).is_some_and(|l| l.id == link) => {
-                self.renegotiate(now, peer, sdp)
+                self.renegotiate(now, peer, sdp, direct)
             }
             LinkSignal::Offer { link, sdp } => {
                 // A fresh offer replaces whatever we had: the offerer gave up on it.
                 self.close(peer, "the peer started a new link");
                 let offer = match SdpOffer::from_sdp_string(&sdp) {
                     Ok(o) => o,
-                    Err(e) => return self.refuse(peer, link, &format!("unreadable offer: {e}")),
+                    Err(e) => return self.refuse(peer, link, &format!("unreadable offer: {e}"), direct),
                 };
                 let mut rtc = self.new_rtc(now);
                 match rtc.sdp_api().accept_offer(offer) {
@@ -409,11 +413,11 @@ impl Links {
                         l.answered = Some((sdp, answer.clone()));
                         self.links.insert(peer, l);
                         let sdp = answer;
-                        self.out
-                            .push_back(LinkOutput::Signal { peer, signal: LinkSignal::Answer { link, sdp } });
+                        let signal = LinkSignal::Answer { link, sdp };
+                        self.out.push_back(LinkOutput::Signal { peer, signal, direct });
                         self.kick(now, peer);
                     }
-                    Err(e) => self.refuse(peer, link, &format!("offer refused: {e}")),
+                    Err(e) => self.refuse(peer, link, &format!("offer refused: {e}"), direct),
                 }
             }
             LinkSignal::Answer { link, sdp } => {
@@ -455,9 +459,9 @@ impl Links {
     }
 
     /// Tells the offerer we could not use its offer, so it does not wait for the timeout.
-    fn refuse(&mut self, peer: IdentityKey, link: u64, why: &str) {
+    fn refuse(&mut self, peer: IdentityKey, link: u64, why: &str, direct: bool) {
         tracing::warn!(peer = %peer.fingerprint(), "direct link refused: {why}");
-        self.out.push_back(LinkOutput::Signal { peer, signal: LinkSignal::Close { link } });
+        self.out.push_back(LinkOutput::Signal { peer, signal: LinkSignal::Close { link }, direct });
     }
 
     /// A datagram from the socket. Returns false if no link claimed it.
@@ -551,7 +555,7 @@ impl Links {
                 }
                 if now >= r.resend_at {
                     r.resend_at = now + RESTART_RESEND;
-                    self.out.push_back(LinkOutput::Signal { peer, signal: r.signal.clone() });
+                    self.out.push_back(LinkOutput::Signal { peer, signal: r.signal.clone(), direct: false });
                 }
             }
             if now >= l.next_timeout {
@@ -629,7 +633,11 @@ impl Links {
         let Some(mut l) = self.links.remove(&peer) else { return };
         tracing::info!(peer = %peer.fingerprint(), "direct link down: {reason}");
         l.rtc.disconnect();
-        self.out.push_back(LinkOutput::Signal { peer, signal: LinkSignal::Close { link: l.id } });
+        self.out.push_back(LinkOutput::Signal {
+            peer,
+            signal: LinkSignal::Close { link: l.id },
+            direct: false,
+        });
         self.out.push_back(LinkOutput::Down { peer, reason: reason.to_string(), fingerprint_mismatch });
         if l.offerer {
             self.retry.insert(peer, now + RETRY_AFTER);
@@ -687,7 +695,7 @@ impl Links {
                 tracing::info!(peer = %peer.fingerprint(), ms, ?local, ?remote, "direct link open");
                 // The candidate str0m sends from is the nominated one; stats confirm it later.
                 let kind = kind_of(relays, l, l.last_source.zip(l.last_destination));
-                self.out.push_back(LinkOutput::Open { peer });
+                self.out.push_back(LinkOutput::Open { peer, link: l.id });
                 self.out.push_back(LinkOutput::Kind { peer, kind, rtt_ms: None });
             }
             Event::ChannelOpen(id, label) if label == FILE_CHANNEL => {
@@ -784,6 +792,11 @@ fn relayed_in(sdp: &str) -> Vec<SocketAddr> {
 }
 
 impl PeerLink {
+    /// Open, and not looking for a new path: signalling may ride on it.
+    fn works(&self) -> bool {
+        self.chat.is_some() && self.restart.is_none()
+    }
+
     fn new(id: u64, rtc: Rtc, offerer: bool, pending: Option<SdpPendingOffer>, now: Instant) -> Self {
         Self {
             id,
@@ -867,14 +880,14 @@ mod tests {
                                     self.sides[j].handle_datagram(self.now, source, destination, &contents);
                                 }
                             }
-                            LinkOutput::Signal { signal, .. } => {
+                            LinkOutput::Signal { signal, direct, .. } => {
                                 self.signals[i] += 1;
                                 let signal = match &mut self.tamper {
                                     Some(f) => f(signal),
                                     None => signal,
                                 };
                                 let from = self.keys[i];
-                                self.sides[j].handle_signal(self.now, from, signal);
+                                self.sides[j].handle_signal(self.now, from, signal, direct);
                             }
                             other => self.seen[i].push(other),
                         }

@@ -44,7 +44,12 @@ impl Outgoing {
     }
 
     pub fn intro(&self, name: &str) -> Intro {
-        Intro { name: name.to_string(), stream: self.stream, first_unacked: self.first_unacked() }
+        Intro {
+            name: name.to_string(),
+            stream: self.stream,
+            first_unacked: self.first_unacked(),
+            caps: super::wire::caps::ALL,
+        }
     }
 
     fn first_unacked(&self) -> u64 {
@@ -175,7 +180,9 @@ impl Incoming {
         let seq = match &msg {
             PeerMsg::Chat(m) => m.seq,
             PeerMsg::Skip { seq, .. } => *seq,
-            PeerMsg::Ack { .. } | PeerMsg::Link(_) | PeerMsg::File(_) => return Received::default(),
+            PeerMsg::Ack { .. } | PeerMsg::Link(_) | PeerMsg::File(_) | PeerMsg::Left { .. } => {
+                return Received::default();
+            }
         };
         let mut out = Received::default();
         if seq >= self.next && seq < self.next.saturating_add(MAX_REORDER) {
@@ -309,7 +316,7 @@ mod tests {
     #[test]
     fn hostile_sequence_numbers_do_not_overflow() {
         let mut rx = Incoming::default();
-        rx.on_intro(&Intro { name: "m".into(), stream: 1, first_unacked: u64::MAX - 1 });
+        rx.on_intro(&Intro { name: "m".into(), stream: 1, first_unacked: u64::MAX - 1, caps: 0 });
         let mut m = chat(0, None);
         m.seq = u64::MAX - 1;
         assert_eq!(texts(&rx.receive(PeerMsg::Chat(m.clone()))), ["m0"]);

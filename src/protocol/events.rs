@@ -97,6 +97,16 @@ pub struct PeerSummary {
     /// Round trip on the direct or relayed link, when measured.
     #[serde(default)]
     pub rtt_ms: Option<u64>,
+    /// What the peer's version announced it can do.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    /// Packets from or for this peer that did not open (forged, replayed or reflected by
+    /// someone on the path, or left over from a replaced session): dropped, never fatal.
+    #[serde(default)]
+    pub dropped_packets: u64,
+    /// Authentic messages of kinds this version does not know (a newer peer's): ignored.
+    #[serde(default)]
+    pub ignored_messages: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -29,6 +29,10 @@ pub enum SessionError {
     StaleSession,
     #[error("unexpected handshake step {0}")]
     UnexpectedStep(u8),
+    /// The packet was authentic but its message is of a kind (or shape) this version does not
+    /// know: a newer peer's. Ignored, never fatal to the session.
+    #[error("unknown message from the peer: {0}")]
+    Unknown(super::wire::WireError),
 }
 
 enum State {
@@ -125,7 +129,8 @@ impl PeerSession {
                 actual: actual.unwrap_or(IdentityKey([0; 32])),
             });
         }
-        let their_intro: Intro = wire::decode(&payload)?;
+        // A newer peer may append fields to its intro; what this version knows comes first.
+        let their_intro: Intro = wire::decode_extensible(&payload)?;
         let reply = match reply_step {
             Some(step) => {
                 let noise = hs.write_message(&wire::encode(intro))?;
@@ -155,6 +160,16 @@ impl PeerSession {
             return Err(SessionError::UnexpectedStep(3));
         };
         let plain = t.decrypt(noise)?;
-        Ok(wire::decode(&plain)?)
+        wire::decode(&plain).map_err(SessionError::Unknown)
+    }
+
+    /// Seals bytes that need not be a valid [`PeerMsg`]: for tests that play a newer peer.
+    #[doc(hidden)]
+    pub fn seal_raw(&mut self, plaintext: &[u8]) -> Result<PeerPacket, SessionError> {
+        let State::Established(t) = &mut self.state else {
+            return Err(SessionError::UnexpectedStep(3));
+        };
+        let noise = t.encrypt(plaintext)?;
+        Ok(PeerPacket::Data { session: self.id, noise })
     }
 }

@@ -58,7 +58,8 @@ pub fn encode_with_capacity<T: Serialize>(msg: &T, capacity: usize) -> Vec<u8> {
     postcard::to_extend(msg, out).unwrap_or_default()
 }
 
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
+/// The message after the version byte, once version and size are checked.
+fn body(bytes: &[u8]) -> Result<&[u8], WireError> {
     let (&version, body) = bytes.split_first().ok_or(WireError::Empty)?;
     if version != WIRE_VERSION {
         return Err(WireError::Version(version));
@@ -66,11 +67,26 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
     if bytes.len() > MAX_FRAME {
         return Err(WireError::TooLarge(bytes.len()));
     }
+    Ok(body)
+}
+
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
     // postcard checks every length against the remaining input before allocating.
-    let (msg, rest) = postcard::take_from_bytes(body).map_err(|e| WireError::Malformed(e.to_string()))?;
+    let (msg, rest) =
+        postcard::take_from_bytes(body(bytes)?).map_err(|e| WireError::Malformed(e.to_string()))?;
     if !rest.is_empty() {
         return Err(WireError::Malformed(format!("{} trailing bytes", rest.len())));
     }
+    Ok(msg)
+}
+
+/// Decodes a message that a newer peer may have extended by appending fields: what follows
+/// the fields this version knows is ignored. Only for structs whose every later field is an
+/// optional extension (today the [`Intro`]); enums stay strict and unknown kinds are handled
+/// by the caller.
+pub fn decode_extensible<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
+    let (msg, _extensions) =
+        postcard::take_from_bytes(body(bytes)?).map_err(|e| WireError::Malformed(e.to_string()))?;
     Ok(msg)
 }
 
@@ -171,6 +187,35 @@ pub struct Intro {
     pub stream: u64,
     /// The lowest sequence number the sender still holds (unacknowledged).
     pub first_unacked: u64,
+    /// What the sender's version can do ([`caps`]). A message kind that needs a capability is
+    /// sent only to peers that announced it; bits this version does not know are ignored.
+    pub caps: u64,
+}
+
+/// Capability bits announced in the [`Intro`]. Each names a behaviour a peer may rely on
+/// from the other side; a new message kind comes with a new bit, so an older peer is never
+/// sent what it cannot read (and if it is, it ignores it: see [`PeerMsg`]).
+pub mod caps {
+    /// Link signalling (SDP, candidates, restarts) and session re-handshakes are accepted on
+    /// the link's chat data channel, not only through the hub.
+    pub const SIGNALS_ON_LINK: u64 = 1 << 0;
+    /// The session outlives the sender's hub connection while the direct link is open; the
+    /// sender closes the link with a `Close` signal when it really ends it.
+    pub const LINK_OUTLIVES_HUB: u64 = 1 << 1;
+    /// Everything this build can do.
+    pub const ALL: u64 = SIGNALS_ON_LINK | LINK_OUTLIVES_HUB;
+
+    /// The names of the bits in `caps` this version knows, for `peers` listings and logs.
+    pub fn names(caps: u64) -> Vec<String> {
+        let known = [(SIGNALS_ON_LINK, "signals-on-link"), (LINK_OUTLIVES_HUB, "link-outlives-hub")];
+        let mut out: Vec<String> =
+            known.iter().filter(|(bit, _)| caps & bit != 0).map(|(_, n)| n.to_string()).collect();
+        let unknown = caps & !ALL;
+        if unknown != 0 {
+            out.push(format!("unknown:{unknown:#x}"));
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,7 +228,9 @@ pub struct ChatMessage {
     pub expires_at_ms: Option<u64>,
 }
 
-/// Plaintext inside a peer session.
+/// Plaintext inside a peer session. A kind this version does not know (from a newer peer)
+/// fails to decode after the session has authenticated it: it is ignored and counted, and the
+/// session carries on. Kinds are only ever appended, so old ones keep their numbers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PeerMsg {
     Chat(ChatMessage),
@@ -203,6 +250,12 @@ pub enum PeerMsg {
     Link(LinkSignal),
     /// File transfer control (the bytes themselves go on the link's file channel).
     File(FileSignal),
+    /// The sender left `room`. The hub says so too, but a member whose direct link outlives
+    /// the hub's view of it (`caps::LINK_OUTLIVES_HUB`) is only taken out of a room on its
+    /// own word or when the link closes.
+    Left {
+        room: String,
+    },
 }
 
 /// Largest file name accepted in an offer (bytes).
@@ -306,6 +359,20 @@ mod tests {
         let mut trailing = bytes;
         trailing.push(0);
         assert!(matches!(decode::<ClientToHub>(&trailing), Err(WireError::Malformed(_))));
+    }
+
+    #[test]
+    fn an_intro_a_newer_peer_extended_still_reads() {
+        let intro = Intro { name: "alice".into(), stream: 7, first_unacked: 3, caps: caps::ALL | 1 << 40 };
+        let mut bytes = encode(&intro);
+        // Fields a later version appended.
+        bytes.extend_from_slice(&[9, 9, 9]);
+        assert_eq!(decode_extensible::<Intro>(&bytes), Ok(intro));
+        assert!(decode::<Intro>(&bytes).is_err(), "strict decoding refuses the extension");
+        assert_eq!(
+            caps::names(caps::ALL | 1 << 40),
+            ["signals-on-link", "link-outlives-hub", "unknown:0x10000000000"]
+        );
     }
 
     #[test]

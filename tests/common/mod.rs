@@ -188,6 +188,16 @@ impl Peer {
         }
     }
 
+    /// Records events until `done` holds for the whole log (for events whose order among
+    /// others does not matter).
+    pub fn wait_until(&mut self, what: &str, done: impl Fn(&Peer) -> bool) {
+        let deadline = Instant::now() + WAIT;
+        while !done(self) && Instant::now() < deadline {
+            self.drain(Duration::from_millis(100));
+        }
+        assert!(done(self), "{}: no {what} within {WAIT:?}; saw {:#?}", self.name, self.log);
+    }
+
     /// Records whatever arrives within `dur`.
     pub fn drain(&mut self, dur: Duration) {
         let end = Instant::now() + dur;

@@ -44,7 +44,12 @@ impl Client {
                 self.send_hub(&ClientToHub::Leave { room: room.clone() });
                 let keys: Vec<_> = self.peers.keys().copied().collect();
                 for key in keys {
-                    self.remove_member(&room, key);
+                    // Said inside the session, so a peer whose link to us outlives the hub's
+                    // view of us knows this departure is real.
+                    if self.peers.get(&key).is_some_and(|p| p.rooms.contains(&room)) {
+                        self.send_signal(key, &PeerMsg::Left { room: room.clone() });
+                    }
+                    self.remove_member(&room, key, Departure::Ours);
                 }
             }
             // File transfers belong to the net layer, which handles these before the client.
@@ -87,6 +92,9 @@ impl Client {
                 identity_changed: self.known.get(&p.key).is_some_and(|k| k.replaced.is_some()),
                 link: p.link.kind,
                 rtt_ms: p.link.rtt_ms,
+                capabilities: wire::caps::names(p.caps),
+                dropped_packets: p.dropped_packets,
+                ignored_messages: p.ignored_messages,
             })
             .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name).then(a.peer.cmp(&b.peer)));

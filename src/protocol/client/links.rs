@@ -9,19 +9,49 @@
 use super::*;
 
 impl Client {
-    /// Sends signalling for `to`'s direct link inside its session, always through the hub: the
-    /// direct link may be what is broken.
-    pub fn send_link_signal(&mut self, to: IdentityKey, signal: LinkSignal) {
-        if let Some(packet) = self.seal_signal(to, &PeerMsg::Link(signal)) {
+    /// Sends signalling for `to`'s direct link inside its session: on the link itself when
+    /// the link layer says it works (`direct`) and the peer takes signals there, through the
+    /// hub otherwise (an ICE restart's signals: the link is what is broken).
+    pub fn send_link_signal(&mut self, to: IdentityKey, signal: LinkSignal, direct: bool) {
+        let Some(packet) = self.seal_signal(to, &PeerMsg::Link(signal)) else { return };
+        let on_link =
+            self.peers.get(&to).is_some_and(|p| p.link.open && p.caps & wire::caps::SIGNALS_ON_LINK != 0);
+        if direct && on_link {
+            self.out.push_back(ClientOutput::Direct { peer: to, packet: wire::encode(&packet) });
+        } else {
             self.relay(to, &packet);
+        }
+    }
+
+    /// Seals an unsequenced message for `to` and sends it the fastest way.
+    pub(super) fn send_signal(&mut self, to: IdentityKey, msg: &PeerMsg) {
+        if let Some(packet) = self.seal_signal(to, msg) {
+            self.send_packet(to, &packet);
+        }
+    }
+
+    /// For tests that play a newer peer: seals `plaintext` (which need not be a message this
+    /// version knows) in `to`'s session and sends it the usual way.
+    #[doc(hidden)]
+    pub fn send_raw_to_peer(&mut self, to: IdentityKey, plaintext: &[u8]) {
+        let Some(s) = self.peers.get_mut(&to).and_then(|p| p.session.as_mut()) else { return };
+        if let Ok(packet) = s.seal_raw(plaintext) {
+            self.send_packet(to, &packet);
+        }
+    }
+
+    /// We are quitting: every open link is closed on both sides now, so peers do not wait for
+    /// it to go quiet.
+    pub fn handle_quit(&mut self) {
+        let open: Vec<IdentityKey> = self.peers.values().filter(|p| p.link.open).map(|p| p.key).collect();
+        for key in open {
+            self.drop_link(key);
         }
     }
 
     /// Sends file-transfer signalling inside `to`'s session, on the fastest path.
     pub fn send_file_signal(&mut self, to: IdentityKey, signal: FileSignal) {
-        if let Some(packet) = self.seal_signal(to, &PeerMsg::File(signal)) {
-            self.send_packet(to, &packet);
-        }
+        self.send_signal(to, &PeerMsg::File(signal));
     }
 
     /// Seals an unsequenced message in `to`'s established session, if there is one.
@@ -37,10 +67,11 @@ impl Client {
         p.session.as_ref().filter(|s| s.is_established()).map(|_| key)
     }
 
-    /// The chat channel to `peer` opened: its traffic moves there.
-    pub fn handle_link_open(&mut self, now: u64, peer: IdentityKey) {
+    /// The chat channel of link number `link` to `peer` opened: its traffic moves there.
+    pub fn handle_link_open(&mut self, now: u64, peer: IdentityKey, link: u64) {
         let Some(p) = self.peers.get_mut(&peer) else { return };
         p.link.open = true;
+        p.link.id = Some(link);
         // Whatever waited for an ack through the hub goes again on the fast path; the
         // receiver drops what it already has.
         self.resend_now(now, peer);
@@ -69,6 +100,8 @@ impl Client {
             self.emit(ClientEvent::error("link_fingerprint_mismatch", message));
         }
         let was_open = self.back_to_hub(peer);
+        // What the hub said while the link kept the peer with us takes effect now.
+        self.apply_hub_departures(peer);
         if was_open {
             self.resend_now(now, peer);
         }
@@ -92,27 +125,34 @@ impl Client {
         self.send_hub(&ClientToHub::Relay { to: peer, payload: packet });
     }
 
-    /// A packet from `from`'s chat data channel. Only session traffic is accepted there:
-    /// handshakes run through the hub, which vouches for who is in the room.
+    /// A packet from `from`'s chat data channel: session traffic, and handshakes for a new
+    /// session (the channel's DTLS fingerprint was authenticated by a session with this same
+    /// identity, so only that peer can write there).
     pub fn handle_direct_packet(&mut self, now: u64, from: IdentityKey, packet: &[u8]) {
         match wire::decode::<PeerPacket>(packet) {
-            Ok(p @ (PeerPacket::Data { .. } | PeerPacket::Reset { .. })) => self.on_peer_packet(now, from, p),
-            Ok(_) => tracing::debug!(peer = %from.fingerprint(), "handshake on a data channel ignored"),
+            Ok(p) => self.on_peer_packet(now, from, p, true),
             Err(e) => tracing::debug!(peer = %from.fingerprint(), "bad packet on the data channel: {e}"),
         }
     }
 
     /// Sends a sealed packet the fastest way available.
     pub(super) fn send_packet(&mut self, to: IdentityKey, packet: &PeerPacket) {
-        if self.peers.get(&to).is_some_and(|p| p.link.open) {
+        let handshake = matches!(packet, PeerPacket::Handshake { .. });
+        let on_link = |p: &Peer| p.link.open && (!handshake || p.caps & wire::caps::SIGNALS_ON_LINK != 0);
+        if self.peers.get(&to).is_some_and(on_link) {
             self.out.push_back(ClientOutput::Direct { peer: to, packet: wire::encode(packet) });
         } else {
             self.relay(to, packet);
         }
     }
 
-    /// Forgets the direct link to `key` (its session ended) and tells the net layer.
+    /// Ends the direct link to `key` (its session ended, or we quit): the peer is told with a
+    /// `Close` on the link itself while it is still open, so both sides end it at once, and
+    /// the net layer closes it after sending that.
     pub(super) fn drop_link(&mut self, key: IdentityKey) {
+        if let Some(link) = self.peers.get(&key).filter(|p| p.link.open).and_then(|p| p.link.id) {
+            self.send_link_signal(key, LinkSignal::Close { link }, true);
+        }
         self.back_to_hub(key);
         self.out.push_back(ClientOutput::LinkDropped { peer: key });
     }
@@ -122,6 +162,7 @@ impl Client {
     fn back_to_hub(&mut self, key: IdentityKey) -> bool {
         let Some(p) = self.peers.get_mut(&key) else { return false };
         let was_open = std::mem::take(&mut p.link.open);
+        p.link.id = None;
         p.link.rtt_ms = None;
         if p.link.kind != LinkKind::Hub {
             p.link.kind = LinkKind::Hub;

@@ -41,6 +41,9 @@ const RESEND_BATCH: usize = 256;
 const INITIATOR_GRACE_MS: u64 = 2_000;
 /// After a peer failed authentication, wait this long before trying again.
 const MISMATCH_BACKOFF_MS: u64 = 30_000;
+/// A `Reset` for a working session starts a new handshake beside it at most this often: the
+/// hub can forge Resets, and each one must not cost a handshake.
+const REHANDSHAKE_INTERVAL_MS: u64 = 5_000;
 
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -76,10 +79,12 @@ pub enum ClientOutput {
     LinkDropped {
         peer: IdentityKey,
     },
-    /// Signalling that arrived from `peer` for its direct link.
+    /// Signalling that arrived from `peer` for its direct link; `direct` if it came on the
+    /// link's own data channel (an answer goes back the way its offer came).
     LinkSignal {
         peer: IdentityKey,
         signal: LinkSignal,
+        direct: bool,
     },
     /// File-transfer signalling that arrived from `peer`.
     FileSignal {
@@ -94,6 +99,17 @@ pub enum ClientOutput {
     },
 }
 
+/// Who says a member left a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Departure {
+    /// The hub: it may only have lost sight of the member (a restart, a reconnect).
+    HubSays,
+    /// We left the room.
+    Ours,
+    /// The member told us inside our session.
+    Theirs,
+}
+
 enum Link {
     Down,
     Handshaking(Box<Handshake>),
@@ -105,7 +121,30 @@ struct Peer {
     key: IdentityKey,
     name: String,
     rooms: BTreeSet<String>,
+    /// Rooms the hub says the peer left while our direct link to it stayed open: a hub
+    /// restart, or the peer reconnecting to it, looks like that. The peer stays in them until
+    /// the link closes (a peer that really leaves says so itself, `PeerMsg::Left` and a link
+    /// `Close`), or the hub lists it again.
+    hub_absent: BTreeSet<String>,
+    /// The established session, if any.
     session: Option<PeerSession>,
+    /// A handshake under way. It replaces `session` only once it completes, so a handshake
+    /// message or a Reset that someone forged cannot end a session that works.
+    handshake: Option<PeerSession>,
+    /// The session `handshake` replaced, kept to open packets that were in flight when the
+    /// switch happened.
+    previous: Option<PeerSession>,
+    /// Earliest time a Reset may start another handshake beside a working session.
+    next_rehandshake_ms: u64,
+    /// The peer's stream (random per process) from its last intro: a new one means the peer
+    /// restarted, and its side of any link is gone.
+    remote_stream: Option<u64>,
+    /// What the peer's version can do (`wire::caps`).
+    caps: u64,
+    /// Packets that failed to open (forged, replayed, reflected, or for a session we
+    /// replaced) and authentic messages of kinds this version does not know.
+    dropped_packets: u64,
+    ignored_messages: u64,
     /// Earliest time we may start a handshake (backoff after failures).
     next_attempt_ms: u64,
     last_resend_ms: u64,
@@ -122,6 +161,8 @@ struct Peer {
 struct PeerLinkState {
     /// The chat data channel is open: packets go there instead of the hub.
     open: bool,
+    /// The open link's number, for the `Close` we send when we end it.
+    id: Option<u64>,
     /// What was last announced in a `link` event.
     kind: LinkKind,
     /// Latest round trip on the link, when measured.
@@ -164,6 +205,8 @@ pub struct Client {
     /// The link is given up if nothing arrives from the hub by then (pings keep it moving).
     link_deadline_ms: u64,
     was_ready: bool,
+    /// Authentic hub messages of kinds this version does not know.
+    ignored_hub_messages: u64,
 }
 
 impl Client {
@@ -187,6 +230,7 @@ impl Client {
             next_ping_ms: u64::MAX,
             link_deadline_ms: u64::MAX,
             was_ready: false,
+            ignored_hub_messages: 0,
         }
     }
 
@@ -206,6 +250,11 @@ impl Client {
         self.messages.values()
     }
 
+    /// Hub messages of unknown kinds ignored so far (a newer hub's).
+    pub fn ignored_hub_messages(&self) -> u64 {
+        self.ignored_hub_messages
+    }
+
     pub fn is_ready(&self) -> bool {
         matches!(self.link, Link::Up(_))
     }
@@ -214,9 +263,6 @@ impl Client {
         self.out.pop_front()
     }
 
-    // An established session without pending messages must not fall through to the
-    // handshake-timeout arm, so the `if` stays inside the arm.
-    #[allow(clippy::collapsible_match)]
     pub fn poll_timeout(&self) -> Option<u64> {
         let mut t = self.expiries.iter().next().map(|(t, _)| *t);
         let mut consider = |x: u64| t = Some(t.map_or(x, |t| t.min(x)));
@@ -230,14 +276,13 @@ impl Client {
         {
             let alive = |p: &&Peer| !p.rooms.is_empty() && (hub_up || p.link.open);
             for p in self.peers.values().filter(alive) {
-                match &p.session {
-                    Some(s) if s.is_established() => {
-                        if p.out.pending() > 0 {
-                            consider(p.last_resend_ms + RESEND_AFTER_MS);
-                        }
-                    }
-                    Some(s) => consider(s.started_ms + HANDSHAKE_TIMEOUT_MS),
-                    None => consider(p.next_attempt_ms),
+                if p.session.is_some() && p.out.pending() > 0 {
+                    consider(p.last_resend_ms + RESEND_AFTER_MS);
+                }
+                match &p.handshake {
+                    Some(h) => consider(h.started_ms + HANDSHAKE_TIMEOUT_MS),
+                    None if p.session.is_none() => consider(p.next_attempt_ms),
+                    None => {}
                 }
                 if let Some(e) = p.out.next_expiry() {
                     consider(e);
@@ -280,6 +325,8 @@ impl Client {
             let Some(p) = self.peers.get_mut(&key) else { continue };
             if !p.link.open {
                 p.session = None;
+                p.handshake = None;
+                p.previous = None;
                 self.drop_link(key);
             }
         }
@@ -313,12 +360,19 @@ impl Client {
                 Ok(other) => self.fail_link(&format!("unexpected {other:?} before auth"), false),
                 Err(e) => self.fail_link(&e, false),
             },
-            Link::Up(mut t) => match open_hub(&mut t, frame) {
-                Ok(msg) => {
+            Link::Up(mut t) => match t.decrypt(frame) {
+                Ok(plain) => {
                     self.link = Link::Up(t);
-                    self.on_hub_message(now, msg);
+                    match wire::decode::<HubToClient>(&plain) {
+                        Ok(msg) => self.on_hub_message(now, msg),
+                        // Authentic, but of a kind this version does not know: a newer hub's.
+                        Err(e) => {
+                            self.ignored_hub_messages += 1;
+                            tracing::debug!("unknown message from the hub ignored: {e}");
+                        }
+                    }
                 }
-                Err(e) => self.fail_link(&e, false),
+                Err(e) => self.fail_link(&format!("hub link: {e}"), false),
             },
         }
     }
@@ -429,16 +483,16 @@ impl Client {
                     .map(|p| p.key)
                     .collect();
                 for key in gone {
-                    self.remove_member(&room, key);
+                    self.remove_member(&room, key, Departure::HubSays);
                 }
                 for m in members {
                     self.add_member(now, &room, m);
                 }
             }
             HubToClient::MemberJoined { room, member } => self.add_member(now, &room, member),
-            HubToClient::MemberLeft { room, key } => self.remove_member(&room, key),
+            HubToClient::MemberLeft { room, key } => self.remove_member(&room, key, Departure::HubSays),
             HubToClient::Relayed { from, payload } => match wire::decode::<PeerPacket>(&payload) {
-                Ok(packet) => self.on_peer_packet(now, from, packet),
+                Ok(packet) => self.on_peer_packet(now, from, packet, false),
                 Err(e) => tracing::debug!(from = ?from, "bad peer packet: {e}"),
             },
             // A relay racing a member's departure: expected, and the outbox resends later.
@@ -458,6 +512,16 @@ impl Client {
         // regardless, so sessions end and the front-end hears about it.
         self.mark_down(why);
         self.out.push_back(ClientOutput::CloseHub { fatal });
+    }
+
+    /// For tests that play a newer client: sends bytes that need not be a message this
+    /// version knows, encrypted for the hub.
+    #[doc(hidden)]
+    pub fn send_raw_to_hub(&mut self, plaintext: &[u8]) {
+        let Link::Up(t) = &mut self.link else { return };
+        if let Ok(frame) = t.encrypt(plaintext) {
+            self.out.push_back(ClientOutput::ToHub(frame));
+        }
     }
 
     fn send_hub(&mut self, msg: &ClientToHub) {
@@ -511,18 +575,15 @@ impl Client {
                 continue;
             }
             peer.out.expire(now);
-            match &peer.session {
-                Some(s) if s.is_established() => {
-                    if peer.out.pending() > 0 && now >= peer.last_resend_ms + RESEND_AFTER_MS {
-                        self.resend_now(now, key);
-                    }
+            if peer.handshake.as_ref().is_some_and(|h| now >= h.started_ms + HANDSHAKE_TIMEOUT_MS) {
+                peer.handshake = None;
+            }
+            if peer.session.is_some() {
+                if peer.out.pending() > 0 && now >= peer.last_resend_ms + RESEND_AFTER_MS {
+                    self.resend_now(now, key);
                 }
-                Some(s) if now >= s.started_ms + HANDSHAKE_TIMEOUT_MS => {
-                    peer.session = None;
-                    self.maybe_initiate(now, key);
-                }
-                Some(_) => {}
-                None => self.maybe_initiate(now, key),
+            } else {
+                self.maybe_initiate(now, key);
             }
         }
     }

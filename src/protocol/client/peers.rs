@@ -13,7 +13,15 @@ impl Client {
             key: m.key,
             name: m.name.clone(),
             rooms: BTreeSet::new(),
+            hub_absent: BTreeSet::new(),
             session: None,
+            handshake: None,
+            previous: None,
+            next_rehandshake_ms: 0,
+            remote_stream: None,
+            caps: 0,
+            dropped_packets: 0,
+            ignored_messages: 0,
             next_attempt_ms: 0,
             last_resend_ms: 0,
             out: Outgoing::new(stream),
@@ -21,7 +29,11 @@ impl Client {
             safety: Default::default(),
             link: Default::default(),
         });
-        peer.name = m.name.clone();
+        // A name from the hub stands only until the peer's own intro.
+        if peer.session.is_none() {
+            peer.name = m.name.clone();
+        }
+        peer.hub_absent.remove(room);
         let newly = peer.rooms.insert(room.to_string());
         if newly && peer.session.is_none() && self.me > m.key {
             // The lower key normally starts; we only step in if it has not after a grace period.
@@ -38,44 +50,88 @@ impl Client {
         self.maybe_initiate(now, m.key);
     }
 
-    pub(super) fn remove_member(&mut self, room: &str, key: IdentityKey) {
+    pub(super) fn remove_member(&mut self, room: &str, key: IdentityKey, by: Departure) {
         let Some(peer) = self.peers.get_mut(&key) else { return };
-        if !peer.rooms.remove(room) {
+        if !peer.rooms.contains(room) {
             return;
         }
+        let outlives_hub = peer.caps & wire::caps::LINK_OUTLIVES_HUB != 0;
+        if by == Departure::HubSays && peer.link.open && peer.session.is_some() && outlives_hub {
+            tracing::debug!(peer = %key.fingerprint(), room, "the hub lost sight of a peer on a direct link");
+            peer.hub_absent.insert(room.to_string());
+            return;
+        }
+        peer.rooms.remove(room);
+        peer.hub_absent.remove(room);
         let event = ClientEvent::PeerLeft {
             room: room.to_string(),
             peer: key.fingerprint().to_string(),
             name: peer.name.clone(),
         };
         if peer.rooms.is_empty() {
-            peer.session = None;
             self.drop_link(key);
+            if let Some(p) = self.peers.get_mut(&key) {
+                p.session = None;
+                p.handshake = None;
+                p.previous = None;
+            }
         }
         self.emit(event);
     }
 
-    /// Starts a handshake unless one is under way or we are backing off.
+    /// The rooms the hub stopped listing `key` in while its link was open: now that the link
+    /// is gone, the hub's word stands.
+    pub(super) fn apply_hub_departures(&mut self, key: IdentityKey) {
+        let Some(peer) = self.peers.get_mut(&key) else { return };
+        let rooms = std::mem::take(&mut peer.hub_absent);
+        for room in rooms {
+            self.remove_member(&room, key, Departure::HubSays);
+        }
+    }
+
+    /// Starts a handshake unless there is a session or one under way, or we are backing off.
     pub(super) fn maybe_initiate(&mut self, now: u64, key: IdentityKey) {
-        if !matches!(self.link, Link::Up(_)) {
-            return;
-        }
         let Some(peer) = self.peers.get(&key) else { return };
-        if peer.rooms.is_empty() || peer.session.is_some() || now < peer.next_attempt_ms {
+        // Handshakes go through the hub, or on the peer's open link.
+        let path = matches!(self.link, Link::Up(_)) || peer.link.open;
+        if !path
+            || peer.rooms.is_empty()
+            || peer.session.is_some()
+            || peer.handshake.is_some()
+            || now < peer.next_attempt_ms
+        {
             return;
         }
+        self.initiate(now, key);
+    }
+
+    fn initiate(&mut self, now: u64, key: IdentityKey) {
         match PeerSession::initiate(now, &self.identity, &mut self.rng) {
             Ok((session, packet)) => {
                 if let Some(p) = self.peers.get_mut(&key) {
-                    p.session = Some(session);
+                    p.handshake = Some(session);
                 }
-                self.relay(key, &packet);
+                self.send_packet(key, &packet);
             }
             Err(e) => tracing::warn!("cannot start session: {e}"),
         }
     }
 
-    pub(super) fn on_peer_packet(&mut self, now: u64, from: IdentityKey, packet: PeerPacket) {
+    /// The peer says it holds no such session as ours (it restarted, or someone forged the
+    /// Reset): a new handshake starts beside the session, which keeps carrying traffic until
+    /// the new one completes. Rate-limited, so forged Resets cost little.
+    fn rehandshake(&mut self, now: u64, key: IdentityKey) {
+        let Some(peer) = self.peers.get_mut(&key) else { return };
+        if peer.handshake.is_some() || now < peer.next_rehandshake_ms {
+            return;
+        }
+        peer.next_rehandshake_ms = now + REHANDSHAKE_INTERVAL_MS;
+        tracing::debug!(peer = %key.fingerprint(), "the peer lost our session: handshaking again");
+        self.initiate(now, key);
+    }
+
+    /// A packet from `from`, through the hub or (`direct`) on its link's chat channel.
+    pub(super) fn on_peer_packet(&mut self, now: u64, from: IdentityKey, packet: PeerPacket, direct: bool) {
         let Some(peer) = self.peers.get_mut(&from) else {
             tracing::debug!("packet from a non-member, ignored");
             return;
@@ -87,63 +143,79 @@ impl Client {
             PeerPacket::Handshake { session, step: 0, noise } => {
                 // Both sides started at once: the lower session id wins, so the two sides agree
                 // without relying on the keys the hub announced.
-                if let Some(mine) = &peer.session
+                if let Some(mine) = &peer.handshake
                     && mine.is_initiator_waiting()
                     && mine.id < session
                 {
+                    return;
+                }
+                // A copy of the first message of the session we hold (a replay): answering it
+                // would only start a handshake nobody finishes.
+                if peer.session.as_ref().is_some_and(|s| s.id == session) {
+                    peer.dropped_packets += 1;
                     return;
                 }
                 let intro = peer.out.intro(&self.config.name);
                 match PeerSession::respond(now, &self.identity, &mut self.rng, session, &noise, &intro) {
                     Ok((s, reply)) => {
                         if let Some(p) = self.peers.get_mut(&from) {
-                            p.session = Some(s);
+                            p.handshake = Some(s);
                         }
-                        self.relay(from, &reply);
+                        self.send_packet(from, &reply);
                     }
                     Err(e) => tracing::debug!("bad handshake from peer: {e}"),
                 }
             }
             PeerPacket::Handshake { session, step, noise } => {
                 let intro = peer.out.intro(&self.config.name);
-                let Some(s) = peer.session.as_mut() else { return };
-                match s.on_handshake(session, step, &noise, &from, &intro) {
+                let Some(h) = peer.handshake.as_mut() else { return };
+                match h.on_handshake(session, step, &noise, &from, &intro) {
                     Ok(done) => {
+                        let Some(new) = peer.handshake.take() else { return };
+                        peer.previous = peer.session.replace(new);
                         if let Some(reply) = &done.reply {
-                            self.relay(from, reply);
+                            self.send_packet(from, reply);
                         }
                         self.on_established(now, from, done.intro, done.sas);
                     }
                     Err(SessionError::StaleSession) => {}
-                    Err(e) => self.session_failed(now, from, e),
+                    Err(e) => self.handshake_failed(now, from, e),
                 }
             }
             PeerPacket::Data { session, noise } => {
-                let result = match peer.session.as_mut() {
-                    Some(s) if s.id == session && s.is_established() => s.open(session, &noise),
-                    _ => Err(SessionError::StaleSession),
+                let s = [peer.session.as_mut(), peer.previous.as_mut()]
+                    .into_iter()
+                    .flatten()
+                    .find(|s| s.id == session);
+                let Some(s) = s else {
+                    // They think a session exists that we do not hold: tell them to start over.
+                    return self.send_packet(from, &PeerPacket::Reset { session });
                 };
-                match result {
-                    Ok(msg) => self.on_peer_msg(now, from, msg),
-                    Err(SessionError::StaleSession) => {
-                        // They think a session exists that we do not hold: tell them to start over.
-                        self.relay(from, &PeerPacket::Reset { session });
+                match s.open(session, &noise) {
+                    Ok(msg) => self.on_peer_msg(now, from, msg, direct),
+                    Err(SessionError::Unknown(e)) => {
+                        peer.ignored_messages += 1;
+                        tracing::debug!(peer = %from.fingerprint(), "message of an unknown kind ignored: {e}");
                     }
-                    Err(e) => self.session_failed(now, from, e),
+                    // Forged, replayed, reflected or garbled on the way: whoever did it could
+                    // as well have dropped it, and the session stays.
+                    Err(e) => {
+                        peer.dropped_packets += 1;
+                        tracing::debug!(peer = %from.fingerprint(), "packet that does not open dropped: {e}");
+                    }
                 }
             }
             PeerPacket::Reset { session } => {
                 if peer.session.as_ref().is_some_and(|s| s.id == session) {
-                    peer.session = None;
-                    self.maybe_initiate(now, from);
+                    self.rehandshake(now, from);
                 }
             }
         }
     }
 
-    pub(super) fn session_failed(&mut self, now: u64, from: IdentityKey, e: SessionError) {
+    pub(super) fn handshake_failed(&mut self, now: u64, from: IdentityKey, e: SessionError) {
         let Some(peer) = self.peers.get_mut(&from) else { return };
-        peer.session = None;
+        peer.handshake = None;
         if let SessionError::KeyMismatch { expected, actual } = &e {
             peer.next_attempt_ms = now + MISMATCH_BACKOFF_MS;
             let message = format!(
@@ -176,6 +248,11 @@ impl Client {
         let verified = self.known.get(&key).is_some_and(|k| k.verified);
         let identity_changed = self.known.get(&key).is_some_and(|k| k.replaced.is_some());
         let Some(peer) = self.peers.get_mut(&key) else { return };
+        // The same process on the other side (same stream) with an open link: that link is
+        // still the peer's and stays. A new stream means the peer restarted and lost its side.
+        let keep_link = peer.link.open && peer.remote_stream == Some(intro.stream);
+        peer.remote_stream = Some(intro.stream);
+        peer.caps = intro.caps;
         peer.inc.on_intro(&intro);
         peer.name = intro.name.clone();
         peer.last_resend_ms = now;
@@ -192,12 +269,16 @@ impl Client {
             verified,
             identity_changed,
         });
+        if keep_link {
+            tracing::debug!(peer = %key.fingerprint(), "new session on the open link");
+        } else {
+            // A new direct link for the new session.
+            self.drop_link(key);
+            self.out.push_back(ClientOutput::LinkWanted { peer: key, offerer: self.me < key });
+        }
         for msg in resend {
             self.seal_and_relay(key, &msg);
         }
-        // A new session means a new direct link (the old one carried the old session).
-        self.drop_link(key);
-        self.out.push_back(ClientOutput::LinkWanted { peer: key, offerer: self.me < key });
     }
 
     pub(super) fn seal_and_relay(&mut self, to: IdentityKey, msg: &PeerMsg) {
@@ -233,14 +314,17 @@ impl Client {
         }
     }
 
-    pub(super) fn on_peer_msg(&mut self, now: u64, from: IdentityKey, msg: PeerMsg) {
+    pub(super) fn on_peer_msg(&mut self, now: u64, from: IdentityKey, msg: PeerMsg, direct: bool) {
+        if let PeerMsg::Left { room } = msg {
+            return self.remove_member(&room, from, Departure::Theirs);
+        }
         if let PeerMsg::File(signal) = msg {
             self.out.push_back(ClientOutput::FileSignal { peer: from, signal });
             return;
         }
         if let PeerMsg::Link(signal) = msg {
             if signal.within_limits() {
-                self.out.push_back(ClientOutput::LinkSignal { peer: from, signal });
+                self.out.push_back(ClientOutput::LinkSignal { peer: from, signal, direct });
             } else {
                 tracing::debug!(peer = %from.fingerprint(), "oversized link signal dropped");
             }
