@@ -12,11 +12,13 @@ use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
 use crate::net::client_driver::Driver;
+use crate::net::front::FrontEnd;
 use crate::net::hub_server::{self, DEFAULT_MAX_CONNECTIONS, HubOptions, spawn_hub};
 use crate::net::link_socket::LinkSocket;
 use crate::net::links::Links;
 use crate::net::nat::{IceServers, Nat};
 use crate::net::profile::Profile;
+use crate::net::profile_writer::ProfileWriter;
 use crate::net::reach;
 use crate::net::transfers::{TransferConfig, Transfers};
 use crate::protocol::client::{Client, ClientConfig};
@@ -199,6 +201,7 @@ impl CoreHandle {
                 };
                 let transfers = Transfers::new(opts.transfers.clone(), rng.next_u64());
                 let client = Client::new(config, identity, known, rng);
+                let (problems, profile_problems) = mpsc::channel(16);
                 let driver = Driver {
                     transfers,
                     hashed: mpsc::channel(16),
@@ -210,10 +213,10 @@ impl CoreHandle {
                     client,
                     hub_addr,
                     hub_label,
-                    profile: opts.profile.clone(),
+                    profile: ProfileWriter::spawn(opts.profile.clone(), problems),
+                    profile_problems,
                     commands: cmd_rx,
-                    events: ev_tx,
-                    wake,
+                    front: FrontEnd::new(ev_tx, wake),
                 };
                 let failed = driver.run().await;
                 if let Some(hub) = hosted {

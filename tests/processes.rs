@@ -325,3 +325,33 @@ fn a_large_backlog_reaches_a_returning_peer_without_flooding_it() {
     let drops = b.log.iter().filter(|e| e["event"] == "disconnected").count();
     assert_eq!(drops, 1, "bob was dropped as a slow reader: {drops} disconnections");
 }
+
+#[test]
+fn a_headless_front_end_that_stops_reading_does_not_stall_its_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = HubProc::start(&dir.path().join("hub"), PW, &[]);
+    let mut a = Peer::join("alice", &dir.path().join("alice"), &hub.addr, PW);
+    // Bob's events go to a pipe nobody reads: it fills after a few hundred lines, then the
+    // channel to his front-end after a few thousand events.
+    let mut bob = std::process::Command::new(common::KITH)
+        .env("RUST_LOG", "warn")
+        .arg("--profile")
+        .arg(dir.path().join("bob"))
+        .args(["headless", "--name", "bob", "--password", PW, "--hub", &hub.addr])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let _unread = bob.stdout.take();
+    a.wait_event("peer_secure");
+    // Every message needs bob's core to acknowledge it, and only 256 may be in flight: if
+    // his network loop waited for the front-end, the receipts would stop.
+    const N: usize = 8000;
+    send_numbered(&mut a, "msg", N);
+    let delivered = a.collect(N, |e| e["event"] == "delivered");
+    assert_eq!(delivered.len(), N);
+    let _ = bob.kill();
+    let _ = bob.wait();
+    assert_eq!(a.quit(), 0);
+}

@@ -6,13 +6,15 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
-use tokio_util::codec::Framed;
+use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 
+use super::front::FrontEnd;
 use super::link_socket::{LinkSocket, Received};
 use super::links::{LinkOutput, Links};
 use super::nat::{Claimed, IceServers, Nat, NatOutput};
-use super::profile::Profile;
+use super::profile_writer::ProfileWriter;
 use super::transfers::{TransferOutput, Transfers, hash_file};
 use super::{deadline, framing, now_ms};
 use crate::protocol::client::{Client, ClientOutput};
@@ -30,17 +32,16 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// new DHCP lease) is acted on within this.
 const NETWORK_POLL: Duration = Duration::from_secs(2);
 
-type Link = Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec>;
-
 pub struct Driver {
     pub client: Client,
     pub hub_addr: String,
     pub hub_label: String,
-    pub profile: Profile,
+    /// Saves the profile files the client asks for, off the loop; says what failed.
+    pub profile: ProfileWriter,
+    pub profile_problems: mpsc::Receiver<String>,
     pub commands: mpsc::Receiver<ClientCommand>,
-    pub events: mpsc::Sender<ClientEvent>,
-    /// Called after events were queued, so a GUI can repaint.
-    pub wake: Option<std::sync::Arc<dyn Fn() + Send + Sync>>,
+    /// Events to the front-end, which the loop never waits for (and which wakes a GUI).
+    pub front: FrontEnd,
     /// Direct links to peers, and the UDP socket they share (none if it could not be bound:
     /// then everything goes through the hub).
     pub links: Links,
@@ -155,10 +156,70 @@ fn route_from(server: SocketAddr) -> std::io::Result<IpAddr> {
 /// A file hashed for an offer: transfer id, peer, path, and (size, SHA-256) or the error.
 pub type Hashed = (u64, IdentityKey, std::path::PathBuf, std::io::Result<(u64, [u8; 32])>);
 
-/// Closes the link politely, but not at any price.
-async fn close(link: &mut Link) {
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, SinkExt::<bytes::Bytes>::close(link)).await;
+/// How many frames may wait for the hub to read them. A hub this far behind is not reading:
+/// the connection is given up (and made again) rather than let the queue grow.
+const HUB_QUEUE: usize = 4096;
+
+/// The hub connection. Frames are read here; writes go to a task of their own, so a hub that
+/// reads slowly never holds up the loop (which also reads the link socket and the UI's
+/// commands).
+struct HubConn {
+    frames: FramedRead<OwnedReadHalf, LengthDelimitedCodec>,
+    to_hub: mpsc::Sender<bytes::Bytes>,
+    writer: tokio::task::JoinHandle<()>,
 }
+
+impl HubConn {
+    fn new(stream: TcpStream) -> Self {
+        let (read, write) = stream.into_split();
+        let (to_hub, frames_out) = mpsc::channel(HUB_QUEUE);
+        let writer = tokio::spawn(write_frames(FramedWrite::new(write, framing::codec()), frames_out));
+        Self { frames: FramedRead::new(read, framing::codec()), to_hub, writer }
+    }
+
+    /// Queues a frame for the hub without waiting.
+    fn send(&self, frame: Vec<u8>) -> Result<(), String> {
+        self.to_hub.try_send(bytes::Bytes::from(frame)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => {
+                format!("the hub is not reading ({HUB_QUEUE} frames waiting)")
+            }
+            mpsc::error::TrySendError::Closed(_) => "writing to the hub failed".to_string(),
+        })
+    }
+
+    /// Sends what is queued and closes the connection politely, but not at any price.
+    async fn close(self) {
+        let Self { frames, to_hub, writer } = self;
+        drop(to_hub);
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, writer).await;
+        drop(frames);
+    }
+}
+
+/// Writes frames to the hub as they come, flushing when none wait; gives up (which closes the
+/// channel, and so tells the loop) when a write does not finish within `WRITE_TIMEOUT`.
+async fn write_frames(
+    mut sink: FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>,
+    mut frames: mpsc::Receiver<bytes::Bytes>,
+) {
+    while let Some(frame) = frames.recv().await {
+        if !matches!(tokio::time::timeout(WRITE_TIMEOUT, sink.feed(frame)).await, Ok(Ok(()))) {
+            return;
+        }
+        if frames.is_empty() {
+            let flushed =
+                tokio::time::timeout(WRITE_TIMEOUT, SinkExt::<bytes::Bytes>::flush(&mut sink)).await;
+            if !matches!(flushed, Ok(Ok(()))) {
+                return;
+            }
+        }
+    }
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, SinkExt::<bytes::Bytes>::close(&mut sink)).await;
+}
+
+type Connecting = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<std::io::Result<TcpStream>, tokio::time::error::Elapsed>>>,
+>;
 
 enum Step {
     Continue,
@@ -169,7 +230,17 @@ impl Driver {
     /// Runs until `Quit`, the command channel closing, or a fatal error. Returns whether it
     /// ended because of a fatal error.
     pub async fn run(mut self) -> bool {
-        let mut link: Option<Link> = None;
+        let failed = self.run_loop().await;
+        self.front.flush_before_exit(CLOSE_TIMEOUT).await;
+        self.profile.finish(CLOSE_TIMEOUT).await;
+        failed
+    }
+
+    async fn run_loop(&mut self) -> bool {
+        let mut hub: Option<HubConn> = None;
+        // The connection under way: awaited beside everything else, so a slow connect holds
+        // up neither the links nor the commands.
+        let mut connecting: Option<Connecting> = None;
         let mut ever_connected = false;
         let mut was_ready = false;
         let mut backoff = Duration::from_millis(250);
@@ -180,50 +251,14 @@ impl Driver {
         }
         let mut network_check = self.udp.as_ref().map(|_| tokio::time::Instant::now() + NETWORK_POLL);
         loop {
-            if link.is_none() && reconnect_at.is_some_and(|t| t <= tokio::time::Instant::now()) {
+            if hub.is_none()
+                && connecting.is_none()
+                && reconnect_at.is_some_and(|t| t <= tokio::time::Instant::now())
+            {
                 reconnect_at = None;
                 tracing::info!(addr = %self.hub_addr, "connecting to the hub");
                 let addr = self.hub_addr.clone();
-                let connect = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr));
-                tokio::pin!(connect);
-                // Keep taking commands while connecting: Quit must not wait for a slow connect.
-                let connected = loop {
-                    tokio::select! {
-                        result = &mut connect => break result,
-                        cmd = self.commands.recv() => match cmd {
-                            None | Some(ClientCommand::Quit) => {
-                                self.quit(&mut None).await;
-                                return false;
-                            }
-                            Some(cmd) => self.command(cmd).await,
-                        },
-                    }
-                };
-                match connected {
-                    Ok(Ok(stream)) => {
-                        let _ = stream.set_nodelay(true);
-                        ever_connected = true;
-                        link = Some(Framed::new(stream, framing::codec()));
-                        self.client.handle_hub_connected(now_ms());
-                    }
-                    failure => {
-                        if !ever_connected {
-                            let why = match failure {
-                                Ok(Err(e)) => format!("cannot reach the hub at {}: {e}", self.hub_addr),
-                                _ => format!("timed out reaching the hub at {}", self.hub_addr),
-                            };
-                            self.fatal("hub_unreachable", why).await;
-                            return true;
-                        }
-                        reconnect_at = Some(tokio::time::Instant::now() + backoff);
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
-                    }
-                }
-                match self.flush(&mut link).await {
-                    Step::Continue => {}
-                    Step::Stop => return true,
-                }
-                continue;
+                connecting = Some(Box::pin(tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))));
             }
             let timer = self.client.poll_timeout();
             let link_timer = self.links.poll_timeout().map(tokio::time::Instant::from_std);
@@ -232,38 +267,51 @@ impl Driver {
                 .into_iter()
                 .flatten()
                 .min();
+            let mut lost: Option<String> = None;
             tokio::select! {
-                frame = next_frame(&mut link) => match frame {
-                    Some(Ok(frame)) => {
+                connected = finish_connecting(&mut connecting) => {
+                    connecting = None;
+                    match connected {
+                        Ok(Ok(stream)) => {
+                            let _ = stream.set_nodelay(true);
+                            ever_connected = true;
+                            hub = Some(HubConn::new(stream));
+                            self.client.handle_hub_connected(now_ms());
+                        }
+                        failure => {
+                            if !ever_connected {
+                                let why = match failure {
+                                    Ok(Err(e)) => format!("cannot reach the hub at {}: {e}", self.hub_addr),
+                                    _ => format!("timed out reaching the hub at {}", self.hub_addr),
+                                };
+                                self.fatal("hub_unreachable", why);
+                                return true;
+                            }
+                            reconnect_at = Some(tokio::time::Instant::now() + backoff);
+                            backoff = (backoff * 2).min(MAX_BACKOFF);
+                        }
+                    }
+                }
+                frame = from_hub(&mut hub) => match frame {
+                    Ok(frame) => {
                         self.client.handle_hub_frame(now_ms(), &frame);
                         if self.client.is_ready() {
                             was_ready = true;
                             backoff = Duration::from_millis(250);
                         }
                     }
-                    other => {
-                        let reason = match other {
-                            Some(Err(e)) => format!("hub link error: {e}"),
-                            _ => "hub closed the connection".to_string(),
-                        };
-                        tracing::warn!("{reason}");
-                        link = None;
-                        if !was_ready {
-                            // Never got in: retrying would only hammer the hub.
-                            self.fatal("hub_refused", format!("{reason} before authentication")).await;
-                            return true;
-                        }
-                        self.client.handle_hub_disconnected(now_ms(), &reason);
-                        reconnect_at = Some(tokio::time::Instant::now() + backoff);
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
-                    }
+                    Err(reason) => lost = Some(reason),
                 },
+                () = self.front.room(), if self.front.has_backlog() => self.front.send_backlog(),
+                Some(problem) = self.profile_problems.recv() => {
+                    self.front.push(ClientEvent::error("profile", problem));
+                }
                 cmd = self.commands.recv() => match cmd {
                     None | Some(ClientCommand::Quit) => {
-                        self.quit(&mut link).await;
+                        self.quit(&mut hub).await;
                         return false;
                     }
-                    Some(cmd) => self.command(cmd).await,
+                    Some(cmd) => self.command(cmd),
                 },
                 Some(server) = self.servers.1.recv() => {
                     let now = std::time::Instant::now();
@@ -295,38 +343,52 @@ impl Driver {
                     }
                 }
             }
-            match self.flush(&mut link).await {
-                Step::Continue => {}
-                Step::Stop => return true,
+            if let Some(reason) = lost {
+                tracing::warn!("{reason}");
+                if let Some(conn) = hub.take() {
+                    conn.writer.abort();
+                }
+                if !was_ready {
+                    // Never got in: retrying would only hammer the hub.
+                    self.fatal("hub_refused", format!("{reason} before authentication"));
+                    return true;
+                }
+                self.client.handle_hub_disconnected(now_ms(), &reason);
+                reconnect_at = Some(tokio::time::Instant::now() + backoff);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
-            if link.is_none() && reconnect_at.is_none() {
+            let step = self.flush(&mut hub).await;
+            self.front.wake();
+            if matches!(step, Step::Stop) || self.front.is_closed() {
+                return true;
+            }
+            if hub.is_none() && connecting.is_none() && reconnect_at.is_none() {
                 reconnect_at = Some(tokio::time::Instant::now() + backoff);
             }
         }
     }
 
     /// Closes every open link on both sides (the Close goes on the link itself), then the hub.
-    async fn quit(&mut self, link: &mut Option<Link>) {
+    async fn quit(&mut self, hub: &mut Option<HubConn>) {
         self.client.handle_quit();
-        let _ = self.flush(link).await;
-        if let Some(mut l) = link.take() {
-            close(&mut l).await;
+        let _ = self.flush(hub).await;
+        if let Some(conn) = hub.take() {
+            conn.close().await;
         }
     }
 
     /// File commands are the net layer's (they touch files); the rest go to the client.
-    async fn command(&mut self, cmd: ClientCommand) {
+    fn command(&mut self, cmd: ClientCommand) {
         match cmd {
             ClientCommand::SendFile { peer, path } => {
                 let Some(key) = self.client.secure_peer(&peer) else {
                     let msg = format!("no secure session with {peer}");
-                    let _ = self.events.send(ClientEvent::error("unknown_peer", msg)).await;
-                    return;
+                    return self.front.push(ClientEvent::error("unknown_peer", msg));
                 };
                 let id = self.transfers.new_id();
                 let path = std::path::PathBuf::from(path);
                 let done = self.hashed.0.clone();
-                let events = self.events.clone();
+                let events = self.front.sender();
                 let to = key.fingerprint().to_string();
                 tokio::task::spawn_blocking(move || {
                     // Said before hashing, which takes a while for a large file, so a
@@ -360,7 +422,7 @@ impl Driver {
             udp.port(),
             udp.ipv6(),
             self.servers.0.clone(),
-            self.events.clone(),
+            self.front.sender(),
         );
         tokio::spawn(resolving);
     }
@@ -441,30 +503,20 @@ impl Driver {
                     }
                 }
                 NatOutput::Candidate(c) => self.links.add_local_candidate(std::time::Instant::now(), c),
-                NatOutput::Problem(text) => {
-                    if self.events.send(ClientEvent::error("ice_server", text)).await.is_ok() {
-                        self.wake();
-                    }
-                }
+                NatOutput::Problem(text) => self.front.push(ClientEvent::error("ice_server", text)),
             }
         }
         while let Some(out) = self.transfers.poll_output() {
             any = true;
             match out {
                 TransferOutput::Signal { peer, signal } => self.client.send_file_signal(peer, signal),
-                TransferOutput::Event(ev) => {
-                    if self.events.send(ev).await.is_ok() {
-                        self.wake();
-                    }
-                }
+                TransferOutput::Event(ev) => self.front.push(ev),
             }
         }
         any
     }
 
-    async fn flush(&mut self, link: &mut Option<Link>) -> Step {
-        let mut wrote = false;
-        let mut woke = false;
+    async fn flush(&mut self, hub: &mut Option<HubConn>) -> Step {
         loop {
             let Some(out) = self.client.poll_output() else {
                 // The link layer may have answered with more for the client (and so on).
@@ -475,52 +527,37 @@ impl Driver {
             };
             match out {
                 ClientOutput::ToHub(frame) => {
-                    if let Some(l) = link.as_mut() {
-                        let fed =
-                            tokio::time::timeout(WRITE_TIMEOUT, l.feed(bytes::Bytes::from(frame))).await;
-                        if !matches!(fed, Ok(Ok(()))) {
-                            *link = None;
-                            self.client.handle_hub_disconnected(now_ms(), "write failed");
-                        } else {
-                            wrote = true;
+                    if let Some(conn) = hub.as_ref()
+                        && let Err(why) = conn.send(frame)
+                    {
+                        tracing::warn!("{why}");
+                        if let Some(conn) = hub.take() {
+                            conn.writer.abort();
                         }
+                        self.client.handle_hub_disconnected(now_ms(), &why);
                     }
                 }
                 ClientOutput::Event(ev) => {
                     let fatal = matches!(ev, ClientEvent::Error { fatal: true, .. });
-                    // A closed event channel means the front-end is gone: stop.
-                    if self.events.send(ev).await.is_err() {
-                        return Step::Stop;
-                    }
-                    woke = true;
+                    self.front.push(ev);
                     if fatal {
-                        self.wake();
-                        if let Some(mut l) = link.take() {
-                            close(&mut l).await;
+                        if let Some(conn) = hub.take() {
+                            conn.close().await;
                         }
                         return Step::Stop;
                     }
                 }
-                ClientOutput::SaveKnownPeers(peers) => {
-                    if let Err(e) = self.profile.save_known_peers(&peers) {
-                        let _ = self.events.send(ClientEvent::error("profile", e.to_string())).await;
-                    }
-                }
+                ClientOutput::SaveKnownPeers(peers) => self.profile.save_known_peers(peers),
                 ClientOutput::PinHub(key) => {
-                    let result = self.profile.hub_pins().and_then(|mut pins| {
-                        pins.hubs.insert(self.hub_label.clone(), key);
-                        self.profile.save_hub_pins(&pins)
-                    });
-                    if let Err(e) = result {
-                        let _ = self.events.send(ClientEvent::error("profile", e.to_string())).await;
+                    if let Err(e) = self.profile.pin_hub(self.hub_label.clone(), key) {
+                        self.front.push(ClientEvent::error("profile", e));
                     }
                 }
                 ClientOutput::CloseHub { fatal } => {
-                    if let Some(mut l) = link.take() {
-                        close(&mut l).await;
+                    if let Some(conn) = hub.take() {
+                        conn.close().await;
                     }
                     if fatal {
-                        self.wake();
                         return Step::Stop;
                     }
                     self.client.handle_hub_disconnected(now_ms(), "protocol error");
@@ -551,31 +588,21 @@ impl Driver {
                 }
             }
         }
-        if wrote
-            && let Some(l) = link.as_mut()
-            && !matches!(
-                tokio::time::timeout(WRITE_TIMEOUT, SinkExt::<bytes::Bytes>::flush(l)).await,
-                Ok(Ok(()))
-            )
-        {
-            *link = None;
-            self.client.handle_hub_disconnected(now_ms(), "write failed");
-        }
-        if woke {
-            self.wake();
-        }
         Step::Continue
     }
 
-    fn wake(&self) {
-        if let Some(w) = &self.wake {
-            w();
-        }
+    fn fatal(&mut self, code: &str, message: String) {
+        self.front.push(ClientEvent::fatal(code, message));
     }
+}
 
-    async fn fatal(&mut self, code: &str, message: String) {
-        let _ = self.events.send(ClientEvent::fatal(code, message)).await;
-        self.wake();
+/// The connection being made, if any (pending otherwise, so `select!` can always poll it).
+async fn finish_connecting(
+    connecting: &mut Option<Connecting>,
+) -> Result<std::io::Result<TcpStream>, tokio::time::error::Elapsed> {
+    match connecting {
+        Some(c) => c.await,
+        None => std::future::pending().await,
     }
 }
 
@@ -586,10 +613,16 @@ async fn recv_udp(udp: &mut Option<LinkSocket>) -> std::io::Result<Vec<Received>
     }
 }
 
-async fn next_frame(link: &mut Option<Link>) -> Option<Result<bytes::BytesMut, std::io::Error>> {
-    match link {
-        Some(l) => l.next().await,
-        None => std::future::pending().await,
+/// The next frame from the hub, or why the connection is gone (its writer giving up counts).
+async fn from_hub(hub: &mut Option<HubConn>) -> Result<bytes::BytesMut, String> {
+    let Some(conn) = hub else { return std::future::pending().await };
+    tokio::select! {
+        frame = conn.frames.next() => match frame {
+            Some(Ok(frame)) => Ok(frame),
+            Some(Err(e)) => Err(format!("hub link error: {e}")),
+            None => Err("hub closed the connection".to_string()),
+        },
+        () = conn.to_hub.closed() => Err("writing to the hub failed".to_string()),
     }
 }
 

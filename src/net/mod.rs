@@ -3,11 +3,13 @@
 
 pub mod client_driver;
 pub mod framing;
+pub mod front;
 pub mod hub_server;
 pub mod link_socket;
 pub mod links;
 pub mod nat;
 pub mod profile;
+pub mod profile_writer;
 pub mod reach;
 pub mod transfers;
 

@@ -1,0 +1,196 @@
+//! Events on their way to a front-end, without ever making the network loop wait for it.
+//!
+//! The channel to the front-end is bounded; when it is full (a window that is busy, a
+//! `kith headless` whose reader stopped reading), events wait here instead, and the loop
+//! moves them on as the front-end takes them. Progress events are coalesced while they wait
+//! (only the latest figure of a transfer matters), and the backlog is bounded: past
+//! [`MAX_BACKLOG`] the front-end is not reading at all, and further events are dropped and
+//! counted rather than grow memory for ever.
+
+use std::collections::VecDeque;
+
+use tokio::sync::mpsc;
+
+use crate::protocol::events::ClientEvent;
+
+/// Events held for a front-end that does not keep up. A window drains thousands per frame;
+/// this many waiting means it stopped.
+pub const MAX_BACKLOG: usize = 100_000;
+
+pub type Waker = std::sync::Arc<dyn Fn() + Send + Sync>;
+
+pub struct FrontEnd {
+    tx: mpsc::Sender<ClientEvent>,
+    backlog: VecDeque<ClientEvent>,
+    wake: Option<Waker>,
+    closed: bool,
+    dropped: u64,
+    /// Something was handed over since the front-end was last woken.
+    unwoken: bool,
+}
+
+impl FrontEnd {
+    pub fn new(tx: mpsc::Sender<ClientEvent>, wake: Option<Waker>) -> Self {
+        Self { tx, backlog: VecDeque::new(), wake, closed: false, dropped: 0, unwoken: false }
+    }
+
+    /// Queues `event` without waiting.
+    pub fn push(&mut self, event: ClientEvent) {
+        if self.closed {
+            return;
+        }
+        if self.backlog.is_empty() {
+            match self.tx.try_send(event) {
+                Ok(()) => {
+                    self.unwoken = true;
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.closed = true;
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Full(event)) => return self.hold(event),
+            }
+        }
+        self.hold(event);
+    }
+
+    fn hold(&mut self, event: ClientEvent) {
+        if let ClientEvent::FileProgress { id, .. } = &event
+            && let Some(older) = self
+                .backlog
+                .iter_mut()
+                .find(|e| matches!(e, ClientEvent::FileProgress { id: other, .. } if other == id))
+        {
+            *older = event;
+            return;
+        }
+        if self.backlog.len() >= MAX_BACKLOG {
+            self.dropped += 1;
+            if self.dropped.is_power_of_two() {
+                tracing::warn!(dropped = self.dropped, "the front-end is not reading its events; dropping");
+            }
+            return;
+        }
+        self.backlog.push_back(event);
+    }
+
+    /// Whether events wait for room in the channel.
+    pub fn has_backlog(&self) -> bool {
+        !self.backlog.is_empty() && !self.closed
+    }
+
+    /// The front-end went away (its end of the channel closed).
+    pub fn is_closed(&self) -> bool {
+        self.closed || self.tx.is_closed()
+    }
+
+    /// Events dropped because the front-end stopped reading.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Resolves when the channel has room; for the loop's `select!` while there is a backlog.
+    /// (The reserved slot is released at once: `send_backlog` fills it, and another sender
+    /// taking it first only means waiting once more.)
+    pub async fn room(&self) {
+        if self.tx.reserve().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Hands over as many waiting events as fit now, oldest first.
+    pub fn send_backlog(&mut self) {
+        while let Some(event) = self.backlog.pop_front() {
+            match self.tx.try_send(event) {
+                Ok(()) => self.unwoken = true,
+                Err(mpsc::error::TrySendError::Full(event)) => {
+                    self.backlog.push_front(event);
+                    break;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.closed = true;
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Wakes the front-end (a window repaints) if anything was handed over since last time.
+    pub fn wake(&mut self) {
+        if std::mem::take(&mut self.unwoken)
+            && let Some(w) = &self.wake
+        {
+            w();
+        }
+    }
+
+    /// At shutdown: waits (a bounded time) for the front-end to take what is left, so a fatal
+    /// error that ends the loop is not lost behind a full channel.
+    pub async fn flush_before_exit(&mut self, within: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while let Some(event) = self.backlog.pop_front() {
+            match tokio::time::timeout_at(deadline, self.tx.send(event)).await {
+                Ok(Ok(())) => self.unwoken = true,
+                _ => break,
+            }
+        }
+        self.wake();
+    }
+
+    /// A sender for tasks off the loop (DNS, hashing), which may wait on it.
+    pub fn sender(&self) -> mpsc::Sender<ClientEvent> {
+        self.tx.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(id: &str, bytes: u64) -> ClientEvent {
+        ClientEvent::FileProgress { id: id.into(), bytes, total: 100 }
+    }
+
+    #[tokio::test]
+    async fn a_front_end_that_stops_reading_never_blocks_and_gets_everything_later() {
+        let (tx, mut rx) = mpsc::channel(2);
+        let mut front = FrontEnd::new(tx, None);
+        for i in 0..5 {
+            front.push(ClientEvent::Expired { id: i.to_string() });
+        }
+        // Progress of one transfer waits as its latest figure only.
+        for bytes in [10, 20, 30] {
+            front.push(progress("a", bytes));
+        }
+        front.push(progress("b", 5));
+        assert!(front.has_backlog());
+        let mut got = Vec::new();
+        while front.has_backlog() {
+            while let Ok(e) = rx.try_recv() {
+                got.push(e);
+            }
+            front.room().await;
+            front.send_backlog();
+        }
+        while let Ok(e) = rx.try_recv() {
+            got.push(e);
+        }
+        let expected: Vec<ClientEvent> = (0..5)
+            .map(|i| ClientEvent::Expired { id: i.to_string() })
+            .chain([progress("a", 30), progress("b", 5)])
+            .collect();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn the_backlog_is_bounded() {
+        let (tx, _rx) = mpsc::channel(1);
+        let mut front = FrontEnd::new(tx, None);
+        for i in 0..MAX_BACKLOG + 11 {
+            front.push(ClientEvent::Expired { id: i.to_string() });
+        }
+        // One in the channel, MAX_BACKLOG waiting, the rest dropped and counted.
+        assert_eq!(front.dropped(), 10);
+    }
+}
