@@ -8,11 +8,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use zeroize::Zeroizing;
 
+use crate::core::TransferConfig;
 use crate::core::{CoreHandle, CoreOptions, Target};
 use crate::net::hub_server::{DEFAULT_MAX_CONNECTIONS, HubOptions, spawn_hub};
 use crate::net::nat::{IceServers, TurnServer};
 use crate::net::profile::Profile;
-use crate::net::transfers::TransferConfig;
 use crate::protocol::events::{ClientCommand, ClientEvent};
 use crate::protocol::hub::HubConfig;
 
@@ -107,7 +107,7 @@ pub struct HeadlessArgs {
     #[arg(long)]
     pub accept_files: bool,
     /// Largest file accepted, in bytes; larger offers are declined.
-    #[arg(long, default_value_t = crate::net::transfers::DEFAULT_MAX_SIZE)]
+    #[arg(long, default_value_t = crate::core::DEFAULT_MAX_FILE_SIZE)]
     pub max_file_size: u64,
 }
 

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
 use crate::net::client_driver::Driver;
+use crate::net::disk::{self, Disk};
 use crate::net::front::FrontEnd;
 use crate::net::hub_server::{self, DEFAULT_MAX_CONNECTIONS, HubOptions, spawn_hub};
 use crate::net::link_socket::LinkSocket;
@@ -20,10 +21,11 @@ use crate::net::nat::{IceServers, Nat};
 use crate::net::profile::Profile;
 use crate::net::profile_writer::ProfileWriter;
 use crate::net::reach;
-use crate::net::transfers::{TransferConfig, Transfers};
 use crate::protocol::client::{Client, ClientConfig};
 use crate::protocol::events::{ClientCommand, ClientEvent};
 use crate::protocol::hub::{AUTH_TIMEOUT_MS, HubConfig};
+use crate::protocol::transfer::Transfers;
+pub use crate::protocol::transfer::{DEFAULT_MAX_SIZE as DEFAULT_MAX_FILE_SIZE, TransferConfig};
 
 /// Commands queued towards the core; a full queue is reported, never waited on by the UI.
 const COMMAND_QUEUE: usize = 256;
@@ -202,9 +204,18 @@ impl CoreHandle {
                 let transfers = Transfers::new(opts.transfers.clone(), rng.next_u64());
                 let client = Client::new(config, identity, known, rng);
                 let (problems, profile_problems) = mpsc::channel(16);
+                let (disk_done, disk_answers) = mpsc::channel(disk::DONE_QUEUE);
+                let disk = match Disk::spawn(disk_done) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        let _ = ev_tx.send(ClientEvent::fatal("runtime", e.to_string())).await;
+                        return true;
+                    }
+                };
                 let driver = Driver {
                     transfers,
-                    hashed: mpsc::channel(16),
+                    disk,
+                    disk_answers,
                     links,
                     udp,
                     nat: Nat::new(std::time::Instant::now()),

@@ -202,3 +202,66 @@ fn a_peer_that_quits_closes_the_link_on_both_sides_even_without_the_hub() {
     assert!(took < std::time::Duration::from_secs(5), "bob noticed after {took:?}");
     assert_eq!(b.quit(), 0);
 }
+
+#[cfg(unix)]
+#[test]
+fn a_receiver_whose_disk_crawls_keeps_chatting_at_full_speed() {
+    use std::io::Read;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("big.bin");
+    random_file(&source, 32 * 1024 * 1024);
+    let downloads = dir.path().join("bob-downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    let hub = HubProc::start(&dir.path().join("hub"), PW, &[]);
+    let mut a = Peer::join("alice", &dir.path().join("alice"), &hub.addr, PW);
+    let fa = a.fingerprint();
+    let dl = downloads.to_str().unwrap();
+    let mut b = Peer::start("bob", &dir.path().join("bob"), &["--hub", &hub.addr, "--downloads", dl], PW);
+    let fb = b.fingerprint();
+    wait_link(&mut a, &fb, "direct");
+    wait_link(&mut b, &fa, "direct");
+    a.send(json!({"cmd": "send_file", "peer": fb, "path": source.to_str().unwrap()}));
+    let offer = b.wait_event("file_offer");
+    let id = offer["id"].as_str().unwrap().to_string();
+    // Bob's part file is a pipe that this test drains at 256 KiB/s: every write to it waits.
+    let part = downloads.join(format!(".big.bin.kith-part-{id}"));
+    assert!(std::process::Command::new("mkfifo").arg(&part).status().unwrap().success());
+    let drain_for = Duration::from_secs(8);
+    let reader = std::thread::spawn(move || {
+        let mut pipe = std::fs::File::open(part).unwrap();
+        let mut buf = vec![0; 16 * 1024];
+        let (started, mut drained) = (Instant::now(), 0usize);
+        while started.elapsed() < drain_for {
+            match pipe.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+            std::thread::sleep(Duration::from_millis(62));
+        }
+        drained
+    });
+    b.send(json!({"cmd": "accept_file", "id": id}));
+    // The sender's first progress report comes at 8 MiB: the bytes are on their way.
+    a.wait_event("file_progress");
+    // Chat round trips while bob's disk crawls: each message is acknowledged by bob's core.
+    let mut rtts = Vec::new();
+    for n in 0..10 {
+        let started = Instant::now();
+        a.send(json!({"cmd": "send", "room": "general", "text": format!("ping {n}")}));
+        let sent = a.wait_event("sent");
+        a.wait_for("delivered", |e| e["event"] == "delivered" && e["id"] == sent["id"]);
+        rtts.push(started.elapsed());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("chat round trips with the receiver's disk at 256 KiB/s: {rtts:?}");
+    let drained = reader.join().unwrap();
+    // The pipe took a few MiB at most: the file was far from written while bob chatted.
+    assert!(drained < 8 * 1024 * 1024, "{drained}");
+    // A loop that waited for the disk would sit seconds on each 1 MiB buffer it flushes.
+    let worst = rtts.iter().max().unwrap();
+    assert!(*worst < Duration::from_secs(2), "chat round trips {rtts:?}");
+    a.send(json!({"cmd": "cancel_file", "id": id}));
+    assert_eq!(a.quit(), 0);
+    b.kill();
+}

@@ -10,16 +10,16 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 
+use super::disk::Disk;
 use super::front::FrontEnd;
 use super::link_socket::{LinkSocket, Received};
 use super::links::{LinkOutput, Links};
 use super::nat::{Claimed, IceServers, Nat, NatOutput};
 use super::profile_writer::ProfileWriter;
-use super::transfers::{TransferOutput, Transfers, hash_file};
 use super::{deadline, framing, now_ms};
 use crate::protocol::client::{Client, ClientOutput};
 use crate::protocol::events::{ClientCommand, ClientEvent};
-use crate::protocol::identity::IdentityKey;
+use crate::protocol::transfer::{DiskDone, TransferOutput, Transfers};
 use crate::protocol::wire::LinkSignal;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,8 +53,9 @@ pub struct Driver {
     pub ice: IceServers,
     pub servers: (mpsc::Sender<Server>, mpsc::Receiver<Server>),
     pub transfers: Transfers,
-    /// Files hashed off the loop, ready to offer.
-    pub hashed: (mpsc::Sender<Hashed>, mpsc::Receiver<Hashed>),
+    /// File reads and writes for the transfers, off the loop, and what they finished.
+    pub disk: Disk,
+    pub disk_answers: mpsc::Receiver<DiskDone>,
 }
 
 /// A STUN or TURN server, resolved, with our interface address towards it.
@@ -152,9 +153,6 @@ fn route_from(server: SocketAddr) -> std::io::Result<IpAddr> {
     probe.connect(server)?;
     Ok(probe.local_addr()?.ip())
 }
-
-/// A file hashed for an offer: transfer id, peer, path, and (size, SHA-256) or the error.
-pub type Hashed = (u64, IdentityKey, std::path::PathBuf, std::io::Result<(u64, [u8; 32])>);
 
 /// How many frames may wait for the hub to read them. A hub this far behind is not reading:
 /// the connection is given up (and made again) rather than let the queue grow.
@@ -322,10 +320,10 @@ impl Driver {
                         }
                     }
                 }
-                Some((id, peer, path, result)) = self.hashed.1.recv() => match result {
-                    Ok((size, sha256)) => self.transfers.offer(id, peer, &path, size, sha256),
-                    Err(e) => self.transfers.hash_failed(id, &path, e),
-                },
+                Some(done) = self.disk_answers.recv() => {
+                    self.transfers.handle_disk(std::time::Instant::now(), done, &mut self.links);
+                }
+                () = self.disk.room(), if self.disk.has_backlog() => self.disk.send_backlog(),
                 got = recv_udp(&mut self.udp) => match got {
                     Ok(batch) => self.on_datagrams(&batch),
                     Err(e) => {
@@ -385,24 +383,7 @@ impl Driver {
                     let msg = format!("no secure session with {peer}");
                     return self.front.push(ClientEvent::error("unknown_peer", msg));
                 };
-                let id = self.transfers.new_id();
-                let path = std::path::PathBuf::from(path);
-                let done = self.hashed.0.clone();
-                let events = self.front.sender();
-                let to = key.fingerprint().to_string();
-                tokio::task::spawn_blocking(move || {
-                    // Said before hashing, which takes a while for a large file, so a
-                    // front-end shows the transfer at once.
-                    let _ = events.blocking_send(ClientEvent::FileSending {
-                        id: crate::net::transfers::id_text(id),
-                        to,
-                        name: crate::net::transfers::offered_name(&path),
-                        size: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
-                        path: path.display().to_string(),
-                    });
-                    let result = hash_file(&path);
-                    let _ = done.blocking_send((id, key, path, result));
-                });
+                self.transfers.send_file(key, std::path::PathBuf::from(path));
             }
             ClientCommand::AcceptFile { id } => self.transfers.accept(&id),
             ClientCommand::DeclineFile { id } => self.transfers.decline(&id),
@@ -511,6 +492,7 @@ impl Driver {
             match out {
                 TransferOutput::Signal { peer, signal } => self.client.send_file_signal(peer, signal),
                 TransferOutput::Event(ev) => self.front.push(ev),
+                TransferOutput::Disk(request) => self.disk.submit(request),
             }
         }
         any

@@ -79,14 +79,16 @@ pub enum LinkOutput {
     Down { peer: IdentityKey, reason: String, fingerprint_mismatch: bool },
 }
 
-/// What became of a write on the file channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileWrite {
-    Written,
-    /// The buffer is full: wait for `FileWritable`.
-    Full,
-    /// No open file channel (no link, or it just failed).
-    NoChannel,
+pub use crate::protocol::transfer::FileWrite;
+
+impl crate::protocol::transfer::FileChannel for Links {
+    fn file_buffered(&mut self, peer: &IdentityKey) -> Option<usize> {
+        Links::file_buffered(self, peer)
+    }
+
+    fn send_file_data(&mut self, now: Instant, peer: IdentityKey, data: &[u8]) -> FileWrite {
+        Links::send_file_data(self, now, peer, data)
+    }
 }
 
 struct PeerLink {
@@ -986,7 +988,7 @@ mod tests {
 
     #[test]
     fn a_chat_message_does_not_wait_behind_queued_file_data() {
-        use crate::net::transfers::{CHUNK, MAX_QUEUED};
+        use crate::protocol::transfer::{CHUNK, MAX_QUEUED};
         let mut p = Pair::new();
         p.open();
         p.run_until(Duration::from_secs(5), |p| {

@@ -2,6 +2,7 @@
 //! Nothing here makes a protocol decision.
 
 pub mod client_driver;
+pub mod disk;
 pub mod framing;
 pub mod front;
 pub mod hub_server;
@@ -11,7 +12,6 @@ pub mod nat;
 pub mod profile;
 pub mod profile_writer;
 pub mod reach;
-pub mod transfers;
 
 /// Wall-clock milliseconds since the Unix epoch: the time base of the protocol cores.
 pub fn now_ms() -> u64 {

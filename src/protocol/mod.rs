@@ -8,5 +8,6 @@ pub mod hub;
 pub mod identity;
 pub mod noise;
 pub mod session;
+pub mod transfer;
 pub mod trust;
 pub mod wire;

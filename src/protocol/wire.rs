@@ -288,6 +288,11 @@ pub enum FileSignal {
     Complete {
         id: u64,
     },
+    /// From the receiver, whose disk is behind: stop sending until the next `Accept`, which
+    /// says where to go on from.
+    Pause {
+        id: u64,
+    },
 }
 
 /// Largest SDP or candidate line accepted in a [`LinkSignal`].

@@ -89,7 +89,7 @@ impl Default for Settings {
             stun_servers: vec!["stun.l.google.com:19302".into(), "stun.cloudflare.com:3478".into()],
             turn_servers: Vec::new(),
             downloads: None,
-            max_file_mib: crate::net::transfers::DEFAULT_MAX_SIZE / MIB,
+            max_file_mib: crate::core::DEFAULT_MAX_FILE_SIZE / MIB,
             microphone: None,
             speaker: None,
             camera: None,
@@ -108,12 +108,12 @@ impl Settings {
     }
     /// How received files are handled: saved in the chosen folder (or `default_downloads`),
     /// up to the chosen size, each one accepted by the user.
-    pub fn transfer_config(&self, default_downloads: PathBuf) -> crate::net::transfers::TransferConfig {
+    pub fn transfer_config(&self, default_downloads: PathBuf) -> crate::core::TransferConfig {
         let downloads = match self.downloads.as_deref().map(str::trim) {
             Some(d) if !d.is_empty() => PathBuf::from(d),
             _ => default_downloads,
         };
-        crate::net::transfers::TransferConfig {
+        crate::core::TransferConfig {
             downloads,
             auto_accept: false,
             max_size: self.max_file_mib.saturating_mul(MIB),

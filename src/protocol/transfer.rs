@@ -1,0 +1,644 @@
+//! File transfers as a sans-IO state machine: offers, accepts, flow control, resume and
+//! completion. It touches no file: what must happen on disk comes out as a [`DiskRequest`],
+//! and the net layer's disk worker answers each with a [`DiskDone`]. Bytes move on the direct
+//! link's file channel (a [`FileChannel`]).
+//!
+//! The offer (name, size, SHA-256) travels in the Noise session, so the hash the receiver
+//! checks against is authenticated. The sender reads ahead a few chunks and puts them on the
+//! channel in order as its buffer drains. The receiver hands every chunk to the disk worker,
+//! which writes it to a hidden part file and hashes it; only a file whose hash matches gets its
+//! name. A receiver whose disk is slower than the network asks the sender to pause
+//! ([`FileSignal::Pause`]) and to go on from where it is ([`FileSignal::Accept`]) once the
+//! backlog has drained, so memory stays bounded and the network loop never waits for the disk.
+//! When a link drops mid-transfer, the receiver asks again from what it has once a link is
+//! back.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+
+use super::events::ClientEvent;
+use super::identity::IdentityKey;
+use super::wire::{FileSignal, MAX_FILE_NAME};
+
+/// Bytes of file per data-channel message (plus a 16-byte header).
+pub const CHUNK: usize = 64 * 1024;
+/// The sender keeps at most this much queued on the channel (in flight included): enough to
+/// keep a 1 MiB window full between refills. Chat does not wait behind it: the channels'
+/// queues take turns a message (one `CHUNK`) at a time.
+pub const MAX_QUEUED: usize = 512 * 1024;
+/// Chunks the sender has read (or is reading) ahead of the channel, per transfer.
+const READ_AHEAD: usize = 8;
+/// Bytes a receiver holds for the disk before it asks the sender to pause, and below which
+/// it asks it to go on. What arrives while the pause request travels is still taken, up to
+/// `BACKLOG_MAX`; past that, chunks are dropped and sent again after the pause.
+const BACKLOG_HIGH: u64 = 8 * 1024 * 1024;
+const BACKLOG_LOW: u64 = 2 * 1024 * 1024;
+const BACKLOG_MAX: u64 = 16 * 1024 * 1024;
+/// A progress event per this many bytes (and at the end).
+const PROGRESS_STEP: u64 = 8 * 1024 * 1024;
+/// Default largest file a receiver accepts.
+pub const DEFAULT_MAX_SIZE: u64 = 16 * 1024 * 1024 * 1024;
+/// Offers from one peer that may wait for an answer; more are declined.
+pub const MAX_PENDING_OFFERS: usize = 16;
+
+#[derive(Debug, Clone)]
+pub struct TransferConfig {
+    pub downloads: PathBuf,
+    pub auto_accept: bool,
+    pub max_size: u64,
+}
+
+/// What a transfer needs from the direct link's file channel.
+pub trait FileChannel {
+    /// Bytes queued on `peer`'s file channel and not yet acknowledged; `None` without one.
+    fn file_buffered(&mut self, peer: &IdentityKey) -> Option<usize>;
+    /// Writes one message on `peer`'s file channel.
+    fn send_file_data(&mut self, now: std::time::Instant, peer: IdentityKey, data: &[u8]) -> FileWrite;
+}
+
+/// What became of a write on the file channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileWrite {
+    Written,
+    /// The buffer is full: wait for it to drain.
+    Full,
+    /// No open file channel (no link, or it just failed).
+    NoChannel,
+}
+
+/// Work for the disk worker. Each request names its transfer; the answers come back as
+/// [`DiskDone`] in the order the worker finishes them (reads may overtake each other).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiskRequest {
+    /// Open a file to offer: its size at once ([`DiskDone::Sized`]), then its SHA-256.
+    Open { id: u64, path: PathBuf },
+    /// `len` bytes at `offset` of the file we offer as `id`; `generation` comes back with them.
+    Read { id: u64, generation: u64, offset: u64, len: usize },
+    /// A hidden part file for incoming `id` in `dir`.
+    Create { id: u64, dir: PathBuf, part_name: String },
+    /// Append `data` (which starts at `offset`) to `id`'s part file and to its running hash.
+    Write { id: u64, offset: u64, data: Vec<u8> },
+    /// Every byte is written: flush, fsync, compare the hash with `sha256`, and give the file
+    /// `name` (or `name (1)` …, never overwriting) in `dir`. On a mismatch the part is deleted.
+    Finish { id: u64, sha256: [u8; 32], dir: PathBuf, name: String },
+    /// Done with `id`: close it, and delete its part file if it has one.
+    Close { id: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiskDone {
+    Sized { id: u64, size: u64 },
+    Opened { id: u64, size: u64, sha256: [u8; 32] },
+    Read { id: u64, generation: u64, offset: u64, data: Vec<u8> },
+    Created { id: u64 },
+    Written { id: u64, upto: u64 },
+    Finished { id: u64, path: PathBuf, sha256: [u8; 32] },
+    Failed { id: u64, reason: String },
+}
+
+#[derive(Debug)]
+pub enum TransferOutput {
+    Signal { peer: IdentityKey, signal: FileSignal },
+    Event(ClientEvent),
+    Disk(DiskRequest),
+}
+
+/// A file we offer.
+struct Outgoing {
+    peer: IdentityKey,
+    path: PathBuf,
+    name: String,
+    /// Known once the disk worker opened it.
+    size: Option<u64>,
+    offered: bool,
+    sending: Option<Sending>,
+    last_progress: u64,
+}
+
+/// An accepted outgoing transfer moving bytes.
+struct Sending {
+    /// Bumped on every (re)start, so reads issued before it are recognised and dropped.
+    generation: u64,
+    /// Next byte to ask the disk for, and next byte to put on the channel.
+    next_read: u64,
+    next_send: u64,
+    reads_out: usize,
+    /// Chunks read and not yet on the channel, by offset.
+    ready: BTreeMap<u64, Vec<u8>>,
+}
+
+/// A file offered to us.
+struct Incoming {
+    peer: IdentityKey,
+    name: String,
+    size: u64,
+    sha256: [u8; 32],
+    receiving: Option<Receiving>,
+}
+
+/// An accepted incoming transfer.
+#[derive(Default)]
+struct Receiving {
+    /// The part file exists (bytes may come once we said Accept).
+    created: bool,
+    /// Bytes handed to the disk, and bytes it wrote.
+    queued: u64,
+    written: u64,
+    /// We asked the sender to pause.
+    paused: bool,
+    finishing: bool,
+    last_progress: u64,
+}
+
+pub struct Transfers {
+    config: TransferConfig,
+    outgoing: HashMap<u64, Outgoing>,
+    incoming: HashMap<u64, Incoming>,
+    next_id: u64,
+    out: VecDeque<TransferOutput>,
+    buf: Vec<u8>,
+}
+
+/// The name a file is offered under: its last path component, cut to what an offer carries.
+pub fn offered_name(path: &std::path::Path) -> String {
+    let mut name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    while name.len() > MAX_FILE_NAME {
+        name.pop();
+    }
+    name
+}
+
+/// How a transfer id is written in events and commands.
+pub fn id_text(id: u64) -> String {
+    format!("{id:016x}")
+}
+
+fn parse_id(text: &str) -> Option<u64> {
+    u64::from_str_radix(text, 16).ok()
+}
+
+/// The name to save an offered file under: its last path component, without characters
+/// that mean something to file systems, never empty, never hidden, never `..`.
+pub fn safe_name(offered: &str) -> String {
+    let base = offered.rsplit(['/', '\\']).next().unwrap_or("");
+    let cleaned: String = base
+        .chars()
+        .map(|c| if c.is_control() || matches!(c, ':' | '*' | '?' | '"' | '<' | '>' | '|') { '_' } else { c })
+        .collect();
+    let trimmed = cleaned.trim().trim_start_matches('.').trim();
+    if trimmed.is_empty() { "file".to_string() } else { trimmed.to_string() }
+}
+
+impl Transfers {
+    pub fn new(config: TransferConfig, seed: u64) -> Self {
+        Self {
+            config,
+            outgoing: HashMap::new(),
+            incoming: HashMap::new(),
+            next_id: seed,
+            out: VecDeque::new(),
+            buf: Vec::with_capacity(16 + CHUNK),
+        }
+    }
+
+    pub fn poll_output(&mut self) -> Option<TransferOutput> {
+        self.out.pop_front()
+    }
+
+    fn event(&mut self, e: ClientEvent) {
+        self.out.push_back(TransferOutput::Event(e));
+    }
+
+    fn signal(&mut self, peer: IdentityKey, signal: FileSignal) {
+        self.out.push_back(TransferOutput::Signal { peer, signal });
+    }
+
+    fn disk(&mut self, request: DiskRequest) {
+        self.out.push_back(TransferOutput::Disk(request));
+    }
+
+    fn failed(&mut self, id: u64, reason: impl Into<String>) {
+        self.event(ClientEvent::FileFailed { id: id_text(id), reason: reason.into() });
+    }
+
+    /// Starts sending the file at `path` to `peer`: it is opened and hashed, then offered.
+    /// Returns the transfer's id.
+    pub fn send_file(&mut self, peer: IdentityKey, path: PathBuf) -> u64 {
+        self.next_id = self.next_id.wrapping_add(1);
+        let id = self.next_id;
+        let name = offered_name(&path);
+        let o = Outgoing {
+            peer,
+            path: path.clone(),
+            name,
+            size: None,
+            offered: false,
+            sending: None,
+            last_progress: 0,
+        };
+        self.outgoing.insert(id, o);
+        self.disk(DiskRequest::Open { id, path });
+        id
+    }
+
+    pub fn accept(&mut self, id_str: &str) {
+        let Some(id) = parse_id(id_str).filter(|id| self.incoming.contains_key(id)) else {
+            return self.event(ClientEvent::error("unknown_file", format!("no file offer {id_str}")));
+        };
+        self.start_receiving(id);
+    }
+
+    pub fn decline(&mut self, id_str: &str) {
+        let Some(id) = parse_id(id_str) else { return };
+        if let Some(inc) = self.incoming.remove(&id) {
+            self.forget_incoming(id, &inc);
+            self.signal(inc.peer, FileSignal::Decline { id, reason: "declined".into() });
+        }
+    }
+
+    pub fn cancel(&mut self, id_str: &str) {
+        let Some(id) = parse_id(id_str) else { return };
+        let peer = if let Some(o) = self.outgoing.remove(&id) {
+            self.disk(DiskRequest::Close { id });
+            Some(o.peer)
+        } else if let Some(inc) = self.incoming.remove(&id) {
+            self.forget_incoming(id, &inc);
+            Some(inc.peer)
+        } else {
+            None
+        };
+        match peer {
+            Some(peer) => {
+                self.signal(peer, FileSignal::Cancel { id });
+                self.failed(id, "cancelled");
+            }
+            None => self.event(ClientEvent::error("unknown_file", format!("no transfer {id_str}"))),
+        }
+    }
+
+    /// Asks the disk worker to drop an incoming transfer's part file, if it made one.
+    fn forget_incoming(&mut self, id: u64, inc: &Incoming) {
+        if inc.receiving.is_some() {
+            self.disk(DiskRequest::Close { id });
+        }
+    }
+
+    fn start_receiving(&mut self, id: u64) {
+        let Some(inc) = self.incoming.get_mut(&id) else { return };
+        if inc.receiving.is_some() {
+            return;
+        }
+        inc.receiving = Some(Receiving::default());
+        // Short enough for any file system's 255-byte names, whatever the offered name.
+        let mut base = safe_name(&inc.name);
+        while base.len() > MAX_FILE_NAME - 32 {
+            base.pop();
+        }
+        let part_name = format!(".{base}.kith-part-{}", id_text(id));
+        let dir = self.config.downloads.clone();
+        self.disk(DiskRequest::Create { id, dir, part_name });
+    }
+
+    /// Signalling from `peer`'s session.
+    pub fn handle_signal(
+        &mut self,
+        now: std::time::Instant,
+        peer: IdentityKey,
+        signal: FileSignal,
+        links: &mut impl FileChannel,
+    ) {
+        match signal {
+            FileSignal::Offer { id, name, size, sha256 } => {
+                if self.incoming.contains_key(&id) || name.len() > MAX_FILE_NAME {
+                    return;
+                }
+                let waiting =
+                    self.incoming.values().filter(|i| i.peer == peer && i.receiving.is_none()).count();
+                if waiting >= MAX_PENDING_OFFERS {
+                    let reason = format!("the receiver has {MAX_PENDING_OFFERS} offers from you waiting");
+                    return self.signal(peer, FileSignal::Decline { id, reason });
+                }
+                if size > self.config.max_size {
+                    let reason = format!("the receiver takes files up to {} bytes", self.config.max_size);
+                    return self.signal(peer, FileSignal::Decline { id, reason });
+                }
+                let fingerprint = peer.fingerprint().to_string();
+                self.incoming
+                    .insert(id, Incoming { peer, name: name.clone(), size, sha256, receiving: None });
+                self.event(ClientEvent::FileOffer { id: id_text(id), from: fingerprint, name, size });
+                if self.config.auto_accept {
+                    self.start_receiving(id);
+                }
+            }
+            FileSignal::Accept { id, offset } => {
+                let Some(o) = self.outgoing.get_mut(&id).filter(|o| o.peer == peer) else { return };
+                let Some(size) = o.size.filter(|s| offset <= *s) else {
+                    self.outgoing.remove(&id);
+                    self.disk(DiskRequest::Close { id });
+                    return self.failed(id, "the peer asked for bytes past the end");
+                };
+                let generation = o.sending.as_ref().map_or(0, |s| s.generation + 1);
+                o.sending = Some(Sending {
+                    generation,
+                    next_read: offset,
+                    next_send: offset,
+                    reads_out: 0,
+                    ready: BTreeMap::new(),
+                });
+                if offset == size {
+                    // Nothing to send (an empty file, or all of it arrived before a resume).
+                    return;
+                }
+                self.pump(now, peer, links);
+            }
+            FileSignal::Pause { id } => {
+                if let Some(o) = self.outgoing.get_mut(&id).filter(|o| o.peer == peer) {
+                    o.sending = None;
+                }
+            }
+            FileSignal::Decline { id, reason } => {
+                if self.outgoing.get(&id).is_some_and(|o| o.peer == peer) {
+                    self.outgoing.remove(&id);
+                    self.disk(DiskRequest::Close { id });
+                    self.failed(id, format!("the peer declined: {reason}"));
+                }
+            }
+            FileSignal::Cancel { id } => {
+                if self.outgoing.get(&id).is_some_and(|o| o.peer == peer) {
+                    self.outgoing.remove(&id);
+                    self.disk(DiskRequest::Close { id });
+                    self.failed(id, "cancelled by the peer");
+                } else if let Some(inc) = self.incoming.remove(&id) {
+                    if inc.peer != peer {
+                        self.incoming.insert(id, inc);
+                        return;
+                    }
+                    self.forget_incoming(id, &inc);
+                    self.failed(id, "cancelled by the peer");
+                }
+            }
+            FileSignal::Complete { id } => {
+                if self.outgoing.get(&id).is_some_and(|o| o.peer == peer) {
+                    self.outgoing.remove(&id);
+                    self.disk(DiskRequest::Close { id });
+                    self.event(ClientEvent::FileSent { id: id_text(id), to: peer.fingerprint().to_string() });
+                }
+            }
+        }
+    }
+
+    /// What the disk worker finished.
+    pub fn handle_disk(&mut self, now: std::time::Instant, done: DiskDone, links: &mut impl FileChannel) {
+        match done {
+            DiskDone::Sized { id, size } => {
+                let Some(o) = self.outgoing.get(&id) else { return };
+                // Said before hashing, which takes a while for a large file, so a front-end
+                // shows the transfer at once.
+                let event = ClientEvent::FileSending {
+                    id: id_text(id),
+                    to: o.peer.fingerprint().to_string(),
+                    name: o.name.clone(),
+                    size,
+                    path: o.path.display().to_string(),
+                };
+                self.event(event);
+            }
+            DiskDone::Opened { id, size, sha256 } => {
+                // Cancelled while it was being hashed: the worker may let the file go.
+                let Some(o) = self.outgoing.get_mut(&id) else { return self.disk(DiskRequest::Close { id }) };
+                o.size = Some(size);
+                o.offered = true;
+                let (peer, name) = (o.peer, o.name.clone());
+                self.event(ClientEvent::FileOffered { id: id_text(id) });
+                self.signal(peer, FileSignal::Offer { id, name, size, sha256 });
+            }
+            DiskDone::Read { id, generation, offset, data } => {
+                let Some(o) = self.outgoing.get_mut(&id) else { return };
+                let Some(s) = o.sending.as_mut().filter(|s| s.generation == generation) else { return };
+                s.reads_out = s.reads_out.saturating_sub(1);
+                s.ready.insert(offset, data);
+                let peer = o.peer;
+                self.pump(now, peer, links);
+            }
+            DiskDone::Created { id } => {
+                let Some(inc) = self.incoming.get_mut(&id) else { return };
+                let Some(r) = inc.receiving.as_mut() else { return };
+                r.created = true;
+                let (peer, size) = (inc.peer, inc.size);
+                self.signal(peer, FileSignal::Accept { id, offset: 0 });
+                if size == 0 {
+                    self.finish(id);
+                }
+            }
+            DiskDone::Written { id, upto } => self.on_written(id, upto),
+            DiskDone::Finished { id, path, sha256 } => {
+                let Some(inc) = self.incoming.remove(&id) else { return };
+                self.signal(inc.peer, FileSignal::Complete { id });
+                self.event(ClientEvent::FileReceived {
+                    id: id_text(id),
+                    from: inc.peer.fingerprint().to_string(),
+                    path: path.display().to_string(),
+                    size: inc.size,
+                    sha256: hex::encode(sha256),
+                });
+            }
+            DiskDone::Failed { id, reason } => {
+                if let Some(o) = self.outgoing.remove(&id) {
+                    if o.offered {
+                        self.signal(o.peer, FileSignal::Cancel { id });
+                    }
+                    self.disk(DiskRequest::Close { id });
+                    self.failed(id, reason);
+                } else if let Some(inc) = self.incoming.remove(&id) {
+                    self.forget_incoming(id, &inc);
+                    let signal = match inc.receiving.as_ref().is_some_and(|r| r.created) {
+                        true => FileSignal::Cancel { id },
+                        // It never started: the sender hears why rather than wait.
+                        false => FileSignal::Decline { id, reason: "the receiver cannot save it".into() },
+                    };
+                    self.signal(inc.peer, signal);
+                    self.failed(id, reason);
+                }
+            }
+        }
+    }
+
+    fn on_written(&mut self, id: u64, upto: u64) {
+        let Some(inc) = self.incoming.get_mut(&id) else { return };
+        let Some(r) = inc.receiving.as_mut() else { return };
+        r.written = r.written.max(upto);
+        let (peer, size) = (inc.peer, inc.size);
+        let mut resume = None;
+        if r.paused && r.queued - r.written <= BACKLOG_LOW {
+            r.paused = false;
+            resume = Some(r.queued);
+        }
+        let progress = (r.written - r.last_progress >= PROGRESS_STEP || r.written == size).then(|| {
+            r.last_progress = r.written;
+            r.written
+        });
+        let done = r.written == size && !r.finishing;
+        if let Some(offset) = resume {
+            self.signal(peer, FileSignal::Accept { id, offset });
+        }
+        if let Some(bytes) = progress {
+            self.event(ClientEvent::FileProgress { id: id_text(id), bytes, total: size });
+        }
+        if done {
+            self.finish(id);
+        }
+    }
+
+    /// Every byte is on disk: the worker checks the hash and gives the file its name.
+    fn finish(&mut self, id: u64) {
+        let Some(inc) = self.incoming.get_mut(&id) else { return };
+        let Some(r) = inc.receiving.as_mut() else { return };
+        r.finishing = true;
+        let request = DiskRequest::Finish {
+            id,
+            sha256: inc.sha256,
+            dir: self.config.downloads.clone(),
+            name: safe_name(&inc.name),
+        };
+        self.disk(request);
+    }
+
+    /// Puts file bytes for `peer` on its file channel, in order, until the channel's buffer is
+    /// full, and asks the disk for more ahead of it.
+    pub fn pump(&mut self, now: std::time::Instant, peer: IdentityKey, links: &mut impl FileChannel) {
+        let ids: Vec<u64> = self
+            .outgoing
+            .iter()
+            .filter(|(_, o)| o.peer == peer && o.sending.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.send_ready(now, id, links);
+            self.read_ahead(id);
+        }
+    }
+
+    fn send_ready(&mut self, now: std::time::Instant, id: u64, links: &mut impl FileChannel) {
+        loop {
+            let Some(o) = self.outgoing.get_mut(&id) else { return };
+            let (peer, size) = (o.peer, o.size.unwrap_or(0));
+            let Some(s) = o.sending.as_mut() else { return };
+            if links.file_buffered(&peer).is_none_or(|q| q >= MAX_QUEUED) {
+                return;
+            }
+            let Some(data) = s.ready.remove(&s.next_send) else { return };
+            self.buf.clear();
+            self.buf.extend_from_slice(&id.to_be_bytes());
+            self.buf.extend_from_slice(&s.next_send.to_be_bytes());
+            self.buf.extend_from_slice(&data);
+            match links.send_file_data(now, peer, &self.buf) {
+                FileWrite::Written => {}
+                // Full after all (or gone): keep the chunk for the next try.
+                FileWrite::Full | FileWrite::NoChannel => {
+                    s.ready.insert(s.next_send, data);
+                    return;
+                }
+            }
+            s.next_send += data.len() as u64;
+            let sent = s.next_send;
+            if sent - o.last_progress >= PROGRESS_STEP || sent == size {
+                o.last_progress = sent;
+                self.event(ClientEvent::FileProgress { id: id_text(id), bytes: sent, total: size });
+            }
+        }
+    }
+
+    fn read_ahead(&mut self, id: u64) {
+        let Some(o) = self.outgoing.get_mut(&id) else { return };
+        let size = o.size.unwrap_or(0);
+        let Some(s) = o.sending.as_mut() else { return };
+        let mut reads = Vec::new();
+        while s.reads_out + s.ready.len() < READ_AHEAD && s.next_read < size {
+            let len = CHUNK.min((size - s.next_read) as usize);
+            reads.push(DiskRequest::Read { id, generation: s.generation, offset: s.next_read, len });
+            s.next_read += len as u64;
+            s.reads_out += 1;
+        }
+        for r in reads {
+            self.disk(r);
+        }
+    }
+
+    /// A message from `peer`'s file channel: `id`, `offset`, bytes.
+    pub fn handle_data(&mut self, peer: IdentityKey, data: &[u8]) {
+        let (Some(id), Some(offset)) = (
+            data.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes),
+            data.get(8..16).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes),
+        ) else {
+            return;
+        };
+        let bytes = &data[16..];
+        let Some(inc) = self.incoming.get_mut(&id).filter(|i| i.peer == peer) else { return };
+        let size = inc.size;
+        let Some(r) = inc.receiving.as_mut().filter(|r| r.created) else { return };
+        if offset != r.queued || offset + bytes.len() as u64 > size {
+            // A chunk from before a resume, or one the sender should not have sent.
+            tracing::debug!(id, offset, queued = r.queued, "file chunk out of place, ignored");
+            return;
+        }
+        let backlog = r.queued - r.written;
+        if backlog + bytes.len() as u64 > BACKLOG_MAX {
+            // The disk is far behind and the sender did not pause yet: it will send this
+            // again when asked to go on from `queued`.
+            return;
+        }
+        r.queued += bytes.len() as u64;
+        let pause = !r.paused && r.queued - r.written > BACKLOG_HIGH && r.queued < size;
+        if pause {
+            r.paused = true;
+        }
+        self.disk(DiskRequest::Write { id, offset, data: bytes.to_vec() });
+        if pause {
+            tracing::debug!(id, "the disk is behind: asking the sender to pause");
+            self.signal(peer, FileSignal::Pause { id });
+        }
+    }
+
+    /// A (new) file channel to `peer` is open: ask again for whatever is half-received, and
+    /// send whatever waits.
+    pub fn link_ready(&mut self, now: std::time::Instant, peer: IdentityKey, links: &mut impl FileChannel) {
+        let resume: Vec<(u64, u64)> = self
+            .incoming
+            .iter()
+            .filter(|(_, i)| i.peer == peer)
+            .filter_map(|(id, i)| {
+                let r = i.receiving.as_ref().filter(|r| r.created && !r.finishing)?;
+                Some((*id, r.queued))
+            })
+            .collect();
+        for (id, offset) in resume {
+            if let Some(r) = self.incoming.get_mut(&id).and_then(|i| i.receiving.as_mut()) {
+                r.paused = false;
+            }
+            self.signal(peer, FileSignal::Accept { id, offset });
+        }
+        self.pump(now, peer, links);
+    }
+
+    /// The link to `peer` went down: stop sending until the receiver asks again.
+    pub fn link_down(&mut self, peer: IdentityKey) {
+        for o in self.outgoing.values_mut().filter(|o| o.peer == peer) {
+            o.sending = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offered_names_cannot_escape_the_downloads_folder() {
+        assert_eq!(safe_name("../../etc/passwd"), "passwd");
+        assert_eq!(safe_name("C:\\Windows\\evil.exe"), "evil.exe");
+        assert_eq!(safe_name(".."), "file");
+        assert_eq!(safe_name(".bashrc"), "bashrc");
+        assert_eq!(safe_name("a\u{0}b|c.txt"), "a_b_c.txt");
+        assert_eq!(safe_name(""), "file");
+    }
+}

@@ -1,0 +1,309 @@
+//! File transfers in one process on a simulated clock: two real link layers (str0m, in
+//! memory, no sockets), the sans-IO transfer machines on both sides, and a simulated disk
+//! whose writes can be made slow. Signals between the sides stand in for the Noise session.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use kith::net::links::{LinkOutput, Links};
+use kith::protocol::events::ClientEvent;
+use kith::protocol::identity::IdentityKey;
+use kith::protocol::transfer::{DiskDone, DiskRequest, TransferConfig, TransferOutput, Transfers};
+use sha2::{Digest, Sha256};
+
+/// A disk in memory: files to offer by path, part files being written, saved files. Each
+/// write completes `write_delay` after it was asked for, one at a time (a slow disk).
+#[derive(Default)]
+struct SimDisk {
+    files: HashMap<PathBuf, Vec<u8>>,
+    reading: HashMap<u64, Vec<u8>>,
+    parts: HashMap<u64, Vec<u8>>,
+    saved: HashMap<PathBuf, Vec<u8>>,
+    write_delay: Duration,
+    /// Writes waiting for the disk, and when the one at the front completes.
+    writes: VecDeque<(u64, u64, Vec<u8>)>,
+    busy_until: Option<Instant>,
+    done: VecDeque<DiskDone>,
+    /// Most bytes that were waiting for the disk at once.
+    max_waiting: usize,
+}
+
+impl SimDisk {
+    fn submit(&mut self, now: Instant, request: DiskRequest) {
+        match request {
+            DiskRequest::Open { id, path } => match self.files.get(&path) {
+                Some(data) => {
+                    let sha256 = Sha256::digest(data).into();
+                    let size = data.len() as u64;
+                    self.done.push_back(DiskDone::Sized { id, size });
+                    self.done.push_back(DiskDone::Opened { id, size, sha256 });
+                    self.reading.insert(id, data.clone());
+                }
+                None => self.done.push_back(DiskDone::Failed { id, reason: "no such file".into() }),
+            },
+            DiskRequest::Read { id, generation, offset, len } => {
+                let data = self.reading[&id][offset as usize..offset as usize + len].to_vec();
+                self.done.push_back(DiskDone::Read { id, generation, offset, data });
+            }
+            DiskRequest::Create { id, .. } => {
+                self.parts.insert(id, Vec::new());
+                self.done.push_back(DiskDone::Created { id });
+            }
+            DiskRequest::Write { id, offset, data } => {
+                if self.writes.is_empty() {
+                    self.busy_until = Some(now + self.write_delay);
+                }
+                self.writes.push_back((id, offset, data));
+                let waiting = self.writes.iter().map(|w| w.2.len()).sum();
+                self.max_waiting = self.max_waiting.max(waiting);
+            }
+            DiskRequest::Finish { id, sha256, dir, name } => {
+                let part = self.parts.remove(&id).unwrap();
+                let digest: [u8; 32] = Sha256::digest(&part).into();
+                if digest == sha256 {
+                    let path = dir.join(name);
+                    self.saved.insert(path.clone(), part);
+                    self.done.push_back(DiskDone::Finished { id, path, sha256 });
+                } else {
+                    self.done.push_back(DiskDone::Failed { id, reason: "hash mismatch".into() });
+                }
+            }
+            DiskRequest::Close { id } => {
+                self.reading.remove(&id);
+                self.parts.remove(&id);
+            }
+        }
+    }
+
+    /// Completes the writes that are due.
+    fn tick(&mut self, now: Instant) {
+        while let Some(at) = self.busy_until.filter(|t| *t <= now) {
+            let Some((id, offset, data)) = self.writes.pop_front() else { break };
+            let part = self.parts.get_mut(&id).unwrap();
+            assert_eq!(part.len() as u64, offset, "writes arrive in order");
+            part.extend_from_slice(&data);
+            self.done.push_back(DiskDone::Written { id, upto: part.len() as u64 });
+            self.busy_until = (!self.writes.is_empty()).then_some(at + self.write_delay);
+        }
+    }
+}
+
+struct Side {
+    links: Links,
+    transfers: Transfers,
+    disk: SimDisk,
+    events: Vec<ClientEvent>,
+    /// Chat packets that arrived, with when.
+    chat: Vec<(Instant, Vec<u8>)>,
+    downs: usize,
+}
+
+struct World {
+    now: Instant,
+    sides: [Side; 2],
+    keys: [IdentityKey; 2],
+    addrs: [SocketAddr; 2],
+    /// The network drops every datagram (signals still pass, as the hub would carry them).
+    cut: bool,
+}
+
+impl World {
+    fn new() -> Self {
+        let addrs: [SocketAddr; 2] = ["127.0.0.1:41000".parse().unwrap(), "127.0.0.1:42000".parse().unwrap()];
+        let side = |i: usize| Side {
+            links: Links::new(vec![addrs[i]], 1 + (i as u64) * (1 << 40)),
+            transfers: Transfers::new(
+                TransferConfig {
+                    downloads: PathBuf::from("/downloads"),
+                    auto_accept: true,
+                    max_size: u64::MAX,
+                },
+                7 + i as u64,
+            ),
+            disk: SimDisk::default(),
+            events: Vec::new(),
+            chat: Vec::new(),
+            downs: 0,
+        };
+        let mut w = Self {
+            now: Instant::now(),
+            sides: [side(0), side(1)],
+            keys: [IdentityKey([1; 32]), IdentityKey([2; 32])],
+            addrs,
+            cut: false,
+        };
+        let (a, b, now) = (w.keys[0], w.keys[1], w.now);
+        w.sides[0].links.want(now, b, true);
+        w.sides[1].links.want(now, a, false);
+        w.run_until(Duration::from_secs(10), |w| {
+            w.sides[0].links.is_open(&b) && w.sides[1].links.is_open(&a)
+        });
+        w
+    }
+
+    fn settle(&mut self) {
+        loop {
+            let mut moved = false;
+            for i in 0..2 {
+                let j = 1 - i;
+                let (me, peer) = (self.keys[i], self.keys[j]);
+                let now = self.now;
+                self.sides[i].disk.tick(now);
+                while let Some(done) = self.sides[i].disk.done.pop_front() {
+                    moved = true;
+                    let s = &mut self.sides[i];
+                    s.transfers.handle_disk(now, done, &mut s.links);
+                }
+                while let Some(out) = self.sides[i].links.poll_output() {
+                    moved = true;
+                    let s = &mut self.sides[i];
+                    match out {
+                        LinkOutput::Transmit { source, destination, contents }
+                            if !self.cut && source == self.addrs[i] && destination == self.addrs[j] =>
+                        {
+                            self.sides[j].links.handle_datagram(now, source, destination, &contents);
+                        }
+                        LinkOutput::Signal { signal, direct, .. } => {
+                            self.sides[j].links.handle_signal(now, me, signal, direct)
+                        }
+                        LinkOutput::FileOpen { .. } => s.transfers.link_ready(now, peer, &mut s.links),
+                        LinkOutput::FileWritable { .. } => s.transfers.pump(now, peer, &mut s.links),
+                        LinkOutput::FileData { data, .. } => s.transfers.handle_data(peer, &data),
+                        LinkOutput::Down { .. } => {
+                            s.downs += 1;
+                            s.transfers.link_down(peer);
+                        }
+                        LinkOutput::Chat { packet, .. } => s.chat.push((now, packet)),
+                        _ => {}
+                    }
+                }
+                while let Some(out) = self.sides[i].transfers.poll_output() {
+                    moved = true;
+                    match out {
+                        TransferOutput::Signal { signal, .. } => {
+                            let s = &mut self.sides[j];
+                            s.transfers.handle_signal(now, me, signal, &mut s.links);
+                        }
+                        TransferOutput::Event(e) => self.sides[i].events.push(e),
+                        TransferOutput::Disk(request) => self.sides[i].disk.submit(now, request),
+                    }
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    fn run_until(&mut self, limit: Duration, done: impl Fn(&World) -> bool) {
+        let end = self.now + limit;
+        loop {
+            self.settle();
+            if done(self) {
+                return;
+            }
+            assert!(
+                self.now < end,
+                "timed out: links open {:?}, parts {:?}, events {:?} / {:?}",
+                [self.sides[0].links.is_open(&self.keys[1]), self.sides[1].links.is_open(&self.keys[0])],
+                self.sides[1].disk.parts.values().map(Vec::len).collect::<Vec<_>>(),
+                self.sides[0].events.iter().rev().take(3).collect::<Vec<_>>(),
+                self.sides[1].events.iter().rev().take(3).collect::<Vec<_>>(),
+            );
+            let timers = self.sides.iter().filter_map(|s| s.links.poll_timeout());
+            let disks = self.sides.iter().filter_map(|s| s.disk.busy_until);
+            let next = timers.chain(disks).min().unwrap_or(end);
+            self.now = next.max(self.now + Duration::from_millis(1)).min(end);
+            for s in &mut self.sides {
+                s.links.handle_timeout(self.now);
+            }
+        }
+    }
+
+    /// Alice (side 0) sends `data` to bob.
+    fn send(&mut self, data: Vec<u8>) -> Vec<u8> {
+        let path = PathBuf::from("/home/alice/file.bin");
+        self.sides[0].disk.files.insert(path.clone(), data.clone());
+        let bob = self.keys[1];
+        self.sides[0].transfers.send_file(bob, path);
+        data
+    }
+
+    fn received(&self) -> Option<&Vec<u8>> {
+        self.sides[1].disk.saved.get(&PathBuf::from("/downloads/file.bin"))
+    }
+
+    fn count(&self, i: usize, pred: impl Fn(&ClientEvent) -> bool) -> usize {
+        self.sides[i].events.iter().filter(|e| pred(e)).count()
+    }
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 4096) as u8).collect()
+}
+
+#[test]
+fn a_transfer_resumes_where_it_stopped_after_the_link_dropped() {
+    let mut w = World::new();
+    // A disk at 64 MiB/s makes the transfer take (simulated) time.
+    w.sides[1].disk.write_delay = Duration::from_millis(1);
+    let data = w.send(pattern(24 * 1024 * 1024 + 123));
+    // Part of the way, the path dies for good: ICE gives up, both links go down.
+    w.run_until(Duration::from_secs(30), |w| w.sides[1].disk.parts.values().any(|p| p.len() > 4 << 20));
+    w.cut = true;
+    w.run_until(Duration::from_secs(60), |w| w.sides[0].downs > 0 && w.sides[1].downs > 0);
+    let had = w.sides[1].disk.parts.values().next().map_or(0, Vec::len);
+    assert!(had > 0 && had < data.len(), "{had}");
+    // The path comes back; the offerer's retry opens a new link and bob asks for the rest.
+    w.cut = false;
+    w.run_until(Duration::from_secs(120), |w| w.received().is_some());
+    assert_eq!(w.received(), Some(&data));
+    assert_eq!(w.count(0, |e| matches!(e, ClientEvent::FileSent { .. })), 1);
+    assert_eq!(w.count(1, |e| matches!(e, ClientEvent::FileReceived { .. })), 1);
+    assert_eq!(w.count(1, |e| matches!(e, ClientEvent::FileFailed { .. })), 0);
+}
+
+#[test]
+fn a_slow_disk_pauses_the_sender_and_chat_on_the_link_does_not_wait() {
+    let mut w = World::new();
+    // 2 ms per 64 KiB write: the disk takes 32 MiB/s; the link moves far more.
+    w.sides[1].disk.write_delay = Duration::from_millis(2);
+    let data = w.send(pattern(48 * 1024 * 1024));
+    let (alice, bob) = (w.keys[0], w.keys[1]);
+    // Chat round trips while the file moves: alice pings, bob answers on arrival.
+    let mut rtts = Vec::new();
+    for n in 0..40u32 {
+        let sent_at = w.now;
+        let ping = format!("ping {n}").into_bytes();
+        assert!(w.sides[0].links.send_chat(sent_at, bob, &ping));
+        w.run_until(Duration::from_secs(5), |w| w.sides[1].chat.iter().any(|(_, p)| *p == ping));
+        let pong = format!("pong {n}").into_bytes();
+        let now = w.now;
+        assert!(w.sides[1].links.send_chat(now, alice, &pong));
+        w.run_until(Duration::from_secs(5), |w| w.sides[0].chat.iter().any(|(_, p)| *p == pong));
+        rtts.push(w.now - sent_at);
+        let until = w.now + Duration::from_millis(25);
+        w.run_until(Duration::from_secs(1), |w| w.now >= until);
+    }
+    w.run_until(Duration::from_secs(120), |w| w.received().is_some());
+    assert_eq!(w.received(), Some(&data));
+    // What waited for bob's disk stayed bounded (the sender paused), though the link could
+    // have buried it in the whole file.
+    let waiting = w.sides[1].disk.max_waiting;
+    assert!(waiting <= 16 * 1024 * 1024, "{waiting} bytes waited for the disk");
+    // Chat went by the file data: a round trip waits for at most a few chunks, never for the
+    // disk (a 64 KiB write takes 2 ms; 8 MiB of backlog would be 256 ms).
+    let worst = rtts.iter().max().unwrap();
+    assert!(*worst < Duration::from_millis(100), "chat round trips {rtts:?}");
+}
+
+#[test]
+fn an_empty_file_arrives_too() {
+    let mut w = World::new();
+    let data = w.send(Vec::new());
+    w.run_until(Duration::from_secs(10), |w| w.received().is_some());
+    assert_eq!(w.received(), Some(&data));
+    w.run_until(Duration::from_secs(10), |w| w.count(0, |e| matches!(e, ClientEvent::FileSent { .. })) == 1);
+}
