@@ -119,6 +119,8 @@ struct Kith {
     links: Links,
     peer: IdentityKey,
     link: Option<u64>,
+    /// The sequence number of our offer the page took.
+    offered: Option<u64>,
     open: bool,
     file_open: bool,
     chat: Vec<Vec<u8>>,
@@ -141,6 +143,7 @@ impl Kith {
             links: Links::new(vec![local], 0x5eed),
             peer: IdentityKey([7; 32]),
             link: None,
+            offered: None,
             open: false,
             file_open: false,
             chat: Vec::new(),
@@ -157,24 +160,31 @@ impl Kith {
                     self.socket.send_to(&contents, destination).expect("send a datagram");
                 }
                 LinkOutput::Signal { signal, .. } => match signal {
-                    LinkSignal::Offer { link, sdp } => {
+                    // An offer not answered yet is sent again; the page takes each one once.
+                    LinkSignal::Offer { link, seq, sdp } if self.offered != Some(seq) => {
                         self.link = Some(link);
+                        self.offered = Some(seq);
                         browser.send(json!({"type": "offer", "sdp": sdp}));
                     }
+                    LinkSignal::Offer { .. } => {}
                     LinkSignal::Answer { sdp, .. } => browser.send(json!({"type": "answer", "sdp": sdp})),
                     LinkSignal::Candidate { candidate, .. } => {
                         browser.send(json!({"type": "candidate", "candidate": candidate}))
                     }
                     LinkSignal::Close { .. } => self.down = Some("Kith closed the link".into()),
-                    // An ICE restart request; these short runs never go quiet long enough.
-                    LinkSignal::Restart { .. } => {}
+                    // An ICE restart request; these short runs never go quiet long enough. No
+                    // media is asked for.
+                    LinkSignal::Restart { .. } | LinkSignal::Media { .. } => {}
                 },
                 LinkOutput::Open { .. } => self.open = true,
                 LinkOutput::FileOpen { .. } => self.file_open = true,
                 LinkOutput::Chat { packet, .. } => self.chat.push(packet),
                 LinkOutput::FileData { data, .. } => self.file.push(data),
                 LinkOutput::Down { reason, .. } => self.down = Some(reason),
-                LinkOutput::Kind { .. } | LinkOutput::FileWritable { .. } | LinkOutput::Regather => {}
+                LinkOutput::Kind { .. }
+                | LinkOutput::FileWritable { .. }
+                | LinkOutput::Regather
+                | LinkOutput::Media { .. } => {}
             }
         }
         let now = Instant::now();
@@ -183,7 +193,7 @@ impl Kith {
             match v["type"].as_str() {
                 Some("offer") => {
                     self.link = Some(THEIR_LINK);
-                    let signal = LinkSignal::Offer { link: THEIR_LINK, sdp: text("sdp") };
+                    let signal = LinkSignal::Offer { link: THEIR_LINK, seq: 0, sdp: text("sdp") };
                     self.links.handle_signal(now, self.peer, signal, false);
                 }
                 Some("answer") => {
@@ -191,7 +201,7 @@ impl Kith {
                     self.links.handle_signal(
                         now,
                         self.peer,
-                        LinkSignal::Answer { link, sdp: text("sdp") },
+                        LinkSignal::Answer { link, seq: self.offered.unwrap_or(0), sdp: text("sdp") },
                         false,
                     );
                 }

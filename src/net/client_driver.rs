@@ -468,6 +468,8 @@ impl Driver {
                     self.transfers.pump(std::time::Instant::now(), peer, &mut self.links)
                 }
                 LinkOutput::FileData { peer, data } => self.transfers.handle_data(peer, &data),
+                // Nothing asks for media yet (calls will): the links only ever agree on none.
+                LinkOutput::Media { .. } => {}
                 LinkOutput::Down { peer, reason, fingerprint_mismatch } => {
                     self.transfers.link_down(peer);
                     let error = fingerprint_mismatch.then_some(reason);

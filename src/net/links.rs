@@ -13,14 +13,18 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::bwe::Bitrate;
+use str0m::change::SdpOffer;
 use str0m::channel::ChannelId;
+use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, CandidateKind, Event, IceConnectionState, Input, Output, Rtc, RtcError};
 
 use crate::protocol::events::LinkKind;
 use crate::protocol::identity::IdentityKey;
-use crate::protocol::wire::LinkSignal;
+use crate::protocol::wire::{LinkSignal, MediaSet};
+
+use super::negotiation::{Answered, Negotiation};
 
 /// The data channel that carries the Noise session's packets (chat, acks).
 pub const CHAT_CHANNEL: &str = "kith-chat";
@@ -52,6 +56,8 @@ const STATS_INTERVAL: Duration = Duration::from_secs(1);
 /// skipped (vendor/sctp-proto) 1 MiB is the fastest on loopback: 82–89 MiB/s, against 56–57
 /// at 512 KiB and 63–64 at 4 MiB (docs/BENCHMARKS.md).
 pub const SCTP_BUFFER: usize = 1024 * 1024;
+/// Where str0m's bandwidth estimate starts before it has measured anything.
+const INITIAL_BITRATE: Bitrate = Bitrate::kbps(300);
 
 #[derive(Debug)]
 pub enum LinkOutput {
@@ -77,6 +83,8 @@ pub enum LinkOutput {
     Regather,
     /// The link to `peer` is gone (closed, failed or never connected); `reason` says why.
     Down { peer: IdentityKey, reason: String, fingerprint_mismatch: bool },
+    /// The media sections the link to `peer` carries changed (a negotiation was agreed).
+    Media { peer: IdentityKey, media: MediaSet },
 }
 
 pub use crate::protocol::transfer::FileWrite;
@@ -95,7 +103,11 @@ struct PeerLink {
     id: u64,
     rtc: Rtc,
     offerer: bool,
-    pending: Option<SdpPendingOffer>,
+    /// Offers and answers on this link, and the changes waiting for the next offer.
+    neg: Negotiation,
+    /// Media sections str0m reported, and whether each is active.
+    mids: Vec<(Mid, MediaKind, bool)>,
+    media: MediaSet,
     chat: Option<ChannelId>,
     file: Option<ChannelId>,
     started: Instant,
@@ -111,18 +123,16 @@ struct PeerLink {
     restart: Option<Restart>,
     /// When this link last took a datagram.
     last_heard: Instant,
-    /// The last offer we answered on this link and our answer: a resent offer gets the same
-    /// answer again rather than a second negotiation.
-    answered: Option<(String, String)>,
 }
 
-/// Only a link's offerer restarts ICE (so two restarts never cross); the other side asks it
-/// to with [`LinkSignal::Restart`]. Either side sends its signal again until ICE reports a
-/// working path, and gives the link up at `give_up`.
+/// Only a link's offerer restarts ICE (so two restarts never cross), in its next offer; the
+/// other side asks it to with [`LinkSignal::Restart`], sent again until ICE reports a working
+/// path. Either side gives the link up at `give_up`.
 struct Restart {
     give_up: Instant,
     resend_at: Instant,
-    signal: LinkSignal,
+    /// The answerer's request.
+    ask: Option<LinkSignal>,
     /// The offerer's new ICE username fragment. str0m switches to it only when the answer
     /// arrives, but the peer switched when it took the offer: candidates trickled meanwhile
     /// must carry the new one or the peer drops them.
@@ -195,6 +205,9 @@ impl Links {
                 None if l.chat.is_some() => t = t.min(l.last_heard + SILENT_FOR),
                 None => {}
             }
+            if let Some(resend) = l.neg.poll_timeout() {
+                t = t.min(resend);
+            }
             t
         });
         links.chain(self.retry.values().copied()).min()
@@ -221,9 +234,15 @@ impl Links {
     }
 
     fn new_rtc(&self, now: Instant) -> Rtc {
+        // Only the codecs Kith sends (the SDP stays small), and bandwidth estimation for the
+        // encoders of calls to follow.
         let mut rtc = Rtc::builder()
             .set_stats_interval(Some(STATS_INTERVAL))
             .set_sctp_max_buffered_amount(SCTP_BUFFER)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_h264(true)
+            .enable_bwe(Some(INITIAL_BITRATE))
             .build(now);
         for addr in &self.host {
             match Candidate::host(*addr, "udp") {
@@ -319,53 +338,70 @@ impl Links {
             self.kick(now, peer);
             return;
         }
-        let (signal, ufrag) = if l.offerer {
-            let mut api = l.rtc.sdp_api();
-            // Keep the candidates: the ones that went away were withdrawn already.
-            let creds = api.ice_restart(true);
-            let Some((offer, pending)) = api.apply() else {
-                return self.fail(now, peer, "str0m made no offer for an ICE restart", false);
-            };
-            l.pending = Some(pending);
-            (LinkSignal::Offer { link: l.id, sdp: offer.to_sdp_string() }, Some(creds.ufrag))
+        let ask = if l.offerer {
+            l.neg.queue_restart();
+            None
         } else {
-            (LinkSignal::Restart { link: l.id }, None)
+            Some(LinkSignal::Restart { link: l.id })
         };
         tracing::info!(peer = %peer.fingerprint(), offerer = l.offerer, "ICE restart: {why}");
         let (give_up, resend_at) = (now + RESTART_GRACE, now + RESTART_RESEND);
-        l.restart = Some(Restart { give_up, resend_at, signal: signal.clone(), ufrag });
-        self.out.push_back(LinkOutput::Signal { peer, signal, direct: false });
+        l.restart = Some(Restart { give_up, resend_at, ask: ask.clone(), ufrag: None });
+        if let Some(signal) = ask {
+            self.out.push_back(LinkOutput::Signal { peer, signal, direct: false });
+        }
         self.out.push_back(LinkOutput::Regather);
+        self.offer_next(now, peer);
         self.kick(now, peer);
     }
 
-    /// An offer for the link that is already up: the offerer restarting ICE. The answer goes
-    /// back the way the offer came (`direct`: on the link).
-    fn renegotiate(&mut self, now: Instant, peer: IdentityKey, sdp: String, direct: bool) {
+    /// The offerer's next offer, if a change waits and the last offer was answered. An offer
+    /// that restarts ICE goes through the hub (the link is what is broken); others on the link.
+    fn offer_next(&mut self, now: Instant, peer: IdentityKey) {
+        let Some(l) = self.links.get_mut(&peer) else { return };
+        let Some((signal, ufrag)) = l.neg.next_offer(&mut l.rtc, now) else { return };
+        if let (Some(ufrag), Some(r)) = (ufrag, l.restart.as_mut()) {
+            r.ufrag = Some(ufrag);
+        }
+        let direct = l.works();
+        self.out.push_back(LinkOutput::Signal { peer, signal, direct });
+        self.kick(now, peer);
+    }
+
+    /// What we want the link to `peer` to carry (audio, video). The offerer offers it (after
+    /// the offer in flight, if any); the answerer asks the offerer to.
+    pub fn set_media(&mut self, now: Instant, peer: IdentityKey, want: MediaSet) {
+        let Some(l) = self.links.get_mut(&peer) else { return };
+        l.neg.set_local(want);
+        if l.offerer {
+            self.offer_next(now, peer);
+        } else {
+            let signal = LinkSignal::Media { link: l.id, want };
+            let direct = l.works();
+            self.out.push_back(LinkOutput::Signal { peer, signal, direct });
+        }
+    }
+
+    /// The media sections the link to `peer` carries now.
+    pub fn media(&self, peer: &IdentityKey) -> MediaSet {
+        self.links.get(peer).map(|l| l.media).unwrap_or_default()
+    }
+
+    /// An offer for the link that is already up: a change of media or an ICE restart. The
+    /// answer goes back the way the offer came (`direct`: on the link).
+    fn renegotiate(&mut self, now: Instant, peer: IdentityKey, seq: u64, sdp: String, direct: bool) {
         let Some(l) = self.links.get_mut(&peer) else { return };
         if l.offerer {
             // Only the offerer of a link offers on it; an offer with our own number is stale.
             return;
         }
-        if let Some((offer, answer)) = &l.answered
-            && *offer == sdp
-        {
-            let signal = LinkSignal::Answer { link: l.id, sdp: answer.clone() };
-            self.out.push_back(LinkOutput::Signal { peer, signal, direct });
-            return;
-        }
-        let result = SdpOffer::from_sdp_string(&sdp)
-            .map_err(|e| format!("unreadable offer: {e}"))
-            .and_then(|offer| l.rtc.sdp_api().accept_offer(offer).map_err(|e| format!("offer refused: {e}")));
-        match result {
-            Ok(answer) => {
-                let answer = answer.to_sdp_string();
+        match l.neg.on_offer(&mut l.rtc, seq, &sdp) {
+            Ok(Some(signal)) => {
                 l.remote_relays = relayed_in(&sdp);
-                l.answered = Some((sdp, answer.clone()));
-                let signal = LinkSignal::Answer { link: l.id, sdp: answer };
                 self.out.push_back(LinkOutput::Signal { peer, signal, direct });
                 self.kick(now, peer);
             }
+            Ok(None) => tracing::debug!(peer = %peer.fingerprint(), seq, "copy of an old offer ignored"),
             Err(e) => self.fail(now, peer, &e, false),
         }
     }
@@ -375,63 +411,64 @@ impl Links {
         self.next_id = self.next_id.wrapping_add(1);
         let id = self.next_id;
         let mut rtc = self.new_rtc(now);
-        let mut api = rtc.sdp_api();
-        api.add_channel(CHAT_CHANNEL.to_string());
-        api.add_channel(FILE_CHANNEL.to_string());
-        let Some((offer, pending)) = api.apply() else {
+        let Some(neg) = Negotiation::first_offer(&mut rtc, id, &[CHAT_CHANNEL, FILE_CHANNEL], now) else {
             tracing::warn!("str0m made no offer for a data channel");
             self.retry.insert(peer, now + RETRY_AFTER);
             return;
         };
-        let link = PeerLink::new(id, rtc, true, Some(pending), now);
+        let signal = neg.offer_signal();
+        let link = PeerLink::new(id, rtc, true, neg, now);
         self.links.insert(peer, link);
-        self.out.push_back(LinkOutput::Signal {
-            peer,
-            signal: LinkSignal::Offer { link: id, sdp: offer.to_sdp_string() },
-            direct: false,
-        });
+        if let Some(signal) = signal {
+            self.out.push_back(LinkOutput::Signal { peer, signal, direct: false });
+        }
         self.kick(now, peer);
     }
 
     /// Signalling from `peer`'s session; `direct` if it came on the link's own data channel.
     pub fn handle_signal(&mut self, now: Instant, peer: IdentityKey, signal: LinkSignal, direct: bool) {
         match signal {
-            LinkSignal::Offer { link, sdp } if self.links.get(&peer).is_some_and(|l| l.id == link) => {
-                self.renegotiate(now, peer, sdp, direct)
+            LinkSignal::Offer { link, seq, sdp } if self.links.get(&peer).is_some_and(|l| l.id == link) => {
+                self.renegotiate(now, peer, seq, sdp, direct)
             }
-            LinkSignal::Offer { link, sdp } => {
+            LinkSignal::Offer { link, seq, sdp } => {
                 // A fresh offer replaces whatever we had: the offerer gave up on it.
                 self.close(peer, "the peer started a new link");
-                let offer = match SdpOffer::from_sdp_string(&sdp) {
-                    Ok(o) => o,
-                    Err(e) => return self.refuse(peer, link, &format!("unreadable offer: {e}"), direct),
-                };
+                if let Err(e) = SdpOffer::from_sdp_string(&sdp) {
+                    return self.refuse(peer, link, &format!("unreadable offer: {e}"), direct);
+                }
                 let mut rtc = self.new_rtc(now);
-                match rtc.sdp_api().accept_offer(offer) {
-                    Ok(answer) => {
-                        let mut l = PeerLink::new(link, rtc, false, None, now);
+                let mut neg = Negotiation::answerer(link);
+                match neg.on_offer(&mut rtc, seq, &sdp) {
+                    Ok(Some(signal)) => {
+                        let mut l = PeerLink::new(link, rtc, false, neg, now);
                         l.remote_relays = relayed_in(&sdp);
-                        let answer = answer.to_sdp_string();
-                        l.answered = Some((sdp, answer.clone()));
                         self.links.insert(peer, l);
-                        let sdp = answer;
-                        let signal = LinkSignal::Answer { link, sdp };
                         self.out.push_back(LinkOutput::Signal { peer, signal, direct });
                         self.kick(now, peer);
                     }
-                    Err(e) => self.refuse(peer, link, &format!("offer refused: {e}"), direct),
+                    Ok(None) => {}
+                    Err(e) => self.refuse(peer, link, &e, direct),
                 }
             }
-            LinkSignal::Answer { link, sdp } => {
+            LinkSignal::Answer { link, seq, sdp } => {
                 let Some(l) = self.links.get_mut(&peer).filter(|l| l.id == link && l.offerer) else { return };
-                let Some(pending) = l.pending.take() else { return };
-                l.remote_relays = relayed_in(&sdp);
-                let result = SdpAnswer::from_sdp_string(&sdp).map_err(|e| e.to_string()).and_then(|answer| {
-                    l.rtc.sdp_api().accept_answer(pending, answer).map_err(|e| e.to_string())
-                });
-                match result {
-                    Ok(()) => self.kick(now, peer),
-                    Err(e) => self.fail(now, peer, &format!("answer refused: {e}"), false),
+                match l.neg.on_answer(&mut l.rtc, seq, &sdp) {
+                    Ok(Answered::Agreed) => {
+                        l.remote_relays = relayed_in(&sdp);
+                        self.media_changed(peer);
+                        self.kick(now, peer);
+                        // Whatever changed meanwhile goes in the next offer.
+                        self.offer_next(now, peer);
+                    }
+                    Ok(Answered::Stale) => {}
+                    Err(e) => self.fail(now, peer, &e, false),
+                }
+            }
+            LinkSignal::Media { link, want } => {
+                if let Some(l) = self.links.get_mut(&peer).filter(|l| l.id == link && l.offerer) {
+                    l.neg.set_remote(want);
+                    self.offer_next(now, peer);
                 }
             }
             LinkSignal::Candidate { link, candidate } => {
@@ -557,8 +594,14 @@ impl Links {
                 }
                 if now >= r.resend_at {
                     r.resend_at = now + RESTART_RESEND;
-                    self.out.push_back(LinkOutput::Signal { peer, signal: r.signal.clone(), direct: false });
+                    if let Some(signal) = r.ask.clone() {
+                        self.out.push_back(LinkOutput::Signal { peer, signal, direct: false });
+                    }
                 }
+            }
+            // An offer without its answer goes again, through the hub.
+            if let Some(signal) = l.neg.due_resend(now) {
+                self.out.push_back(LinkOutput::Signal { peer, signal, direct: false });
             }
             if now >= l.next_timeout {
                 self.input(now, peer, Input::Timeout(now));
@@ -746,8 +789,34 @@ impl Links {
                     .map(|d| d.as_millis() as u64);
                 self.out.push_back(LinkOutput::Kind { peer, kind, rtt_ms });
             }
+            Event::MediaAdded(m) => {
+                l.mids.push((m.mid, m.kind, m.direction != Direction::Inactive));
+                self.media_changed(peer);
+            }
+            Event::MediaChanged(m) => {
+                if let Some(entry) = l.mids.iter_mut().find(|(mid, _, _)| *mid == m.mid) {
+                    entry.2 = m.direction != Direction::Inactive;
+                }
+                self.media_changed(peer);
+            }
             Event::Closed => self.fail(now, peer, "the peer closed the link", false),
             _ => {}
+        }
+    }
+
+    /// Announces what `peer`'s link carries, if that changed.
+    fn media_changed(&mut self, peer: IdentityKey) {
+        let Some(l) = self.links.get_mut(&peer) else { return };
+        // str0m announces the media sections the peer offered; those we offered are what the
+        // last answer agreed to.
+        let active = |kind| l.mids.iter().any(|(_, k, on)| *k == kind && *on);
+        let media = match l.offerer {
+            true => l.neg.agreed(),
+            false => MediaSet { audio: active(MediaKind::Audio), video: active(MediaKind::Video) },
+        };
+        if media != l.media {
+            l.media = media;
+            self.out.push_back(LinkOutput::Media { peer, media });
         }
     }
 }
@@ -799,12 +868,14 @@ impl PeerLink {
         self.chat.is_some() && self.restart.is_none()
     }
 
-    fn new(id: u64, rtc: Rtc, offerer: bool, pending: Option<SdpPendingOffer>, now: Instant) -> Self {
+    fn new(id: u64, rtc: Rtc, offerer: bool, neg: Negotiation, now: Instant) -> Self {
         Self {
             id,
             rtc,
             offerer,
-            pending,
+            neg,
+            mids: Vec::new(),
+            media: MediaSet::default(),
             chat: None,
             file: None,
             started: now,
@@ -814,7 +885,6 @@ impl PeerLink {
             remote_relays: Vec::new(),
             restart: None,
             last_heard: now,
-            answered: None,
         }
     }
 }
@@ -822,6 +892,7 @@ impl PeerLink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::wire::MAX_SDP;
 
     #[test]
     fn loopback_only_talks_to_this_machine() {
@@ -848,6 +919,8 @@ mod tests {
         cut: bool,
         /// Signals each side sent.
         signals: [usize; 2],
+        /// Every offer sent: (side, seq, SDP bytes).
+        offers: Vec<(usize, u64, usize)>,
         seen: [Vec<LinkOutput>; 2],
     }
 
@@ -863,6 +936,7 @@ mod tests {
                 tamper: None,
                 cut: false,
                 signals: [0, 0],
+                offers: Vec::new(),
                 seen: [Vec::new(), Vec::new()],
             }
         }
@@ -884,6 +958,9 @@ mod tests {
                             }
                             LinkOutput::Signal { signal, direct, .. } => {
                                 self.signals[i] += 1;
+                                if let LinkSignal::Offer { seq, sdp, .. } = &signal {
+                                    self.offers.push((i, *seq, sdp.len()));
+                                }
                                 let signal = match &mut self.tamper {
                                     Some(f) => f(signal),
                                     None => signal,
@@ -909,7 +986,18 @@ mod tests {
                     return;
                 }
                 let next = self.sides.iter().filter_map(Links::poll_timeout).min().unwrap_or(end);
-                assert!(self.now < end, "timed out");
+                assert!(
+                    self.now < end,
+                    "timed out: offers {:?}, media {:?}, downs {:?}",
+                    self.offers,
+                    (0..2)
+                        .map(|i| self.sides[i]
+                            .links
+                            .get(&self.keys[1 - i])
+                            .map(|l| (l.media, l.mids.clone())))
+                        .collect::<Vec<_>>(),
+                    self.downs()
+                );
                 self.now = next.max(self.now + Duration::from_millis(1)).min(end);
                 for side in &mut self.sides {
                     side.handle_timeout(self.now);
@@ -1019,6 +1107,101 @@ mod tests {
         });
     }
 
+    const AV: MediaSet = MediaSet { audio: true, video: true };
+    const AUDIO: MediaSet = MediaSet { audio: true, video: false };
+
+    impl Pair {
+        /// What side `i`'s link carries, as str0m reported it.
+        fn media(&self, i: usize) -> MediaSet {
+            self.sides[i].media(&self.keys[1 - i])
+        }
+
+        fn restarting(&self) -> bool {
+            (0..2).any(|i| self.sides[i].links[&self.keys[1 - i]].restart.is_some())
+        }
+
+        /// The distinct offers side 0 made, by sequence number.
+        fn offer_seqs(&self) -> Vec<u64> {
+            let mut seqs: Vec<u64> = self.offers.iter().map(|o| o.1).collect();
+            seqs.dedup();
+            seqs
+        }
+    }
+
+    /// Audio and video asked for while an ICE restart starts (on either side): one offer at a
+    /// time, the restart folded into the next one, and both agreed without the link going down.
+    fn a_media_change_and_an_ice_restart_that_race_are_both_agreed(mover: usize) {
+        let mut p = Pair::new();
+        p.open();
+        let (a, b) = (p.keys[0], p.keys[1]);
+        let new: SocketAddr = if mover == 0 { "127.0.0.2:41000" } else { "127.0.0.2:42000" }.parse().unwrap();
+        p.addrs[mover] = new;
+        let now = p.now;
+        p.sides[0].set_media(now, b, AV);
+        assert!(p.sides[mover].network_changed(now, vec![new]));
+        p.chat_both_ways(b"after the move", Duration::from_secs(10));
+        p.run_until(Duration::from_secs(10), |p| p.media(0) == AV && p.media(1) == AV && !p.restarting());
+        assert!(p.downs().is_empty(), "{:?}", p.downs());
+        assert_eq!(p.restarts(0), 1);
+        // The first offer, the media one, then the restart in an offer of its own (the media
+        // offer was in flight when it was wanted): never two at once.
+        assert_eq!(p.offer_seqs(), [0, 1, 2], "{:?}", p.offers);
+        assert!(p.offers.iter().all(|o| o.0 == 0), "only the offerer offers");
+
+        // Both drop video, each from its side: the answerer asks, the offerer offers.
+        let now = p.now;
+        p.sides[1].set_media(now, a, AUDIO);
+        p.sides[0].set_media(now, b, AUDIO);
+        p.run_until(Duration::from_secs(10), |p| p.media(0) == AUDIO && p.media(1) == AUDIO);
+        // The answerer alone asks for video again: the offerer offers the union.
+        let now = p.now;
+        p.sides[1].set_media(now, a, AV);
+        p.run_until(Duration::from_secs(10), |p| p.media(0) == AV && p.media(1) == AV);
+        p.chat_both_ways(b"still chatting", Duration::from_secs(5));
+        assert!(p.downs().is_empty(), "{:?}", p.downs());
+        // An offer with audio, video, both channels and every candidate fits the signalling
+        // limit with room to spare (only Opus and H.264 are offered).
+        let largest = p.offers.iter().map(|o| o.2).max().unwrap();
+        assert!(largest < MAX_SDP / 2, "an offer of {largest} bytes");
+        // Nothing is resent once every offer is answered.
+        let (signals, t) = (p.signals, p.now);
+        p.run_until(Duration::from_secs(7), |p| p.now >= t + Duration::from_secs(6));
+        assert_eq!(p.signals, signals);
+    }
+
+    #[test]
+    fn a_media_change_racing_the_offerers_ice_restart_is_agreed() {
+        a_media_change_and_an_ice_restart_that_race_are_both_agreed(0);
+    }
+
+    #[test]
+    fn a_media_change_racing_the_answerers_ice_restart_is_agreed() {
+        a_media_change_and_an_ice_restart_that_race_are_both_agreed(1);
+    }
+
+    #[test]
+    fn a_copy_of_an_old_offer_or_answer_changes_nothing() {
+        let mut p = Pair::new();
+        p.open();
+        let (a, b) = (p.keys[0], p.keys[1]);
+        let first = p.sides[0].links[&b].neg.offer_signal();
+        assert!(first.is_none(), "the first offer was answered");
+        let now = p.now;
+        p.sides[0].set_media(now, b, AV);
+        let Some(LinkSignal::Offer { link, seq, sdp }) = p.sides[0].links[&b].neg.offer_signal() else {
+            panic!("a media offer in flight")
+        };
+        p.run_until(Duration::from_secs(10), |p| p.media(1) == AV && p.media(0) == AV);
+        p.sides[0].set_media(now, b, AUDIO);
+        p.run_until(Duration::from_secs(10), |p| p.media(1) == AUDIO);
+        // The hub delivers a late copy of the media offer: the answerer ignores it.
+        let now = p.now;
+        p.sides[1].handle_signal(now, a, LinkSignal::Offer { link, seq, sdp }, false);
+        p.settle();
+        assert_eq!((p.media(0), p.media(1)), (AUDIO, AUDIO));
+        assert!(p.downs().is_empty(), "{:?}", p.downs());
+    }
+
     #[test]
     fn a_dtls_certificate_that_does_not_match_the_signed_fingerprint_aborts_the_link() {
         let mut p = Pair::new();
@@ -1026,7 +1209,7 @@ mod tests {
         // The answer's fingerprint is changed in transit (as if the signalling path lied):
         // the offerer must refuse the DTLS peer and say why.
         p.tamper = Some(Box::new(|signal| match signal {
-            LinkSignal::Answer { link, sdp } => {
+            LinkSignal::Answer { link, seq, sdp } => {
                 let sdp = sdp
                     .lines()
                     .map(|l| {
@@ -1056,7 +1239,7 @@ mod tests {
                     .collect::<Vec<_>>()
                     .join("\r\n")
                     + "\r\n";
-                LinkSignal::Answer { link, sdp }
+                LinkSignal::Answer { link, seq, sdp }
             }
             other => other,
         }));

@@ -9,6 +9,7 @@ pub mod hub_server;
 pub mod link_socket;
 pub mod links;
 pub mod nat;
+pub mod negotiation;
 pub mod profile;
 pub mod profile_writer;
 pub mod reach;

@@ -302,29 +302,35 @@ pub const MAX_SDP: usize = 16 * 1024;
 /// authenticated end to end. `link` numbers the attempt: a signal for another attempt is stale.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LinkSignal {
-    Offer {
-        link: u64,
-        sdp: String,
-    },
-    Answer {
-        link: u64,
-        sdp: String,
-    },
+    /// Only the link's offerer offers; `seq` numbers its offers on the link (0 first), so a
+    /// copy of an old one is recognised.
+    Offer { link: u64, seq: u64, sdp: String },
+    /// The answer to offer `seq`.
+    Answer { link: u64, seq: u64, sdp: String },
     /// A trickled ICE candidate (`candidate:` line of RFC 8839).
-    Candidate {
-        link: u64,
-        candidate: String,
-    },
+    Candidate { link: u64, candidate: String },
     /// The sender gave this attempt up; the receiver drops it too.
-    Close {
-        link: u64,
-    },
+    Close { link: u64 },
     /// From the answerer of an open link whose network changed or whose path stopped
     /// answering: the offerer should restart ICE (only the offerer does, so restarts never
     /// cross).
-    Restart {
-        link: u64,
-    },
+    Restart { link: u64 },
+    /// From the answerer: the media it wants the link to carry. The offerer puts the union of
+    /// both sides' wishes in its next offer.
+    Media { link: u64, want: MediaSet },
+}
+
+/// Which media sections a link carries (each sends and receives).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaSet {
+    pub audio: bool,
+    pub video: bool,
+}
+
+impl MediaSet {
+    pub fn union(self, other: Self) -> Self {
+        Self { audio: self.audio || other.audio, video: self.video || other.video }
+    }
 }
 
 impl LinkSignal {
@@ -334,7 +340,8 @@ impl LinkSignal {
             | Self::Answer { link, .. }
             | Self::Candidate { link, .. }
             | Self::Close { link }
-            | Self::Restart { link } => *link,
+            | Self::Restart { link }
+            | Self::Media { link, .. } => *link,
         }
     }
 
@@ -343,7 +350,7 @@ impl LinkSignal {
         match self {
             Self::Offer { sdp, .. } | Self::Answer { sdp, .. } => sdp.len() <= MAX_SDP,
             Self::Candidate { candidate, .. } => candidate.len() <= 1024,
-            Self::Close { .. } | Self::Restart { .. } => true,
+            Self::Close { .. } | Self::Restart { .. } | Self::Media { .. } => true,
         }
     }
 }
