@@ -121,9 +121,14 @@ pub fn main() -> ExitCode {
         None => match crate::ui::run(cli.profile, autojoin(cli.join, cli.join_room), started) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!(
-                    "kith: {e}\nNo display? `kith headless` and `kith hub` work without one; see `kith --help`."
-                );
+                let text = e.to_string();
+                if text.contains("kith headless") {
+                    eprintln!("kith: {text}");
+                } else {
+                    eprintln!(
+                        "kith: {text}\nNo display? `kith headless` and `kith hub` work without one; see `kith --help`."
+                    );
+                }
                 ExitCode::from(2)
             }
         },

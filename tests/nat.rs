@@ -42,7 +42,7 @@ fn can_run() -> bool {
         return true;
     }
     assert!(std::env::var_os("CI").is_none(), "NAT tests need {missing:?} (installed by .ci/run)");
-    eprintln!("skipping: NAT tests need {missing:?}");
+    common::say_skipped(&format!("tests/nat.rs: the NAT tests need {}", missing.join(", ")));
     false
 }
 

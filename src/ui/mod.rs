@@ -11,6 +11,7 @@ mod main_view;
 pub mod model;
 pub mod notify;
 mod onboarding;
+pub mod runtime_libs;
 pub mod settings;
 mod settings_view;
 mod style;
@@ -38,6 +39,10 @@ pub fn run(
     match eframe::icon_data::from_png_bytes(ICON_PNG) {
         Ok(icon) => viewport = viewport.with_icon(icon),
         Err(e) => tracing::warn!("window icon: {e}"),
+    }
+    let missing = runtime_libs::missing();
+    if !missing.is_empty() {
+        anyhow::bail!(runtime_libs::explain(&missing));
     }
     let options = eframe::NativeOptions { viewport, ..Default::default() };
     let opts = AppOptions { profile_dir, autojoin, started: Some(started), ..AppOptions::default() };

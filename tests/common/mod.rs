@@ -12,6 +12,17 @@ pub const KITH: &str = env!("CARGO_BIN_EXE_kith");
 /// How long to wait for an event before failing. Tests finish as soon as events arrive.
 pub const WAIT: Duration = Duration::from_secs(30);
 
+/// Says that a suite skips, once per test binary, on a line a `cargo test` run shows: written
+/// to the process's stderr directly, which the test harness does not capture (it only takes
+/// `eprintln!`).
+pub fn say_skipped(line: &str) {
+    use std::io::Write as _;
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        let _ = writeln!(std::io::stderr().lock(), "SKIPPED {line}");
+    });
+}
+
 pub struct HubProc {
     pub child: Child,
     pub addr: String,
