@@ -11,10 +11,10 @@ use zeroize::Zeroizing;
 use crate::core::TransferConfig;
 use crate::core::{CoreHandle, CoreOptions, Target};
 use crate::net::hub_server::{DEFAULT_MAX_CONNECTIONS, HubOptions, spawn_hub};
-use crate::net::nat::{IceServers, TurnServer};
 use crate::net::profile::Profile;
 use crate::protocol::events::{ClientCommand, ClientEvent};
 use crate::protocol::hub::HubConfig;
+use crate::protocol::nat::{IceServers, TurnServer};
 
 /// `0.1.0 (commit abc123, x86_64-unknown-linux-gnu)`.
 pub const VERSION: &str =

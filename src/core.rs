@@ -16,14 +16,14 @@ use crate::net::disk::{self, Disk};
 use crate::net::front::FrontEnd;
 use crate::net::hub_server::{self, DEFAULT_MAX_CONNECTIONS, HubOptions, spawn_hub};
 use crate::net::link_socket::LinkSocket;
-use crate::net::links::Links;
-use crate::net::nat::{IceServers, Nat};
 use crate::net::profile::Profile;
 use crate::net::profile_writer::ProfileWriter;
 use crate::net::reach;
 use crate::protocol::client::{Client, ClientConfig};
 use crate::protocol::events::{ClientCommand, ClientEvent};
 use crate::protocol::hub::{AUTH_TIMEOUT_MS, HubConfig};
+use crate::protocol::links::Links;
+use crate::protocol::nat::{IceServers, Nat};
 use crate::protocol::transfer::Transfers;
 pub use crate::protocol::transfer::{DEFAULT_MAX_SIZE as DEFAULT_MAX_FILE_SIZE, TransferConfig};
 

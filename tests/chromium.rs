@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use kith::net::links::{FILE_CHANNEL, FileWrite, LinkOutput, Links};
 use kith::protocol::identity::IdentityKey;
+use kith::protocol::links::{FILE_CHANNEL, FileWrite, LinkOutput, Links};
 use kith::protocol::wire::LinkSignal;
 use serde_json::{Value, json};
 

@@ -7,9 +7,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use kith::net::links::{LinkOutput, Links};
 use kith::protocol::events::ClientEvent;
 use kith::protocol::identity::IdentityKey;
+use kith::protocol::links::{LinkOutput, Links};
 use kith::protocol::transfer::{DiskDone, DiskRequest, TransferConfig, TransferOutput, Transfers};
 use sha2::{Digest, Sha256};
 

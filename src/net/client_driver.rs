@@ -13,12 +13,12 @@ use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 use super::disk::Disk;
 use super::front::FrontEnd;
 use super::link_socket::{LinkSocket, Received};
-use super::links::{LinkOutput, Links};
-use super::nat::{Claimed, IceServers, Nat, NatOutput};
 use super::profile_writer::ProfileWriter;
 use super::{deadline, framing, now_ms};
 use crate::protocol::client::{Client, ClientOutput};
 use crate::protocol::events::{ClientCommand, ClientEvent};
+use crate::protocol::links::{LinkOutput, Links};
+use crate::protocol::nat::{Claimed, IceServers, Nat, NatOutput};
 use crate::protocol::transfer::{DiskDone, TransferOutput, Transfers};
 use crate::protocol::wire::LinkSignal;
 
@@ -245,7 +245,7 @@ impl Driver {
         let mut reconnect_at = Some(tokio::time::Instant::now());
         self.start_resolving();
         if self.udp.is_some() {
-            tokio::task::spawn_blocking(super::links::warm_up);
+            tokio::task::spawn_blocking(crate::protocol::links::warm_up);
         }
         let mut network_check = self.udp.as_ref().map(|_| tokio::time::Instant::now() + NETWORK_POLL);
         loop {

@@ -100,8 +100,8 @@ impl Default for Settings {
 impl Settings {
     /// The servers the direct links use; TURN entries that do not parse are left out (the
     /// settings view says why).
-    pub fn ice_servers(&self) -> crate::net::nat::IceServers {
-        crate::net::nat::IceServers {
+    pub fn ice_servers(&self) -> crate::protocol::nat::IceServers {
+        crate::protocol::nat::IceServers {
             stun: self.stun_servers.clone(),
             turn: self.turn_servers.iter().filter_map(|t| t.parse().ok()).collect(),
         }
