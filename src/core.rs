@@ -20,6 +20,7 @@ use crate::net::profile::Profile;
 use crate::net::profile_writer::ProfileWriter;
 use crate::net::reach;
 use crate::protocol::client::{Client, ClientConfig};
+use crate::protocol::core::Core;
 use crate::protocol::events::{ClientCommand, ClientEvent};
 use crate::protocol::hub::{AUTH_TIMEOUT_MS, HubConfig};
 use crate::protocol::links::Links;
@@ -212,16 +213,15 @@ impl CoreHandle {
                         return true;
                     }
                 };
+                let nat = Nat::new(std::time::Instant::now());
+                let core = Core::new(client, links, nat, transfers, udp.is_some());
                 let driver = Driver {
-                    transfers,
+                    core,
                     disk,
                     disk_answers,
-                    links,
                     udp,
-                    nat: Nat::new(std::time::Instant::now()),
                     ice: opts.ice.clone(),
                     servers: mpsc::channel(16),
-                    client,
                     hub_addr,
                     hub_label,
                     profile: ProfileWriter::spawn(opts.profile.clone(), problems),

@@ -1,5 +1,8 @@
-//! Drives a sans-IO [`Client`] over a TCP hub link: frames in and out, timers, reconnects with
-//! backoff, and the profile files the core asks to persist.
+//! The Tokio loop around the sans-IO [`Core`]: the hub's TCP connection (reconnected with
+//! backoff), the link socket, timers, DNS for STUN/TURN servers, and the workers that write
+//! the profile and the transfers' files. It moves bytes and makes no protocol decision, and it
+//! never waits on a slow peer of its own: the front-end, the hub and the disk each have a
+//! queue of their own.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -14,13 +17,11 @@ use super::disk::Disk;
 use super::front::FrontEnd;
 use super::link_socket::{LinkSocket, Received};
 use super::profile_writer::ProfileWriter;
-use super::{deadline, framing, now_ms};
-use crate::protocol::client::{Client, ClientOutput};
+use super::{framing, now_ms};
+use crate::protocol::core::{Core, CoreOutput, Now};
 use crate::protocol::events::{ClientCommand, ClientEvent};
-use crate::protocol::links::{LinkOutput, Links};
-use crate::protocol::nat::{Claimed, IceServers, Nat, NatOutput};
-use crate::protocol::transfer::{DiskDone, TransferOutput, Transfers};
-use crate::protocol::wire::LinkSignal;
+use crate::protocol::nat::IceServers;
+use crate::protocol::transfer::DiskDone;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A hub that stops reading must not stall the core (or a window waiting for it to quit).
@@ -32,8 +33,13 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// new DHCP lease) is acted on within this.
 const NETWORK_POLL: Duration = Duration::from_secs(2);
 
+/// This moment, for the core.
+fn now() -> Now {
+    Now { at: std::time::Instant::now(), unix_ms: now_ms() }
+}
+
 pub struct Driver {
-    pub client: Client,
+    pub core: Core,
     pub hub_addr: String,
     pub hub_label: String,
     /// Saves the profile files the client asks for, off the loop; says what failed.
@@ -42,17 +48,13 @@ pub struct Driver {
     pub commands: mpsc::Receiver<ClientCommand>,
     /// Events to the front-end, which the loop never waits for (and which wakes a GUI).
     pub front: FrontEnd,
-    /// Direct links to peers, and the UDP socket they share (none if it could not be bound:
-    /// then everything goes through the hub).
-    pub links: Links,
+    /// The UDP socket the direct links share (none if it could not be bound: then everything
+    /// goes through the hub).
     pub udp: Option<LinkSocket>,
-    /// STUN and TURN on the link socket: more candidates for the links, relayed traffic.
-    pub nat: Nat,
     /// The configured STUN/TURN servers, and the same as they resolve (off the loop: DNS may
     /// be slow); resolved again when our addresses change, for the new route to each.
     pub ice: IceServers,
     pub servers: (mpsc::Sender<Server>, mpsc::Receiver<Server>),
-    pub transfers: Transfers,
     /// File reads and writes for the transfers, off the loop, and what they finished.
     pub disk: Disk,
     pub disk_answers: mpsc::Receiver<DiskDone>,
@@ -258,13 +260,8 @@ impl Driver {
                 let addr = self.hub_addr.clone();
                 connecting = Some(Box::pin(tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))));
             }
-            let timer = self.client.poll_timeout();
-            let link_timer = self.links.poll_timeout().map(tokio::time::Instant::from_std);
-            let nat_timer = self.nat.poll_timeout().map(tokio::time::Instant::from_std);
-            let wake_at = [timer.map(deadline), reconnect_at, link_timer, nat_timer, network_check]
-                .into_iter()
-                .flatten()
-                .min();
+            let core_timer = self.core.poll_timeout(now()).map(tokio::time::Instant::from_std);
+            let wake_at = [core_timer, reconnect_at, network_check].into_iter().flatten().min();
             let mut lost: Option<String> = None;
             tokio::select! {
                 connected = finish_connecting(&mut connecting) => {
@@ -274,7 +271,7 @@ impl Driver {
                             let _ = stream.set_nodelay(true);
                             ever_connected = true;
                             hub = Some(HubConn::new(stream));
-                            self.client.handle_hub_connected(now_ms());
+                            self.core.handle_hub_connected(now());
                         }
                         failure => {
                             if !ever_connected {
@@ -292,8 +289,8 @@ impl Driver {
                 }
                 frame = from_hub(&mut hub) => match frame {
                     Ok(frame) => {
-                        self.client.handle_hub_frame(now_ms(), &frame);
-                        if self.client.is_ready() {
+                        self.core.handle_hub_frame(now(), &frame);
+                        if self.core.is_ready() {
                             was_ready = true;
                             backoff = Duration::from_millis(250);
                         }
@@ -309,20 +306,15 @@ impl Driver {
                         self.quit(&mut hub).await;
                         return false;
                     }
-                    Some(cmd) => self.command(cmd),
+                    Some(cmd) => self.core.handle_command(now(), cmd),
                 },
-                Some(server) = self.servers.1.recv() => {
-                    let now = std::time::Instant::now();
-                    match server {
-                        Server::Stun { name, server, base } => self.nat.add_stun(now, &name, server, base),
-                        Server::Turn { server, base, user, password } => {
-                            self.nat.add_turn(now, server, base, &user, &password)
-                        }
+                Some(server) = self.servers.1.recv() => match server {
+                    Server::Stun { name, server, base } => self.core.add_stun(now(), &name, server, base),
+                    Server::Turn { server, base, user, password } => {
+                        self.core.add_turn(now(), server, base, &user, &password)
                     }
-                }
-                Some(done) = self.disk_answers.recv() => {
-                    self.transfers.handle_disk(std::time::Instant::now(), done, &mut self.links);
-                }
+                },
+                Some(done) = self.disk_answers.recv() => self.core.handle_disk(now(), done),
                 () = self.disk.room(), if self.disk.has_backlog() => self.disk.send_backlog(),
                 got = recv_udp(&mut self.udp) => match got {
                     Ok(batch) => self.on_datagrams(&batch),
@@ -332,9 +324,7 @@ impl Driver {
                     }
                 },
                 _ = tokio::time::sleep_until(wake_at.unwrap_or_else(far_future)), if wake_at.is_some() => {
-                    self.client.handle_timeout(now_ms());
-                    self.links.handle_timeout(std::time::Instant::now());
-                    self.nat.handle_timeout(std::time::Instant::now());
+                    self.core.handle_timeout(now());
                     if network_check.is_some_and(|t| t <= tokio::time::Instant::now()) {
                         network_check = Some(tokio::time::Instant::now() + NETWORK_POLL);
                         self.check_network();
@@ -351,7 +341,7 @@ impl Driver {
                     self.fatal("hub_refused", format!("{reason} before authentication"));
                     return true;
                 }
-                self.client.handle_hub_disconnected(now_ms(), &reason);
+                self.core.handle_hub_disconnected(now(), &reason);
                 reconnect_at = Some(tokio::time::Instant::now() + backoff);
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
@@ -368,27 +358,10 @@ impl Driver {
 
     /// Closes every open link on both sides (the Close goes on the link itself), then the hub.
     async fn quit(&mut self, hub: &mut Option<HubConn>) {
-        self.client.handle_quit();
+        self.core.handle_quit(now());
         let _ = self.flush(hub).await;
         if let Some(conn) = hub.take() {
             conn.close().await;
-        }
-    }
-
-    /// File commands are the net layer's (they touch files); the rest go to the client.
-    fn command(&mut self, cmd: ClientCommand) {
-        match cmd {
-            ClientCommand::SendFile { peer, path } => {
-                let Some(key) = self.client.secure_peer(&peer) else {
-                    let msg = format!("no secure session with {peer}");
-                    return self.front.push(ClientEvent::error("unknown_peer", msg));
-                };
-                self.transfers.send_file(key, std::path::PathBuf::from(path));
-            }
-            ClientCommand::AcceptFile { id } => self.transfers.accept(&id),
-            ClientCommand::DeclineFile { id } => self.transfers.decline(&id),
-            ClientCommand::CancelFile { id } => self.transfers.cancel(&id),
-            other => self.client.handle_command(now_ms(), other),
         }
     }
 
@@ -413,104 +386,23 @@ impl Driver {
     fn check_network(&mut self) {
         let Some(udp) = &self.udp else { return };
         let host = udp.host_candidates();
-        let now = std::time::Instant::now();
-        if self.links.network_changed(now, host.clone()) {
-            self.nat.network_changed(now, &host);
-            self.start_resolving();
-        }
+        self.core.network_changed(now(), host);
     }
 
     fn on_datagrams(&mut self, batch: &[Received]) {
         let Some(udp) = &self.udp else { return };
-        let now = std::time::Instant::now();
+        let now = now();
         for r in batch {
-            let bytes = udp.datagram(r);
-            let delivered = match self.nat.handle_datagram(now, r.source, r.destination, bytes) {
-                Claimed::No => self.links.handle_datagram(now, r.source, r.destination, bytes),
-                Claimed::Taken => true,
-                Claimed::Relayed { relayed, peer, data } => {
-                    self.links.handle_datagram(now, peer, relayed, &data)
-                }
-            };
-            if !delivered {
-                tracing::trace!(source = %r.source, "datagram for no link");
-            }
+            self.core.handle_datagram(now, r.source, r.destination, udp.datagram(r));
         }
     }
 
-    /// Hands what the link layer produced to the socket and the client. Returns whether there
-    /// was anything.
-    async fn flush_links(&mut self) -> bool {
-        let mut any = false;
-        while let Some(out) = self.links.poll_output() {
-            any = true;
-            match out {
-                LinkOutput::Transmit { source, destination, contents } => {
-                    if self.links.is_relayed(&source) {
-                        self.nat.send_relayed(std::time::Instant::now(), source, destination, &contents);
-                    } else if let Some(udp) = &self.udp {
-                        udp.send(source, destination, &contents).await;
-                    }
-                }
-                LinkOutput::Signal { peer, signal, direct } => {
-                    self.client.send_link_signal(peer, signal, direct)
-                }
-                LinkOutput::Regather => self.nat.refresh(std::time::Instant::now()),
-                LinkOutput::Open { peer, link } => self.client.handle_link_open(now_ms(), peer, link),
-                LinkOutput::Kind { peer, kind, rtt_ms } => self.client.handle_link_kind(peer, kind, rtt_ms),
-                LinkOutput::Chat { peer, packet } => {
-                    self.client.handle_direct_packet(now_ms(), peer, &packet)
-                }
-                LinkOutput::FileOpen { peer } => {
-                    self.transfers.link_ready(std::time::Instant::now(), peer, &mut self.links)
-                }
-                LinkOutput::FileWritable { peer } => {
-                    self.transfers.pump(std::time::Instant::now(), peer, &mut self.links)
-                }
-                LinkOutput::FileData { peer, data } => self.transfers.handle_data(peer, &data),
-                // Nothing asks for media yet (calls will): the links only ever agree on none.
-                LinkOutput::Media { .. } => {}
-                LinkOutput::Down { peer, reason, fingerprint_mismatch } => {
-                    self.transfers.link_down(peer);
-                    let error = fingerprint_mismatch.then_some(reason);
-                    self.client.handle_link_down(now_ms(), peer, error);
-                }
-            }
-        }
-        while let Some(out) = self.nat.poll_output() {
-            any = true;
-            match out {
-                NatOutput::Transmit { source, destination, contents } => {
-                    if let Some(udp) = &self.udp {
-                        udp.send(source, destination, &contents).await;
-                    }
-                }
-                NatOutput::Candidate(c) => self.links.add_local_candidate(std::time::Instant::now(), c),
-                NatOutput::Problem(text) => self.front.push(ClientEvent::error("ice_server", text)),
-            }
-        }
-        while let Some(out) = self.transfers.poll_output() {
-            any = true;
-            match out {
-                TransferOutput::Signal { peer, signal } => self.client.send_file_signal(peer, signal),
-                TransferOutput::Event(ev) => self.front.push(ev),
-                TransferOutput::Disk(request) => self.disk.submit(request),
-            }
-        }
-        any
-    }
-
+    /// Carries out what the core asked for. Only the UDP send is awaited (a datagram socket
+    /// with room is immediate); everything else is handed over without waiting.
     async fn flush(&mut self, hub: &mut Option<HubConn>) -> Step {
-        loop {
-            let Some(out) = self.client.poll_output() else {
-                // The link layer may have answered with more for the client (and so on).
-                if self.flush_links().await {
-                    continue;
-                }
-                break;
-            };
+        while let Some(out) = self.core.poll_output() {
             match out {
-                ClientOutput::ToHub(frame) => {
+                CoreOutput::ToHub(frame) => {
                     if let Some(conn) = hub.as_ref()
                         && let Err(why) = conn.send(frame)
                     {
@@ -518,10 +410,15 @@ impl Driver {
                         if let Some(conn) = hub.take() {
                             conn.writer.abort();
                         }
-                        self.client.handle_hub_disconnected(now_ms(), &why);
+                        self.core.handle_hub_disconnected(now(), &why);
                     }
                 }
-                ClientOutput::Event(ev) => {
+                CoreOutput::Transmit { source, destination, contents } => {
+                    if let Some(udp) = &self.udp {
+                        udp.send(source, destination, &contents).await;
+                    }
+                }
+                CoreOutput::Event(ev) => {
                     let fatal = matches!(ev, ClientEvent::Error { fatal: true, .. });
                     self.front.push(ev);
                     if fatal {
@@ -531,45 +428,23 @@ impl Driver {
                         return Step::Stop;
                     }
                 }
-                ClientOutput::SaveKnownPeers(peers) => self.profile.save_known_peers(peers),
-                ClientOutput::PinHub(key) => {
+                CoreOutput::SaveKnownPeers(peers) => self.profile.save_known_peers(peers),
+                CoreOutput::PinHub(key) => {
                     if let Err(e) = self.profile.pin_hub(self.hub_label.clone(), key) {
                         self.front.push(ClientEvent::error("profile", e));
                     }
                 }
-                ClientOutput::CloseHub { fatal } => {
+                CoreOutput::CloseHub { fatal } => {
                     if let Some(conn) = hub.take() {
                         conn.close().await;
                     }
                     if fatal {
                         return Step::Stop;
                     }
-                    self.client.handle_hub_disconnected(now_ms(), "protocol error");
+                    self.core.handle_hub_disconnected(now(), "protocol error");
                 }
-                ClientOutput::LinkWanted { peer, offerer } => {
-                    if self.udp.is_some() {
-                        self.links.want(std::time::Instant::now(), peer, offerer);
-                    }
-                }
-                ClientOutput::LinkDropped { peer } => self.links.drop_peer(peer),
-                ClientOutput::FileSignal { peer, signal } => {
-                    self.transfers.handle_signal(std::time::Instant::now(), peer, signal, &mut self.links);
-                }
-                ClientOutput::LinkSignal { peer, signal, direct } => match (&self.udp, signal) {
-                    (Some(_), signal) => {
-                        self.links.handle_signal(std::time::Instant::now(), peer, signal, direct)
-                    }
-                    // Direct links are off here: say so at once rather than let the offerer wait.
-                    (None, LinkSignal::Offer { link, .. }) => {
-                        self.client.send_link_signal(peer, LinkSignal::Close { link }, false);
-                    }
-                    (None, _) => {}
-                },
-                ClientOutput::Direct { peer, packet } => {
-                    if !self.links.send_chat(std::time::Instant::now(), peer, &packet) {
-                        self.client.handle_direct_failed(peer, packet);
-                    }
-                }
+                CoreOutput::Disk(request) => self.disk.submit(request),
+                CoreOutput::ResolveServers => self.start_resolving(),
             }
         }
         Step::Continue

@@ -2,6 +2,7 @@
 //! milliseconds), no OS randomness (a seeded CSPRNG is passed in).
 
 pub mod client;
+pub mod core;
 pub mod delivery;
 pub mod events;
 pub mod hub;

@@ -1,0 +1,285 @@
+//! Everything a client decides, in one sans-IO state machine: the hub client and its peer
+//! sessions ([`Client`]), the direct links ([`Links`]), STUN and TURN ([`Nat`]) and file
+//! transfers ([`Transfers`]), wired to each other here. It takes inputs (`handle_*(now, …)`)
+//! and yields [`CoreOutput`]s: frames for the hub, datagrams for the link socket, events for
+//! the front-end, requests for the disk and the profile. The net layer's loop only moves those
+//! bytes, timers and files; tests drive the whole of it on a simulated clock.
+//!
+//! Calls will be one more machine beside these, fed and drained the same way.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::client::{Client, ClientOutput};
+use super::events::{ClientCommand, ClientEvent};
+use super::identity::IdentityKey;
+use super::links::{LinkOutput, Links};
+use super::nat::{Claimed, Nat, NatOutput};
+use super::transfer::{DiskDone, DiskRequest, TransferOutput, Transfers};
+use super::trust::KnownPeers;
+use super::wire::LinkSignal;
+
+/// The time of an input: a monotonic instant for timers, and the wall clock for what carries
+/// a date (`sent_at`, `expires_at`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    pub at: Instant,
+    pub unix_ms: u64,
+}
+
+impl Now {
+    /// The same moment `d` later.
+    pub fn plus(self, d: Duration) -> Self {
+        Self { at: self.at + d, unix_ms: self.unix_ms + d.as_millis() as u64 }
+    }
+}
+
+#[derive(Debug)]
+pub enum CoreOutput {
+    /// A frame for the hub connection.
+    ToHub(Vec<u8>),
+    /// Close the hub connection (reconnect unless `fatal`).
+    CloseHub { fatal: bool },
+    /// A datagram for the link socket.
+    Transmit { source: SocketAddr, destination: SocketAddr, contents: Vec<u8> },
+    /// For the front-end. A fatal error means the core stops.
+    Event(ClientEvent),
+    /// Persist the known-peers store.
+    SaveKnownPeers(KnownPeers),
+    /// Persist this key as the hub's pin.
+    PinHub(IdentityKey),
+    /// Work for the disk worker; answer with [`Core::handle_disk`].
+    Disk(DiskRequest),
+    /// Our addresses changed: resolve the STUN and TURN servers again (new routes to them),
+    /// and hand each to [`Core::add_stun`] / [`Core::add_turn`].
+    ResolveServers,
+}
+
+pub struct Core {
+    client: Client,
+    links: Links,
+    nat: Nat,
+    transfers: Transfers,
+    /// Direct links are on (there is a link socket).
+    direct: bool,
+    out: VecDeque<CoreOutput>,
+}
+
+impl Core {
+    /// `direct` says whether a link socket is there; without one everything goes through the
+    /// hub and link offers are refused at once.
+    pub fn new(client: Client, links: Links, nat: Nat, transfers: Transfers, direct: bool) -> Self {
+        Self { client, links, nat, transfers, direct, out: VecDeque::new() }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.client.is_ready()
+    }
+
+    pub fn poll_output(&mut self) -> Option<CoreOutput> {
+        self.out.pop_front()
+    }
+
+    /// The earliest time `handle_timeout` has work.
+    pub fn poll_timeout(&self, now: Now) -> Option<Instant> {
+        let client = self
+            .client
+            .poll_timeout()
+            .map(|ms| now.at + Duration::from_millis(ms.saturating_sub(now.unix_ms)));
+        [client, self.links.poll_timeout(), self.nat.poll_timeout()].into_iter().flatten().min()
+    }
+
+    pub fn handle_timeout(&mut self, now: Now) {
+        self.client.handle_timeout(now.unix_ms);
+        self.links.handle_timeout(now.at);
+        self.nat.handle_timeout(now.at);
+        self.route(now);
+    }
+
+    pub fn handle_hub_connected(&mut self, now: Now) {
+        self.client.handle_hub_connected(now.unix_ms);
+        self.route(now);
+    }
+
+    pub fn handle_hub_frame(&mut self, now: Now, frame: &[u8]) {
+        self.client.handle_hub_frame(now.unix_ms, frame);
+        self.route(now);
+    }
+
+    pub fn handle_hub_disconnected(&mut self, now: Now, reason: &str) {
+        self.client.handle_hub_disconnected(now.unix_ms, reason);
+        self.route(now);
+    }
+
+    /// A command from the front-end. File commands are the transfers'; the rest the client's.
+    pub fn handle_command(&mut self, now: Now, cmd: ClientCommand) {
+        match cmd {
+            ClientCommand::SendFile { peer, path } => match self.client.secure_peer(&peer) {
+                Some(key) => {
+                    self.transfers.send_file(key, std::path::PathBuf::from(path));
+                }
+                None => {
+                    let msg = format!("no secure session with {peer}");
+                    self.out.push_back(CoreOutput::Event(ClientEvent::error("unknown_peer", msg)));
+                }
+            },
+            ClientCommand::AcceptFile { id } => self.transfers.accept(&id),
+            ClientCommand::DeclineFile { id } => self.transfers.decline(&id),
+            ClientCommand::CancelFile { id } => self.transfers.cancel(&id),
+            other => self.client.handle_command(now.unix_ms, other),
+        }
+        self.route(now);
+    }
+
+    /// We are quitting: open links are closed on both sides (the Close goes on each link).
+    pub fn handle_quit(&mut self, now: Now) {
+        self.client.handle_quit();
+        self.route(now);
+    }
+
+    /// A datagram from the link socket: STUN/TURN answers and relayed data first, then the
+    /// links.
+    pub fn handle_datagram(&mut self, now: Now, source: SocketAddr, destination: SocketAddr, bytes: &[u8]) {
+        let delivered = match self.nat.handle_datagram(now.at, source, destination, bytes) {
+            Claimed::No => self.links.handle_datagram(now.at, source, destination, bytes),
+            Claimed::Taken => true,
+            Claimed::Relayed { relayed, peer, data } => {
+                self.links.handle_datagram(now.at, peer, relayed, &data)
+            }
+        };
+        if !delivered {
+            tracing::trace!(%source, "datagram for no link");
+        }
+        self.route(now);
+    }
+
+    /// What the disk worker finished.
+    pub fn handle_disk(&mut self, now: Now, done: DiskDone) {
+        self.transfers.handle_disk(now.at, done, &mut self.links);
+        self.route(now);
+    }
+
+    /// A STUN server, resolved, with our address towards it.
+    pub fn add_stun(&mut self, now: Now, name: &str, server: SocketAddr, base: SocketAddr) {
+        self.nat.add_stun(now.at, name, server, base);
+        self.route(now);
+    }
+
+    pub fn add_turn(&mut self, now: Now, server: SocketAddr, base: SocketAddr, user: &str, password: &str) {
+        self.nat.add_turn(now.at, server, base, user, password);
+        self.route(now);
+    }
+
+    /// The machine's addresses as the link socket sees them now: on a change the links restart
+    /// ICE and STUN/TURN start over from the new addresses.
+    pub fn network_changed(&mut self, now: Now, host: Vec<SocketAddr>) {
+        if self.links.network_changed(now.at, host.clone()) {
+            self.nat.network_changed(now.at, &host);
+            self.out.push_back(CoreOutput::ResolveServers);
+        }
+        self.route(now);
+    }
+
+    /// Moves what each part produced to the part it is for, until only outputs for the
+    /// outside world are left.
+    fn route(&mut self, now: Now) {
+        loop {
+            let mut moved = false;
+            while let Some(out) = self.client.poll_output() {
+                moved = true;
+                self.route_client_output(now, out);
+            }
+            while let Some(out) = self.links.poll_output() {
+                moved = true;
+                self.route_link_output(now, out);
+            }
+            while let Some(out) = self.nat.poll_output() {
+                moved = true;
+                match out {
+                    NatOutput::Transmit { source, destination, contents } => {
+                        self.out.push_back(CoreOutput::Transmit { source, destination, contents })
+                    }
+                    NatOutput::Candidate(c) => self.links.add_local_candidate(now.at, c),
+                    NatOutput::Problem(text) => {
+                        self.out.push_back(CoreOutput::Event(ClientEvent::error("ice_server", text)))
+                    }
+                }
+            }
+            while let Some(out) = self.transfers.poll_output() {
+                moved = true;
+                match out {
+                    TransferOutput::Signal { peer, signal } => self.client.send_file_signal(peer, signal),
+                    TransferOutput::Event(e) => self.out.push_back(CoreOutput::Event(e)),
+                    TransferOutput::Disk(request) => self.out.push_back(CoreOutput::Disk(request)),
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    fn route_client_output(&mut self, now: Now, out: ClientOutput) {
+        match out {
+            ClientOutput::ToHub(frame) => self.out.push_back(CoreOutput::ToHub(frame)),
+            ClientOutput::Event(e) => self.out.push_back(CoreOutput::Event(e)),
+            ClientOutput::SaveKnownPeers(k) => self.out.push_back(CoreOutput::SaveKnownPeers(k)),
+            ClientOutput::PinHub(key) => self.out.push_back(CoreOutput::PinHub(key)),
+            ClientOutput::CloseHub { fatal } => self.out.push_back(CoreOutput::CloseHub { fatal }),
+            ClientOutput::LinkWanted { peer, offerer } => {
+                if self.direct {
+                    self.links.want(now.at, peer, offerer);
+                }
+            }
+            ClientOutput::LinkDropped { peer } => self.links.drop_peer(peer),
+            ClientOutput::FileSignal { peer, signal } => {
+                self.transfers.handle_signal(now.at, peer, signal, &mut self.links)
+            }
+            ClientOutput::LinkSignal { peer, signal, direct } => match signal {
+                signal if self.direct => self.links.handle_signal(now.at, peer, signal, direct),
+                // Direct links are off here: say so at once rather than let the offerer wait.
+                LinkSignal::Offer { link, .. } => {
+                    self.client.send_link_signal(peer, LinkSignal::Close { link }, false)
+                }
+                _ => {}
+            },
+            ClientOutput::Direct { peer, packet } => {
+                if !self.links.send_chat(now.at, peer, &packet) {
+                    self.client.handle_direct_failed(peer, packet);
+                }
+            }
+        }
+    }
+
+    fn route_link_output(&mut self, now: Now, out: LinkOutput) {
+        match out {
+            LinkOutput::Transmit { source, destination, contents } => {
+                if self.links.is_relayed(&source) {
+                    self.nat.send_relayed(now.at, source, destination, &contents);
+                } else {
+                    self.out.push_back(CoreOutput::Transmit { source, destination, contents });
+                }
+            }
+            LinkOutput::Signal { peer, signal, direct } => self.client.send_link_signal(peer, signal, direct),
+            LinkOutput::Regather => self.nat.refresh(now.at),
+            LinkOutput::Open { peer, link } => self.client.handle_link_open(now.unix_ms, peer, link),
+            LinkOutput::Kind { peer, kind, rtt_ms } => self.client.handle_link_kind(peer, kind, rtt_ms),
+            LinkOutput::Chat { peer, packet } => self.client.handle_direct_packet(now.unix_ms, peer, &packet),
+            LinkOutput::FileOpen { peer } => self.transfers.link_ready(now.at, peer, &mut self.links),
+            LinkOutput::FileWritable { peer } => self.transfers.pump(now.at, peer, &mut self.links),
+            LinkOutput::FileData { peer, data } => self.transfers.handle_data(peer, &data),
+            // Nothing asks for media yet (calls will): the links only ever agree on none.
+            LinkOutput::Media { .. } => {}
+            LinkOutput::Down { peer, reason, fingerprint_mismatch } => {
+                self.transfers.link_down(peer);
+                let error = fingerprint_mismatch.then_some(reason);
+                self.client.handle_link_down(now.unix_ms, peer, error);
+            }
+        }
+    }
+}
