@@ -8,13 +8,13 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use zeroize::Zeroizing;
 
+use crate::core::Profile;
 use crate::core::TransferConfig;
 use crate::core::{CoreHandle, CoreOptions, Target};
-use crate::net::hub_server::{DEFAULT_MAX_CONNECTIONS, HubOptions, spawn_hub};
-use crate::net::profile::Profile;
+use crate::core::{HUB_MAX_CONNECTIONS as DEFAULT_MAX_CONNECTIONS, HubOptions, spawn_hub};
+use crate::core::{IceServers, TurnServer};
 use crate::protocol::events::{ClientCommand, ClientEvent};
 use crate::protocol::hub::HubConfig;
-use crate::protocol::nat::{IceServers, TurnServer};
 
 /// `0.1.0 (commit abc123, x86_64-unknown-linux-gnu)`.
 pub const VERSION: &str =
@@ -193,7 +193,7 @@ fn run_hub(profile: Option<PathBuf>, args: HubArgs) -> ExitCode {
             Err(e) => return error_line("runtime", e.to_string(), true),
         };
     runtime.block_on(async move {
-        let listener = match crate::net::hub_server::bind_listener(args.listen) {
+        let listener = match crate::core::bind_listener(args.listen) {
             Ok(l) => l,
             Err(e) => {
                 return error_line("listen_failed", format!("cannot listen on {}: {e}", args.listen), true);

@@ -14,9 +14,8 @@ use zeroize::Zeroizing;
 use crate::net::client_driver::Driver;
 use crate::net::disk::{self, Disk};
 use crate::net::front::FrontEnd;
-use crate::net::hub_server::{self, DEFAULT_MAX_CONNECTIONS, HubOptions, spawn_hub};
+use crate::net::hub_server::{self, DEFAULT_MAX_CONNECTIONS};
 use crate::net::link_socket::LinkSocket;
-use crate::net::profile::Profile;
 use crate::net::profile_writer::ProfileWriter;
 use crate::net::reach;
 use crate::protocol::client::{Client, ClientConfig};
@@ -24,9 +23,17 @@ use crate::protocol::core::Core;
 use crate::protocol::events::{ClientCommand, ClientEvent};
 use crate::protocol::hub::{AUTH_TIMEOUT_MS, HubConfig};
 use crate::protocol::links::Links;
-use crate::protocol::nat::{IceServers, Nat};
+use crate::protocol::nat::Nat;
 use crate::protocol::transfer::Transfers;
 pub use crate::protocol::transfer::{DEFAULT_MAX_SIZE as DEFAULT_MAX_FILE_SIZE, TransferConfig};
+
+// What the front-ends use of the net layer: they reach it through here only.
+pub use crate::net::hub_server::{
+    DEFAULT_MAX_CONNECTIONS as HUB_MAX_CONNECTIONS, HubOptions, bind_listener, spawn_hub,
+};
+pub use crate::net::now_ms;
+pub use crate::net::profile::{Profile, write_atomic};
+pub use crate::protocol::nat::{IceServers, TurnServer};
 
 /// Commands queued towards the core; a full queue is reported, never waited on by the UI.
 const COMMAND_QUEUE: usize = 256;

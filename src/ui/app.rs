@@ -13,8 +13,8 @@ use super::model::{Connection, Fatal, Model};
 use super::notify::{DesktopNotifier, Notify};
 use super::settings::{Loaded, RecentHub, Settings, SettingsStore};
 use super::{connect, main_view, onboarding};
+use crate::core::Profile;
 use crate::core::{CoreHandle, CoreOptions, Target};
-use crate::net::profile::Profile;
 use crate::protocol::events::ClientCommand;
 
 /// Milliseconds since the Unix epoch; tests pass a fixed one.
@@ -47,7 +47,7 @@ impl Default for AppOptions {
     fn default() -> Self {
         Self {
             profile_dir: None,
-            clock: Arc::new(crate::net::now_ms),
+            clock: Arc::new(crate::core::now_ms),
             utc_offset: None,
             notifier: None,
             started: None,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::net::profile::write_atomic;
+use crate::core::write_atomic;
 
 pub const SETTINGS_FILE: &str = "settings.json";
 const MIB: u64 = 1024 * 1024;
@@ -100,8 +100,8 @@ impl Default for Settings {
 impl Settings {
     /// The servers the direct links use; TURN entries that do not parse are left out (the
     /// settings view says why).
-    pub fn ice_servers(&self) -> crate::protocol::nat::IceServers {
-        crate::protocol::nat::IceServers {
+    pub fn ice_servers(&self) -> crate::core::IceServers {
+        crate::core::IceServers {
             stun: self.stun_servers.clone(),
             turn: self.turn_servers.iter().filter_map(|t| t.parse().ok()).collect(),
         }

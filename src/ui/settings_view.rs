@@ -90,7 +90,7 @@ pub fn dialog(app: &mut KithApp, ctx: &egui::Context) {
                     changed = true;
                 }
                 for t in &s.turn_servers {
-                    if let Err(e) = t.parse::<crate::protocol::nat::TurnServer>() {
+                    if let Err(e) = t.parse::<crate::core::TurnServer>() {
                         ui.colored_label(style::DANGER, e);
                     }
                 }
