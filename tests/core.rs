@@ -111,7 +111,7 @@ impl World {
         self.next_conn += 1;
         self.conn_owner.insert(conn, i);
         self.nodes[i].conn = Some(conn);
-        self.hub.handle_connect(self.now.unix_ms, conn, IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + i as u8)));
+        self.hub.handle_connect(self.now.at, conn, IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + i as u8)));
         self.nodes[i].core.handle_hub_connected(self.now);
     }
 
@@ -148,7 +148,7 @@ impl World {
                         }
                         CoreOutput::CloseHub { .. } => {
                             if let Some(conn) = self.nodes[i].conn.take() {
-                                self.hub.handle_disconnect(now.unix_ms, conn);
+                                self.hub.handle_disconnect(now.at, conn);
                                 self.nodes[i].core.handle_hub_disconnected(now, "closed");
                             }
                         }
@@ -168,7 +168,7 @@ impl World {
             }
             while let Some((conn, frame)) = self.to_hub.pop_front() {
                 moved = true;
-                self.hub.handle_frame(self.now.unix_ms, conn, &frame);
+                self.hub.handle_frame(self.now.at, conn, &frame);
             }
             while let Some(out) = self.hub.poll_output() {
                 moved = true;
@@ -218,16 +218,13 @@ impl World {
                     .map(|n| n.events.iter().rev().take(6).collect::<Vec<_>>())
                     .collect::<Vec<_>>()
             );
-            let hub = self
-                .hub
-                .poll_timeout()
-                .map(|ms| self.now.at + Duration::from_millis(ms.saturating_sub(self.now.unix_ms)));
-            let cores = self.nodes.iter().filter_map(|n| n.core.poll_timeout(self.now));
+            let hub = self.hub.poll_timeout();
+            let cores = self.nodes.iter().filter_map(|n| n.core.poll_timeout());
             let disks = self.nodes.iter().filter_map(|n| n.disk.busy_until);
             let next = cores.chain(disks).chain(hub).min().unwrap_or(end).min(end);
             let step = next.saturating_duration_since(self.now.at).max(Duration::from_millis(1));
             self.now = self.now.plus(step);
-            self.hub.handle_timeout(self.now.unix_ms);
+            self.hub.handle_timeout(self.now.at);
             for n in &mut self.nodes {
                 n.core.handle_timeout(self.now);
             }

@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use kith::protocol::client::{Client, ClientConfig};
+use kith::protocol::client::{Client, ClientConfig, Now};
 use kith::protocol::events::ClientCommand;
 use kith::protocol::hub::{Hub, HubConfig};
 use kith::protocol::identity::{Fingerprint, IdentityKey};
@@ -138,9 +138,10 @@ proptest! {
     fn hub_survives_arbitrary_frames(frames in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), 1..8)) {
         let config = HubConfig { name: "h".into(), password: Zeroizing::new("pw".into()), rooms: vec!["general".into()] };
         let mut hub = Hub::new(config, Keypair::from_secret_bytes([8; 32]), ChaCha20Rng::seed_from_u64(1));
-        hub.handle_connect(0, 1, IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let now = std::time::Instant::now();
+        hub.handle_connect(now, 1, IpAddr::V4(Ipv4Addr::LOCALHOST));
         for f in &frames {
-            hub.handle_frame(1, 1, f);
+            hub.handle_frame(now, 1, f);
         }
         while hub.poll_output().is_some() {}
         prop_assert!(hub.connection_count() <= 1);
@@ -157,13 +158,15 @@ proptest! {
             accept_changed_hub_key: false,
         };
         let mut c = Client::new(config, Keypair::from_secret_bytes([6; 32]), KnownPeers::default(), ChaCha20Rng::seed_from_u64(2));
-        c.pretend_link_up(0);
-        c.handle_hub_frame(1, &junk);
-        c.pretend_link_up(2);
+        let t0 = Now { at: std::time::Instant::now(), unix_ms: 1_800_000_000_000 };
+        let at = |ms: u64| t0.plus(std::time::Duration::from_millis(ms));
+        c.pretend_link_up(at(0));
+        c.handle_hub_frame(at(1), &junk);
+        c.pretend_link_up(at(2));
         for m in &msgs {
-            c.inject_hub_plaintext(3, &wire::encode(m));
+            c.inject_hub_plaintext(at(3), &wire::encode(m));
         }
-        c.handle_timeout(100_000);
+        c.handle_timeout(at(100_000));
         while c.poll_output().is_some() {}
     }
 

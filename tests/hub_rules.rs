@@ -1,8 +1,9 @@
 //! Hub rules driven directly through the sans-IO hub and client cores.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
 
-use kith::protocol::client::{Client, ClientConfig, ClientOutput};
+use kith::protocol::client::{Client, ClientConfig, ClientOutput, Now};
 use kith::protocol::events::ClientEvent;
 use kith::protocol::hub::{Hub, HubConfig, HubOutput, MAX_AUTH_FAILURES};
 use kith::protocol::noise::Keypair;
@@ -10,6 +11,16 @@ use kith::protocol::trust::KnownPeers;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use zeroize::Zeroizing;
+
+/// Millisecond `ms` of the test, on the monotonic clock and as a client's `Now`.
+fn at(ms: u64) -> Instant {
+    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *BASE.get_or_init(Instant::now) + Duration::from_millis(ms)
+}
+
+fn t(ms: u64) -> Now {
+    Now { at: at(ms), unix_ms: 1_800_000_000_000 + ms }
+}
 
 fn client(seed: u64, password: &str) -> Client {
     let config = ClientConfig {
@@ -59,23 +70,23 @@ fn parallel_guesses_do_not_escape_the_rate_limit() {
     let mut held_auth = Vec::new();
     for (i, c) in clients.iter_mut().enumerate() {
         let conn = i as u64 + 1;
-        hub.handle_connect(0, conn, addr);
-        c.handle_hub_connected(0);
+        hub.handle_connect(at(0), conn, addr);
+        c.handle_hub_connected(t(0));
         for f in frames_to_hub(c) {
-            hub.handle_frame(0, conn, &f);
+            hub.handle_frame(at(0), conn, &f);
         }
         while let Some(HubOutput::Send { frame, .. }) = hub.poll_output() {
-            c.handle_hub_frame(0, &frame);
+            c.handle_hub_frame(t(0), &frame);
         }
         let mut out = frames_to_hub(c);
         let auth = out.pop().expect("auth frame");
         for f in out {
-            hub.handle_frame(0, conn, &f);
+            hub.handle_frame(at(0), conn, &f);
         }
         held_auth.push((conn, auth));
     }
     for (conn, auth) in held_auth {
-        hub.handle_frame(1, conn, &auth);
+        hub.handle_frame(at(1), conn, &auth);
     }
     let mut replies: Vec<(u64, Vec<u8>)> = Vec::new();
     while let Some(out) = hub.poll_output() {
@@ -84,7 +95,7 @@ fn parallel_guesses_do_not_escape_the_rate_limit() {
         }
     }
     for (conn, frame) in replies {
-        clients[conn as usize - 1].handle_hub_frame(2, &frame);
+        clients[conn as usize - 1].handle_hub_frame(t(2), &frame);
     }
     let codes: Vec<String> = clients.iter_mut().flat_map(error_codes).collect();
     let failed = codes.iter().filter(|c| *c == "auth_failed").count();
@@ -100,16 +111,16 @@ fn unauthenticated_connections_are_capped_per_address() {
     let mut hub = Hub::new(config, Keypair::from_secret_bytes([4; 32]), ChaCha20Rng::seed_from_u64(1));
     let addr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9));
     for conn in 0..MAX_PENDING_PER_ADDR as u64 {
-        hub.handle_connect(0, conn, addr);
+        hub.handle_connect(at(0), conn, addr);
     }
     assert!(hub.poll_output().is_none());
     let over = MAX_PENDING_PER_ADDR as u64;
-    hub.handle_connect(0, over, addr);
+    hub.handle_connect(at(0), over, addr);
     assert_eq!(hub.poll_output(), Some(HubOutput::Close { conn: over, reason: CloseReason::RateLimited }));
     // Another address is unaffected, and a slot freed by a disconnect can be used again.
-    hub.handle_connect(0, over + 1, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)));
-    hub.handle_disconnect(0, 0);
-    hub.handle_connect(0, over + 2, addr);
+    hub.handle_connect(at(0), over + 1, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)));
+    hub.handle_disconnect(at(0), 0);
+    hub.handle_connect(at(0), over + 2, addr);
     assert!(hub.poll_output().is_none());
     assert_eq!(hub.connection_count(), MAX_PENDING_PER_ADDR + 1);
 }
@@ -120,17 +131,17 @@ fn hub_and_client_ignore_message_kinds_they_do_not_know() {
         HubConfig { name: "h".into(), password: Zeroizing::new("pw".into()), rooms: vec!["general".into()] };
     let mut hub = Hub::new(config, Keypair::from_secret_bytes([3; 32]), ChaCha20Rng::seed_from_u64(9));
     let mut c = client(1, "pw");
-    hub.handle_connect(0, 1, IpAddr::V4(Ipv4Addr::LOCALHOST));
-    c.handle_hub_connected(0);
+    hub.handle_connect(at(0), 1, IpAddr::V4(Ipv4Addr::LOCALHOST));
+    c.handle_hub_connected(t(0));
     let pump = |hub: &mut Hub, c: &mut Client| {
         let mut closed = false;
         for _ in 0..20 {
             for f in frames_to_hub(c) {
-                hub.handle_frame(0, 1, &f);
+                hub.handle_frame(at(0), 1, &f);
             }
             while let Some(out) = hub.poll_output() {
                 match out {
-                    HubOutput::Send { frame, .. } => c.handle_hub_frame(0, &frame),
+                    HubOutput::Send { frame, .. } => c.handle_hub_frame(t(0), &frame),
                     HubOutput::Close { .. } => closed = true,
                 }
             }

@@ -5,8 +5,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use kith::protocol::client::{Client, ClientConfig, ClientOutput};
+use kith::protocol::client::{Client, ClientConfig, ClientOutput, Now};
 use kith::protocol::events::{ClientCommand, ClientEvent, LinkKind, PeerSummary};
 use kith::protocol::hub::{Hub, HubConfig, HubOutput};
 use kith::protocol::identity::IdentityKey;
@@ -68,6 +69,21 @@ struct Sim {
     direct: Direct,
     seed: u64,
     hub_key: Keypair,
+    base: Instant,
+    /// How far every node's wall clock was set off the simulated time (a user changing the
+    /// date, an NTP step): timers must not notice.
+    wall_jump: i64,
+}
+
+/// The simulated clock as the cores take it: `now` is its wall clock in milliseconds, and
+/// the monotonic clock runs alongside from `base`. (Free functions of the two fields, so a
+/// call can borrow a node mutably at the same time.)
+fn sim_now(base: Instant, now: u64, wall_jump: i64) -> Now {
+    Now { at: sim_instant(base, now), unix_ms: now.saturating_add_signed(wall_jump) }
+}
+
+fn sim_instant(base: Instant, now: u64) -> Instant {
+    base + Duration::from_millis(now - START)
 }
 
 /// A hub whose relays pass through the lossy network `net`.
@@ -154,6 +170,8 @@ impl Sim {
             direct: Direct::default(),
             seed,
             hub_key,
+            base: Instant::now(),
+            wall_jump: 0,
         };
         for i in 0..names.len() {
             sim.connect(i);
@@ -166,8 +184,12 @@ impl Sim {
         self.next_conn += 1;
         self.conn_owner.insert(conn, i);
         self.nodes[i].conn = Some(conn);
-        self.hub.handle_connect(self.now, conn, IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + i as u8)));
-        self.nodes[i].client.handle_hub_connected(self.now);
+        self.hub.handle_connect(
+            sim_instant(self.base, self.now),
+            conn,
+            IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + i as u8)),
+        );
+        self.nodes[i].client.handle_hub_connected(sim_now(self.base, self.now, self.wall_jump));
     }
 
     /// Breaks node `i`'s TCP link: frames in flight both ways are lost.
@@ -175,8 +197,10 @@ impl Sim {
         let Some(conn) = self.nodes[i].conn.take() else { return };
         self.to_hub.retain(|(c, _)| *c != conn);
         self.to_client.retain(|(c, _)| *c != conn);
-        self.hub.handle_disconnect(self.now, conn);
-        self.nodes[i].client.handle_hub_disconnected(self.now, "sim link drop");
+        self.hub.handle_disconnect(sim_instant(self.base, self.now), conn);
+        self.nodes[i]
+            .client
+            .handle_hub_disconnected(sim_now(self.base, self.now, self.wall_jump), "sim link drop");
     }
 
     /// The hub process restarts: every connection breaks at once, and the new hub (same key,
@@ -184,13 +208,21 @@ impl Sim {
     fn restart_hub(&mut self) {
         for i in 0..self.nodes.len() {
             if self.nodes[i].conn.take().is_some() {
-                self.nodes[i].client.handle_hub_disconnected(self.now, "sim hub restart");
+                self.nodes[i]
+                    .client
+                    .handle_hub_disconnected(sim_now(self.base, self.now, self.wall_jump), "sim hub restart");
             }
         }
         self.to_hub.clear();
         self.to_client.clear();
         self.net.lock().unwrap().held.clear();
         self.hub = make_hub(self.seed, self.hub_key.clone(), self.net.clone());
+    }
+
+    /// The simulated millisecond of a monotonic instant (rounded up: a timer is never early).
+    fn ms_of(&self, at: Instant) -> u64 {
+        let d = at.saturating_duration_since(self.base);
+        START + d.as_millis() as u64 + u64::from(!d.subsec_nanos().is_multiple_of(1_000_000))
     }
 
     fn key(&self, i: usize) -> IdentityKey {
@@ -208,18 +240,22 @@ impl Sim {
             let peer = self.key(y);
             if up {
                 self.direct.open.insert((x, y));
-                self.nodes[x].client.handle_link_open(self.now, peer, 7);
+                self.nodes[x].client.handle_link_open(sim_now(self.base, self.now, self.wall_jump), peer, 7);
                 self.nodes[x].client.handle_link_kind(peer, LinkKind::Direct, Some(1));
             } else {
                 self.direct.open.remove(&(x, y));
-                self.nodes[x].client.handle_link_down(self.now, peer, None);
+                self.nodes[x].client.handle_link_down(
+                    sim_now(self.base, self.now, self.wall_jump),
+                    peer,
+                    None,
+                );
             }
         }
         self.settle();
     }
 
     fn command(&mut self, i: usize, cmd: ClientCommand) {
-        self.nodes[i].client.handle_command(self.now, cmd);
+        self.nodes[i].client.handle_command(sim_now(self.base, self.now, self.wall_jump), cmd);
     }
 
     /// Moves every queued frame and output until nothing is left to do at this instant.
@@ -252,7 +288,11 @@ impl Sim {
                             // The link layer ends a link its peer closed, and reports it down.
                             if matches!(signal, LinkSignal::Close { .. }) && self.direct.open.remove(&(i, j))
                             {
-                                self.nodes[i].client.handle_link_down(self.now, peer, None);
+                                self.nodes[i].client.handle_link_down(
+                                    sim_now(self.base, self.now, self.wall_jump),
+                                    peer,
+                                    None,
+                                );
                             }
                             self.direct.signals.push((i, j, signal, direct));
                         }
@@ -276,11 +316,15 @@ impl Sim {
                 }
                 self.direct.passed += 1;
                 let from = self.key(i);
-                self.nodes[j].client.handle_direct_packet(self.now, from, &packet);
+                self.nodes[j].client.handle_direct_packet(
+                    sim_now(self.base, self.now, self.wall_jump),
+                    from,
+                    &packet,
+                );
             }
             while let Some((conn, frame)) = self.to_hub.pop_front() {
                 progress = true;
-                self.hub.handle_frame(self.now, conn, &frame);
+                self.hub.handle_frame(sim_instant(self.base, self.now), conn, &frame);
             }
             while let Some(out) = self.hub.poll_output() {
                 progress = true;
@@ -291,7 +335,10 @@ impl Sim {
                             && self.nodes[i].conn == Some(conn)
                         {
                             self.nodes[i].conn = None;
-                            self.nodes[i].client.handle_hub_disconnected(self.now, "closed by hub");
+                            self.nodes[i].client.handle_hub_disconnected(
+                                sim_now(self.base, self.now, self.wall_jump),
+                                "closed by hub",
+                            );
                         }
                     }
                 }
@@ -301,7 +348,9 @@ impl Sim {
                 if let Some(&i) = self.conn_owner.get(&conn)
                     && self.nodes[i].conn == Some(conn)
                 {
-                    self.nodes[i].client.handle_hub_frame(self.now, &frame);
+                    self.nodes[i]
+                        .client
+                        .handle_hub_frame(sim_now(self.base, self.now, self.wall_jump), &frame);
                 }
             }
             let due: Vec<Held> = {
@@ -337,24 +386,24 @@ impl Sim {
                 spins < 1000,
                 "a timer at +{} ms keeps firing without effect: hub {:?}, clients {:?}",
                 self.now - START,
-                self.hub.poll_timeout().map(|t| t as i64 - self.now as i64),
+                self.hub.poll_timeout().map(|t| self.ms_of(t) as i64 - self.now as i64),
                 self.nodes
                     .iter()
-                    .map(|n| n.client.poll_timeout().map(|t| t as i64 - self.now as i64))
+                    .map(|n| n.client.poll_timeout().map(|t| self.ms_of(t) as i64 - self.now as i64))
                     .collect::<Vec<_>>()
             );
             self.now = self.now.max(next);
-            self.hub.handle_timeout(self.now);
+            self.hub.handle_timeout(sim_instant(self.base, self.now));
             for n in &mut self.nodes {
-                n.client.handle_timeout(self.now);
+                n.client.handle_timeout(sim_now(self.base, self.now, self.wall_jump));
             }
         }
     }
 
     fn next_timer(&self) -> u64 {
-        let mut next = self.hub.poll_timeout().unwrap_or(u64::MAX);
+        let mut next = self.hub.poll_timeout().map_or(u64::MAX, |t| self.ms_of(t));
         for n in &self.nodes {
-            next = next.min(n.client.poll_timeout().unwrap_or(u64::MAX));
+            next = next.min(n.client.poll_timeout().map_or(u64::MAX, |t| self.ms_of(t)));
         }
         for h in &self.net.lock().unwrap().held {
             next = next.min(h.at);
@@ -372,9 +421,9 @@ impl Sim {
                 break;
             }
             self.now = self.now.max(next);
-            self.hub.handle_timeout(self.now);
+            self.hub.handle_timeout(sim_instant(self.base, self.now));
             for n in &mut self.nodes {
-                n.client.handle_timeout(self.now);
+                n.client.handle_timeout(sim_now(self.base, self.now, self.wall_jump));
             }
         }
         self.now = end;
@@ -818,7 +867,8 @@ fn a_hostile_hub_cannot_end_a_session_that_runs_on_a_direct_link() {
     garbled[5] ^= 1;
     let garbled = wire::encode(&PeerPacket::Data { session, noise: garbled });
     let mut rng = ChaCha20Rng::seed_from_u64(99);
-    let (_, forged_hello) = PeerSession::initiate(0, &Keypair::generate(&mut rng), &mut rng).unwrap();
+    let (_, forged_hello) =
+        PeerSession::initiate(Instant::now(), &Keypair::generate(&mut rng), &mut rng).unwrap();
     let reset = wire::encode(&PeerPacket::Reset { session });
     let attacks = [
         (alice, bob, data.clone()),
@@ -913,4 +963,33 @@ fn a_message_of_an_unknown_kind_is_ignored_and_the_session_carries_on() {
     assert_eq!(sim.secure_events(1), 1, "the session was not replaced");
     // Both announced what they can do.
     assert!(alice_at_bob.capabilities.contains(&"link-outlives-hub".to_string()), "{alice_at_bob:?}");
+}
+
+#[test]
+fn a_wall_clock_that_jumps_moves_no_timer() {
+    let names = ["alice", "bob"];
+    let mut sim = Sim::new(37, &names, 0.0, 0);
+    sim.run_until(60_000, Sim::all_secure);
+    let mut n = 0;
+    rounds(&mut sim, &names, &mut n, 2);
+    sim.run_until(10_000, |s| all_delivered(s, n));
+    let disconnects = |s: &Sim| {
+        (0..2).map(|i| s.count(i, |e| matches!(e, ClientEvent::Disconnected { .. }))).sum::<usize>()
+    };
+    // A day forward: the hub link's deadline and the resend timers run on the monotonic
+    // clock, so nothing times out.
+    sim.wall_jump = 86_400_000;
+    sim.advance(5_000);
+    rounds(&mut sim, &names, &mut n, 2);
+    sim.run_until(10_000, |s| all_delivered(s, n));
+    // An hour back: pings, resends and handshakes still come when due.
+    sim.wall_jump = -3_600_000;
+    sim.advance(95_000);
+    rounds(&mut sim, &names, &mut n, 2);
+    sim.run_until(10_000, |s| all_delivered(s, n));
+    assert_complete(&sim, &names, n);
+    assert_eq!(disconnects(&sim), 0, "the hub link was given up");
+    for i in 0..2 {
+        assert_eq!(sim.secure_events(i), 1, "node {i} made a new session");
+    }
 }

@@ -260,7 +260,7 @@ impl Driver {
                 let addr = self.hub_addr.clone();
                 connecting = Some(Box::pin(tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))));
             }
-            let core_timer = self.core.poll_timeout(now()).map(tokio::time::Instant::from_std);
+            let core_timer = self.core.poll_timeout().map(tokio::time::Instant::from_std);
             let wake_at = [core_timer, reconnect_at, network_check].into_iter().flatten().min();
             let mut lost: Option<String> = None;
             tokio::select! {

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
-use super::{deadline, framing, now_ms};
+use super::framing;
 use crate::protocol::hub::{CloseReason, ConnId, Hub, HubConfig, HubOutput, KeySubstitution};
 use crate::protocol::identity::{Fingerprint, IdentityKey};
 use crate::protocol::noise::Keypair;
@@ -155,8 +155,8 @@ async fn run(listener: TcpListener, mut hub: Hub, max_conns: usize, mut shutdown
                     next = ev_rx.try_recv().ok();
                 }
             }
-            _ = tokio::time::sleep_until(deadline(timer.unwrap_or(u64::MAX))), if timer.is_some() => {
-                hub.handle_timeout(now_ms());
+            _ = tokio::time::sleep_until(timer.map_or_else(far_future, tokio::time::Instant::from_std)), if timer.is_some() => {
+                hub.handle_timeout(std::time::Instant::now());
             }
             _ = &mut shutdown => break,
         }
@@ -168,13 +168,17 @@ async fn run(listener: TcpListener, mut hub: Hub, max_conns: usize, mut shutdown
     }
 }
 
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + std::time::Duration::from_secs(86_400)
+}
+
 fn handle_event(
     hub: &mut Hub,
     conns: &mut std::collections::HashMap<ConnId, (mpsc::Sender<Bytes>, AbortHandle)>,
     max_conns: usize,
     ev: ConnEvent,
 ) {
-    let now = now_ms();
+    let now = std::time::Instant::now();
     match ev {
         ConnEvent::Opened { id, addr, writer, reader } => {
             if conns.len() >= max_conns {
@@ -212,7 +216,7 @@ fn flush_outputs(
                     if let Some((_, reader)) = conns.remove(&conn) {
                         reader.abort();
                     }
-                    hub.handle_disconnect(now_ms(), conn);
+                    hub.handle_disconnect(std::time::Instant::now(), conn);
                 }
             }
             HubOutput::Close { conn, reason } => {

@@ -9,31 +9,17 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::client::{Client, ClientOutput};
 use super::events::{ClientCommand, ClientEvent};
 use super::identity::IdentityKey;
 use super::links::{LinkOutput, Links};
 use super::nat::{Claimed, Nat, NatOutput};
+pub use super::time::Now;
 use super::transfer::{DiskDone, DiskRequest, TransferOutput, Transfers};
 use super::trust::KnownPeers;
 use super::wire::LinkSignal;
-
-/// The time of an input: a monotonic instant for timers, and the wall clock for what carries
-/// a date (`sent_at`, `expires_at`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Now {
-    pub at: Instant,
-    pub unix_ms: u64,
-}
-
-impl Now {
-    /// The same moment `d` later.
-    pub fn plus(self, d: Duration) -> Self {
-        Self { at: self.at + d, unix_ms: self.unix_ms + d.as_millis() as u64 }
-    }
-}
 
 #[derive(Debug)]
 pub enum CoreOutput {
@@ -86,33 +72,30 @@ impl Core {
     }
 
     /// The earliest time `handle_timeout` has work.
-    pub fn poll_timeout(&self, now: Now) -> Option<Instant> {
-        let client = self
-            .client
-            .poll_timeout()
-            .map(|ms| now.at + Duration::from_millis(ms.saturating_sub(now.unix_ms)));
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let client = self.client.poll_timeout();
         [client, self.links.poll_timeout(), self.nat.poll_timeout()].into_iter().flatten().min()
     }
 
     pub fn handle_timeout(&mut self, now: Now) {
-        self.client.handle_timeout(now.unix_ms);
+        self.client.handle_timeout(now);
         self.links.handle_timeout(now.at);
         self.nat.handle_timeout(now.at);
         self.route(now);
     }
 
     pub fn handle_hub_connected(&mut self, now: Now) {
-        self.client.handle_hub_connected(now.unix_ms);
+        self.client.handle_hub_connected(now);
         self.route(now);
     }
 
     pub fn handle_hub_frame(&mut self, now: Now, frame: &[u8]) {
-        self.client.handle_hub_frame(now.unix_ms, frame);
+        self.client.handle_hub_frame(now, frame);
         self.route(now);
     }
 
     pub fn handle_hub_disconnected(&mut self, now: Now, reason: &str) {
-        self.client.handle_hub_disconnected(now.unix_ms, reason);
+        self.client.handle_hub_disconnected(now, reason);
         self.route(now);
     }
 
@@ -131,7 +114,7 @@ impl Core {
             ClientCommand::AcceptFile { id } => self.transfers.accept(&id),
             ClientCommand::DeclineFile { id } => self.transfers.decline(&id),
             ClientCommand::CancelFile { id } => self.transfers.cancel(&id),
-            other => self.client.handle_command(now.unix_ms, other),
+            other => self.client.handle_command(now, other),
         }
         self.route(now);
     }
@@ -267,9 +250,9 @@ impl Core {
             }
             LinkOutput::Signal { peer, signal, direct } => self.client.send_link_signal(peer, signal, direct),
             LinkOutput::Regather => self.nat.refresh(now.at),
-            LinkOutput::Open { peer, link } => self.client.handle_link_open(now.unix_ms, peer, link),
+            LinkOutput::Open { peer, link } => self.client.handle_link_open(now, peer, link),
             LinkOutput::Kind { peer, kind, rtt_ms } => self.client.handle_link_kind(peer, kind, rtt_ms),
-            LinkOutput::Chat { peer, packet } => self.client.handle_direct_packet(now.unix_ms, peer, &packet),
+            LinkOutput::Chat { peer, packet } => self.client.handle_direct_packet(now, peer, &packet),
             LinkOutput::FileOpen { peer } => self.transfers.link_ready(now.at, peer, &mut self.links),
             LinkOutput::FileWritable { peer } => self.transfers.pump(now.at, peer, &mut self.links),
             LinkOutput::FileData { peer, data } => self.transfers.handle_data(peer, &data),
@@ -278,7 +261,7 @@ impl Core {
             LinkOutput::Down { peer, reason, fingerprint_mismatch } => {
                 self.transfers.link_down(peer);
                 let error = fingerprint_mismatch.then_some(reason);
-                self.client.handle_link_down(now.unix_ms, peer, error);
+                self.client.handle_link_down(now, peer, error);
             }
         }
     }

@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use rand_chacha::ChaCha20Rng;
 use sha2::{Digest, Sha256};
@@ -32,6 +33,12 @@ pub const IDLE_TIMEOUT_MS: u64 = 90_000;
 /// Failed authentications allowed per address per window before it is refused outright.
 pub const MAX_AUTH_FAILURES: u32 = 5;
 pub const AUTH_FAILURE_WINDOW_MS: u64 = 60_000;
+
+/// `ms` after `now`, on the monotonic clock; a timeout too large to represent (an operator's
+/// `--auth-timeout` of years) is a year.
+fn after(now: Instant, ms: u64) -> Instant {
+    now.checked_add(Duration::from_millis(ms)).unwrap_or_else(|| now + Duration::from_secs(365 * 86_400))
+}
 /// Connections from one address still handshaking or authenticating.
 pub const MAX_PENDING_PER_ADDR: usize = 256;
 /// Kith is for groups who know each other; this also keeps the member list in one frame.
@@ -73,14 +80,14 @@ enum Phase {
 struct Conn {
     addr: IpAddr,
     phase: Phase,
-    deadline: u64,
+    deadline: Instant,
     key: Option<IdentityKey>,
     name: String,
     rooms: BTreeSet<String>,
 }
 
 struct FailureWindow {
-    since: u64,
+    since: Instant,
     count: u32,
 }
 
@@ -175,11 +182,11 @@ impl Hub {
     }
 
     /// The earliest deadline of any connection.
-    pub fn poll_timeout(&self) -> Option<u64> {
+    pub fn poll_timeout(&self) -> Option<Instant> {
         self.conns.values().map(|c| c.deadline).min()
     }
 
-    pub fn handle_connect(&mut self, now: u64, conn: ConnId, addr: IpAddr) {
+    pub fn handle_connect(&mut self, now: Instant, conn: ConnId, addr: IpAddr) {
         // Unauthenticated connections cost a handshake and a slot for AUTH_TIMEOUT_MS: cap them
         // per address so one host cannot fill the hub.
         // Counted, not scanned: with thousands of members a scan per connect would be quadratic.
@@ -196,7 +203,7 @@ impl Hub {
             Conn {
                 addr,
                 phase: Phase::Handshake(Box::new(hs)),
-                deadline: now + self.auth_timeout_ms,
+                deadline: after(now, self.auth_timeout_ms),
                 key: None,
                 name: String::new(),
                 rooms: BTreeSet::new(),
@@ -204,20 +211,20 @@ impl Hub {
         );
     }
 
-    pub fn handle_disconnect(&mut self, _now: u64, conn: ConnId) {
+    pub fn handle_disconnect(&mut self, _now: Instant, conn: ConnId) {
         self.remove(conn);
     }
 
-    pub fn handle_timeout(&mut self, now: u64) {
+    pub fn handle_timeout(&mut self, now: Instant) {
         let expired: Vec<ConnId> =
             self.conns.iter().filter(|(_, c)| c.deadline <= now).map(|(id, _)| *id).collect();
         for conn in expired {
             self.close(conn, CloseReason::Timeout);
         }
-        self.failures.retain(|_, w| now < w.since + AUTH_FAILURE_WINDOW_MS);
+        self.failures.retain(|_, w| now < after(w.since, AUTH_FAILURE_WINDOW_MS));
     }
 
-    pub fn handle_frame(&mut self, now: u64, conn: ConnId, frame: &[u8]) {
+    pub fn handle_frame(&mut self, now: Instant, conn: ConnId, frame: &[u8]) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -250,7 +257,7 @@ impl Hub {
                     Ok(plain) => Zeroizing::new(plain),
                     Err(e) => return self.close(conn, CloseReason::Protocol(e.to_string())),
                 };
-                c.deadline = now + IDLE_TIMEOUT_MS;
+                c.deadline = after(now, IDLE_TIMEOUT_MS);
                 match wire::decode::<ClientToHub>(&plain) {
                     Ok(msg) => self.handle_message(now, conn, msg),
                     // A member's authentic message of a kind this version does not know (a
@@ -266,7 +273,7 @@ impl Hub {
         }
     }
 
-    fn handle_message(&mut self, now: u64, conn: ConnId, msg: ClientToHub) {
+    fn handle_message(&mut self, now: Instant, conn: ConnId, msg: ClientToHub) {
         let Some(c) = self.conns.get(&conn) else {
             return;
         };
@@ -284,7 +291,7 @@ impl Hub {
         }
     }
 
-    fn authenticate(&mut self, now: u64, conn: ConnId, password: String, name: String) {
+    fn authenticate(&mut self, now: Instant, conn: ConnId, password: String, name: String) {
         let password = Zeroizing::new(password);
         let Some(c) = self.conns.get(&conn) else {
             return;
@@ -324,7 +331,7 @@ impl Hub {
         };
         c.phase = Phase::Member(t);
         c.name = name;
-        c.deadline = now + IDLE_TIMEOUT_MS;
+        c.deadline = after(now, IDLE_TIMEOUT_MS);
         self.unpend(addr);
         // One live connection per identity: a reconnecting client replaces its old one.
         if let Some(old) = self.by_key.insert(key, conn)
@@ -503,15 +510,15 @@ impl Hub {
         }
     }
 
-    fn is_rate_limited(&self, now: u64, addr: IpAddr) -> bool {
+    fn is_rate_limited(&self, now: Instant, addr: IpAddr) -> bool {
         self.failures
             .get(&addr)
-            .is_some_and(|w| now < w.since + AUTH_FAILURE_WINDOW_MS && w.count >= MAX_AUTH_FAILURES)
+            .is_some_and(|w| now < after(w.since, AUTH_FAILURE_WINDOW_MS) && w.count >= MAX_AUTH_FAILURES)
     }
 
-    fn record_failure(&mut self, now: u64, addr: IpAddr) {
+    fn record_failure(&mut self, now: Instant, addr: IpAddr) {
         let w = self.failures.entry(addr).or_insert(FailureWindow { since: now, count: 0 });
-        if now >= w.since + AUTH_FAILURE_WINDOW_MS {
+        if now >= after(w.since, AUTH_FAILURE_WINDOW_MS) {
             *w = FailureWindow { since: now, count: 0 };
         }
         w.count += 1;

@@ -12,6 +12,7 @@ pub mod nat;
 pub mod negotiation;
 pub mod noise;
 pub mod session;
+pub mod time;
 pub mod transfer;
 pub mod trust;
 pub mod wire;

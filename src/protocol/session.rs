@@ -15,7 +15,7 @@ use super::wire::{self, Intro, PeerMsg, PeerPacket};
 
 pub const PROLOGUE: &[u8] = b"kith peer session v1";
 /// A handshake not finished in this time is abandoned (and retried by the initiator).
-pub const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SessionError {
@@ -47,7 +47,7 @@ enum State {
 
 pub struct PeerSession {
     pub id: u64,
-    pub started_ms: u64,
+    pub started: std::time::Instant,
     state: State,
 }
 
@@ -62,20 +62,20 @@ pub struct Established {
 
 impl PeerSession {
     pub fn initiate(
-        now: u64,
+        now: std::time::Instant,
         local: &Keypair,
         rng: &mut ChaCha20Rng,
     ) -> Result<(Self, PeerPacket), SessionError> {
         let id = rng.next_u64();
         let mut hs = Handshake::new(Role::Initiator, local, Keypair::generate(rng), PROLOGUE);
         let noise = hs.write_message(&[])?;
-        let session = Self { id, started_ms: now, state: State::Initiated(Box::new(hs)) };
+        let session = Self { id, started: now, state: State::Initiated(Box::new(hs)) };
         Ok((session, PeerPacket::Handshake { session: id, step: 0, noise }))
     }
 
     /// Answers message 1 with message 2 carrying our intro.
     pub fn respond(
-        now: u64,
+        now: std::time::Instant,
         local: &Keypair,
         rng: &mut ChaCha20Rng,
         id: u64,
@@ -85,7 +85,7 @@ impl PeerSession {
         let mut hs = Handshake::new(Role::Responder, local, Keypair::generate(rng), PROLOGUE);
         hs.read_message(msg1)?;
         let noise = hs.write_message(&wire::encode(intro))?;
-        let session = Self { id, started_ms: now, state: State::Responded(Box::new(hs)) };
+        let session = Self { id, started: now, state: State::Responded(Box::new(hs)) };
         Ok((session, PeerPacket::Handshake { session: id, step: 1, noise }))
     }
 

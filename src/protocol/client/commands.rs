@@ -3,7 +3,7 @@
 use super::*;
 
 impl Client {
-    pub fn handle_command(&mut self, now: u64, cmd: ClientCommand) {
+    pub fn handle_command(&mut self, now: Now, cmd: ClientCommand) {
         match cmd {
             ClientCommand::Send { room, text, expires_in_s, tag } => {
                 self.send_chat(now, SendRequest { room, text, expires_in_s, tag })
@@ -101,7 +101,7 @@ impl Client {
         v
     }
 
-    pub(super) fn send_chat(&mut self, now: u64, req: SendRequest) {
+    pub(super) fn send_chat(&mut self, now: Now, req: SendRequest) {
         let SendRequest { room, text, expires_in_s, tag } = req;
         let refuse = |code: &str, message: String| ClientEvent::Error {
             code: code.into(),
@@ -120,7 +120,7 @@ impl Client {
         }
         let expires_at_ms = match expires_in_s {
             Some(0) => return self.emit(refuse("bad_expiry", "expires_in_s must be at least 1".into())),
-            Some(s) => Some(now.saturating_add(s.saturating_mul(1000))),
+            Some(s) => Some(now.unix_ms.saturating_add(s.saturating_mul(1000))),
             None => None,
         };
         let recipients: Vec<IdentityKey> =
@@ -150,7 +150,7 @@ impl Client {
             seq: 0,
             room: room.clone(),
             text: text.clone(),
-            sent_at_ms: now,
+            sent_at_ms: now.unix_ms,
             expires_at_ms,
         };
         // Our own random id cannot collide in practice; if it did, the message still goes out.
@@ -159,7 +159,7 @@ impl Client {
             room: room.clone(),
             from: self.me,
             text,
-            sent_at_ms: now,
+            sent_at_ms: now.unix_ms,
             expires_at_ms,
         });
         tracing::debug!(id = %msg.id, recipients = recipients.len(), bytes = msg.text.len(), "message queued");
@@ -167,14 +167,14 @@ impl Client {
             id: msg.id.to_string(),
             room,
             recipients: recipients.len(),
-            sent_at: now,
+            sent_at: now.unix_ms,
             expires_at: expires_at_ms,
             tag,
         });
         for key in recipients {
             let Some(peer) = self.peers.get_mut(&key) else { continue };
             if peer.out.pending() == 0 {
-                peer.last_resend_ms = now;
+                peer.last_resend = Some(now.at);
             }
             peer.out.push(msg.clone());
             if peer.session.as_ref().is_some_and(|s| s.is_established()) {

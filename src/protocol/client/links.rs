@@ -68,7 +68,7 @@ impl Client {
     }
 
     /// The chat channel of link number `link` to `peer` opened: its traffic moves there.
-    pub fn handle_link_open(&mut self, now: u64, peer: IdentityKey, link: u64) {
+    pub fn handle_link_open(&mut self, now: Now, peer: IdentityKey, link: u64) {
         let Some(p) = self.peers.get_mut(&peer) else { return };
         p.link.open = true;
         p.link.id = Some(link);
@@ -95,7 +95,7 @@ impl Client {
     /// The direct link to `peer` closed or failed: back to the hub, and resend what it may have
     /// taken down with it. `error` is a failure the user must hear about (a DTLS certificate
     /// that does not match the signed fingerprint).
-    pub fn handle_link_down(&mut self, now: u64, peer: IdentityKey, error: Option<String>) {
+    pub fn handle_link_down(&mut self, now: Now, peer: IdentityKey, error: Option<String>) {
         if let Some(message) = error {
             self.emit(ClientEvent::error("link_fingerprint_mismatch", message));
         }
@@ -108,10 +108,10 @@ impl Client {
     }
 
     /// Sends every unacknowledged message to `peer` again on the current path.
-    pub(super) fn resend_now(&mut self, now: u64, peer: IdentityKey) {
+    pub(super) fn resend_now(&mut self, now: Now, peer: IdentityKey) {
         let Some(p) = self.peers.get_mut(&peer) else { return };
         if p.session.as_ref().is_some_and(|s| s.is_established()) && p.out.pending() > 0 {
-            p.last_resend_ms = now;
+            p.last_resend = Some(now.at);
             let again = p.out.resend_in_flight(RESEND_BATCH);
             for msg in again {
                 self.seal_and_relay(peer, &msg);
@@ -128,7 +128,7 @@ impl Client {
     /// A packet from `from`'s chat data channel: session traffic, and handshakes for a new
     /// session (the channel's DTLS fingerprint was authenticated by a session with this same
     /// identity, so only that peer can write there).
-    pub fn handle_direct_packet(&mut self, now: u64, from: IdentityKey, packet: &[u8]) {
+    pub fn handle_direct_packet(&mut self, now: Now, from: IdentityKey, packet: &[u8]) {
         match wire::decode::<PeerPacket>(packet) {
             Ok(p) => self.on_peer_packet(now, from, p, true),
             Err(e) => tracing::debug!(peer = %from.fingerprint(), "bad packet on the data channel: {e}"),

@@ -3,6 +3,7 @@
 //! [`ClientCommand`]s and read [`ClientEvent`]s.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::RngCore;
@@ -17,7 +18,8 @@ use super::events::{ClientCommand, ClientEvent, LinkKind, PeerSummary};
 use super::hub::PROLOGUE as HUB_PROLOGUE;
 use super::identity::{Fingerprint, IdentityKey, Sas, safety_number};
 use super::noise::{Handshake, Keypair, Role, Transport};
-use super::session::{HANDSHAKE_TIMEOUT_MS, PeerSession, SessionError};
+use super::session::{HANDSHAKE_TIMEOUT, PeerSession, SessionError};
+pub use super::time::Now;
 use super::trust::{KnownPeers, Sighting};
 use super::wire::{
     self, AuthFailure, ChatMessage, ClientHello, ClientToHub, FileSignal, HubToClient, LinkSignal, MAX_ROOM,
@@ -25,11 +27,11 @@ use super::wire::{
 };
 
 /// The hub has this long to finish the handshake and answer the password.
-pub const LINK_SETUP_TIMEOUT_MS: u64 = 15_000;
+pub const LINK_SETUP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Keep-alive towards the hub (its idle timeout is longer).
-pub const PING_INTERVAL_MS: u64 = 30_000;
+pub const PING_INTERVAL: Duration = Duration::from_secs(30);
 /// Unacknowledged messages on an established session are sent again after this long.
-pub const RESEND_AFTER_MS: u64 = 2_000;
+pub const RESEND_AFTER: Duration = Duration::from_secs(2);
 /// Messages kept in memory; older ones leave the history (not the screen of a front-end that
 /// copied them).
 pub const MAX_STORED_MESSAGES: usize = 50_000;
@@ -38,12 +40,14 @@ const SEND_WINDOW: u64 = 256;
 /// How many of the oldest unacknowledged messages one retransmission sends.
 const RESEND_BATCH: usize = 256;
 /// How long the higher key waits for the lower key to start a handshake before starting one.
-const INITIATOR_GRACE_MS: u64 = 2_000;
+const INITIATOR_GRACE: Duration = Duration::from_secs(2);
 /// After a peer failed authentication, wait this long before trying again.
-const MISMATCH_BACKOFF_MS: u64 = 30_000;
+const MISMATCH_BACKOFF: Duration = Duration::from_secs(30);
+/// After another failed handshake.
+const RETRY_BACKOFF: Duration = Duration::from_secs(1);
 /// A `Reset` for a working session starts a new handshake beside it at most this often: the
 /// hub can forge Resets, and each one must not cost a handshake.
-const REHANDSHAKE_INTERVAL_MS: u64 = 5_000;
+const REHANDSHAKE_INTERVAL: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -135,7 +139,7 @@ struct Peer {
     /// switch happened.
     previous: Option<PeerSession>,
     /// Earliest time a Reset may start another handshake beside a working session.
-    next_rehandshake_ms: u64,
+    next_rehandshake: Option<Instant>,
     /// The peer's stream (random per process) from its last intro: a new one means the peer
     /// restarted, and its side of any link is gone.
     remote_stream: Option<u64>,
@@ -146,8 +150,8 @@ struct Peer {
     dropped_packets: u64,
     ignored_messages: u64,
     /// Earliest time we may start a handshake (backoff after failures).
-    next_attempt_ms: u64,
-    last_resend_ms: u64,
+    next_attempt: Option<Instant>,
+    last_resend: Option<Instant>,
     out: Outgoing,
     inc: Incoming,
     /// Computed on first use: it takes thousands of hash rounds, and every session and every
@@ -201,12 +205,15 @@ pub struct Client {
     history: VecDeque<MessageId>,
     expiries: BTreeSet<(u64, MessageId)>,
     out: VecDeque<ClientOutput>,
-    next_ping_ms: u64,
+    next_ping: Option<Instant>,
     /// The link is given up if nothing arrives from the hub by then (pings keep it moving).
-    link_deadline_ms: u64,
+    link_deadline: Option<Instant>,
     was_ready: bool,
     /// Authentic hub messages of kinds this version does not know.
     ignored_hub_messages: u64,
+    /// The time of the latest input: `poll_timeout` turns wall-clock expiries into instants
+    /// from it.
+    last_now: Option<Now>,
 }
 
 impl Client {
@@ -227,8 +234,9 @@ impl Client {
             history: VecDeque::new(),
             expiries: BTreeSet::new(),
             out: VecDeque::new(),
-            next_ping_ms: u64::MAX,
-            link_deadline_ms: u64::MAX,
+            next_ping: None,
+            link_deadline: None,
+            last_now: None,
             was_ready: false,
             ignored_hub_messages: 0,
         }
@@ -263,39 +271,50 @@ impl Client {
         self.out.pop_front()
     }
 
-    pub fn poll_timeout(&self) -> Option<u64> {
-        let mut t = self.expiries.iter().next().map(|(t, _)| *t);
-        let mut consider = |x: u64| t = Some(t.map_or(x, |t| t.min(x)));
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let now = self.last_now?;
+        let mut t = self.expiries.iter().next().map(|(ms, _)| now.instant_of(*ms));
+        let mut consider = |x: Option<Instant>| {
+            if let Some(x) = x {
+                t = Some(t.map_or(x, |t| t.min(x)));
+            }
+        };
         if !matches!(self.link, Link::Down) {
-            consider(self.link_deadline_ms);
+            consider(self.link_deadline);
         }
         let hub_up = matches!(self.link, Link::Up(_));
         if hub_up {
-            consider(self.next_ping_ms);
+            consider(self.next_ping);
         }
         {
             let alive = |p: &&Peer| !p.rooms.is_empty() && (hub_up || p.link.open);
             for p in self.peers.values().filter(alive) {
                 if p.session.is_some() && p.out.pending() > 0 {
-                    consider(p.last_resend_ms + RESEND_AFTER_MS);
+                    consider(Some(p.last_resend.map_or(now.at, |t| t + RESEND_AFTER)));
                 }
                 match &p.handshake {
-                    Some(h) => consider(h.started_ms + HANDSHAKE_TIMEOUT_MS),
-                    None if p.session.is_none() => consider(p.next_attempt_ms),
+                    Some(h) => consider(Some(h.started + HANDSHAKE_TIMEOUT)),
+                    None if p.session.is_none() => consider(Some(p.next_attempt.unwrap_or(now.at))),
                     None => {}
                 }
                 if let Some(e) = p.out.next_expiry() {
-                    consider(e);
+                    consider(Some(now.instant_of(e)));
                 }
             }
         }
         t
     }
 
+    /// Remembers the time of an input (see `last_now`).
+    fn tick(&mut self, now: Now) {
+        self.last_now = Some(now);
+    }
+
     // ---- hub link -------------------------------------------------------------------------
 
-    pub fn handle_hub_connected(&mut self, now: u64) {
-        self.link_deadline_ms = now + LINK_SETUP_TIMEOUT_MS;
+    pub fn handle_hub_connected(&mut self, now: Now) {
+        self.tick(now);
+        self.link_deadline = Some(now.at + LINK_SETUP_TIMEOUT);
         let e = Keypair::generate(&mut self.rng);
         let mut hs = Handshake::new(Role::Initiator, &self.identity, e, HUB_PROLOGUE);
         let hello = ClientHello { app: format!("kith/{}", env!("CARGO_PKG_VERSION")) };
@@ -308,7 +327,8 @@ impl Client {
         }
     }
 
-    pub fn handle_hub_disconnected(&mut self, _now: u64, reason: &str) {
+    pub fn handle_hub_disconnected(&mut self, now: Now, reason: &str) {
+        self.tick(now);
         if matches!(self.link, Link::Down) {
             return;
         }
@@ -333,10 +353,11 @@ impl Client {
         self.emit(ClientEvent::Disconnected { reason: reason.to_string() });
     }
 
-    pub fn handle_hub_frame(&mut self, now: u64, frame: &[u8]) {
+    pub fn handle_hub_frame(&mut self, now: Now, frame: &[u8]) {
+        self.tick(now);
         tracing::trace!(len = frame.len(), "hub frame");
         if matches!(self.link, Link::Up(_)) {
-            self.link_deadline_ms = now + 2 * PING_INTERVAL_MS;
+            self.link_deadline = Some(now.at + 2 * PING_INTERVAL);
         }
         match std::mem::replace(&mut self.link, Link::Down) {
             Link::Down => {}
@@ -425,10 +446,10 @@ impl Client {
         }
     }
 
-    fn on_authenticated(&mut self, now: u64, hub_name: String) {
-        self.link_deadline_ms = now + 2 * PING_INTERVAL_MS;
+    fn on_authenticated(&mut self, now: Now, hub_name: String) {
+        self.link_deadline = Some(now.at + 2 * PING_INTERVAL);
         tracing::info!(hub = %hub_name, "authenticated to the hub");
-        self.next_ping_ms = now + PING_INTERVAL_MS;
+        self.next_ping = Some(now.at + PING_INTERVAL);
         if self.was_ready {
             self.emit(ClientEvent::Reconnected { hub: hub_name });
         } else {
@@ -446,7 +467,8 @@ impl Client {
 
     /// For fuzzing and property tests: a decrypted hub message, as if it came over the link.
     #[doc(hidden)]
-    pub fn inject_hub_plaintext(&mut self, now: u64, plaintext: &[u8]) {
+    pub fn inject_hub_plaintext(&mut self, now: Now, plaintext: &[u8]) {
+        self.tick(now);
         if let Ok(msg) = wire::decode::<HubToClient>(plaintext) {
             self.on_hub_message(now, msg);
         }
@@ -454,7 +476,8 @@ impl Client {
 
     /// For fuzzing and property tests: force the link up without a hub.
     #[doc(hidden)]
-    pub fn pretend_link_up(&mut self, now: u64) {
+    pub fn pretend_link_up(&mut self, now: Now) {
+        self.tick(now);
         let k = Keypair::from_secret_bytes([7; 32]);
         let mut i = Handshake::new(Role::Initiator, &k, k.clone(), b"");
         let mut r = Handshake::new(Role::Responder, &k, k.clone(), b"");
@@ -470,7 +493,7 @@ impl Client {
         }
     }
 
-    fn on_hub_message(&mut self, now: u64, msg: HubToClient) {
+    fn on_hub_message(&mut self, now: Now, msg: HubToClient) {
         match msg {
             HubToClient::Joined { room, members } => {
                 self.joined.insert(room.clone());
@@ -543,9 +566,10 @@ impl Client {
         self.send_hub(&ClientToHub::Relay { to, payload: wire::encode(packet) });
     }
 
-    pub fn handle_timeout(&mut self, now: u64) {
+    pub fn handle_timeout(&mut self, now: Now) {
+        self.tick(now);
         while let Some(&(t, id)) = self.expiries.iter().next() {
-            if t > now {
+            if t > now.unix_ms {
                 break;
             }
             self.expiries.remove(&(t, id));
@@ -553,7 +577,7 @@ impl Client {
                 self.emit(ClientEvent::Expired { id: id.to_string() });
             }
         }
-        if !matches!(self.link, Link::Down) && now >= self.link_deadline_ms {
+        if !matches!(self.link, Link::Down) && self.link_deadline.is_some_and(|t| now.at >= t) {
             let why = if self.is_ready() {
                 "the hub stopped answering"
             } else {
@@ -562,8 +586,8 @@ impl Client {
             return self.fail_link(why, false);
         }
         let hub_up = matches!(self.link, Link::Up(_));
-        if hub_up && now >= self.next_ping_ms {
-            self.next_ping_ms = now + PING_INTERVAL_MS;
+        if hub_up && self.next_ping.is_some_and(|t| now.at >= t) {
+            self.next_ping = Some(now.at + PING_INTERVAL);
             let nonce = self.rng.next_u64();
             self.send_hub(&ClientToHub::Ping { nonce });
         }
@@ -574,12 +598,13 @@ impl Client {
             if !hub_up && !peer.link.open {
                 continue;
             }
-            peer.out.expire(now);
-            if peer.handshake.as_ref().is_some_and(|h| now >= h.started_ms + HANDSHAKE_TIMEOUT_MS) {
+            peer.out.expire(now.unix_ms);
+            if peer.handshake.as_ref().is_some_and(|h| now.at >= h.started + HANDSHAKE_TIMEOUT) {
                 peer.handshake = None;
             }
             if peer.session.is_some() {
-                if peer.out.pending() > 0 && now >= peer.last_resend_ms + RESEND_AFTER_MS {
+                let due = peer.last_resend.is_none_or(|t| now.at >= t + RESEND_AFTER);
+                if peer.out.pending() > 0 && due {
                     self.resend_now(now, key);
                 }
             } else {

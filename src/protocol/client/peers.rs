@@ -4,7 +4,7 @@
 use super::*;
 
 impl Client {
-    pub(super) fn add_member(&mut self, now: u64, room: &str, m: MemberInfo) {
+    pub(super) fn add_member(&mut self, now: Now, room: &str, m: MemberInfo) {
         if m.key == self.me {
             return;
         }
@@ -17,13 +17,13 @@ impl Client {
             session: None,
             handshake: None,
             previous: None,
-            next_rehandshake_ms: 0,
+            next_rehandshake: None,
             remote_stream: None,
             caps: 0,
             dropped_packets: 0,
             ignored_messages: 0,
-            next_attempt_ms: 0,
-            last_resend_ms: 0,
+            next_attempt: None,
+            last_resend: None,
             out: Outgoing::new(stream),
             inc: Incoming::default(),
             safety: Default::default(),
@@ -38,7 +38,8 @@ impl Client {
         if newly && peer.session.is_none() && self.me > m.key {
             // The lower key normally starts; we only step in if it has not after a grace period.
             // (Deciding by keys alone would let a hub that lies about keys make both sides wait.)
-            peer.next_attempt_ms = peer.next_attempt_ms.max(now + INITIATOR_GRACE_MS);
+            let grace = now.at + INITIATOR_GRACE;
+            peer.next_attempt = Some(peer.next_attempt.map_or(grace, |t| t.max(grace)));
         }
         if newly {
             self.emit(ClientEvent::PeerJoined {
@@ -90,7 +91,7 @@ impl Client {
     }
 
     /// Starts a handshake unless there is a session or one under way, or we are backing off.
-    pub(super) fn maybe_initiate(&mut self, now: u64, key: IdentityKey) {
+    pub(super) fn maybe_initiate(&mut self, now: Now, key: IdentityKey) {
         let Some(peer) = self.peers.get(&key) else { return };
         // Handshakes go through the hub, or on the peer's open link.
         let path = matches!(self.link, Link::Up(_)) || peer.link.open;
@@ -98,15 +99,15 @@ impl Client {
             || peer.rooms.is_empty()
             || peer.session.is_some()
             || peer.handshake.is_some()
-            || now < peer.next_attempt_ms
+            || peer.next_attempt.is_some_and(|t| now.at < t)
         {
             return;
         }
         self.initiate(now, key);
     }
 
-    fn initiate(&mut self, now: u64, key: IdentityKey) {
-        match PeerSession::initiate(now, &self.identity, &mut self.rng) {
+    fn initiate(&mut self, now: Now, key: IdentityKey) {
+        match PeerSession::initiate(now.at, &self.identity, &mut self.rng) {
             Ok((session, packet)) => {
                 if let Some(p) = self.peers.get_mut(&key) {
                     p.handshake = Some(session);
@@ -120,18 +121,18 @@ impl Client {
     /// The peer says it holds no such session as ours (it restarted, or someone forged the
     /// Reset): a new handshake starts beside the session, which keeps carrying traffic until
     /// the new one completes. Rate-limited, so forged Resets cost little.
-    fn rehandshake(&mut self, now: u64, key: IdentityKey) {
+    fn rehandshake(&mut self, now: Now, key: IdentityKey) {
         let Some(peer) = self.peers.get_mut(&key) else { return };
-        if peer.handshake.is_some() || now < peer.next_rehandshake_ms {
+        if peer.handshake.is_some() || peer.next_rehandshake.is_some_and(|t| now.at < t) {
             return;
         }
-        peer.next_rehandshake_ms = now + REHANDSHAKE_INTERVAL_MS;
+        peer.next_rehandshake = Some(now.at + REHANDSHAKE_INTERVAL);
         tracing::debug!(peer = %key.fingerprint(), "the peer lost our session: handshaking again");
         self.initiate(now, key);
     }
 
     /// A packet from `from`, through the hub or (`direct`) on its link's chat channel.
-    pub(super) fn on_peer_packet(&mut self, now: u64, from: IdentityKey, packet: PeerPacket, direct: bool) {
+    pub(super) fn on_peer_packet(&mut self, now: Now, from: IdentityKey, packet: PeerPacket, direct: bool) {
         let Some(peer) = self.peers.get_mut(&from) else {
             tracing::debug!("packet from a non-member, ignored");
             return;
@@ -156,7 +157,7 @@ impl Client {
                     return;
                 }
                 let intro = peer.out.intro(&self.config.name);
-                match PeerSession::respond(now, &self.identity, &mut self.rng, session, &noise, &intro) {
+                match PeerSession::respond(now.at, &self.identity, &mut self.rng, session, &noise, &intro) {
                     Ok((s, reply)) => {
                         if let Some(p) = self.peers.get_mut(&from) {
                             p.handshake = Some(s);
@@ -213,11 +214,11 @@ impl Client {
         }
     }
 
-    pub(super) fn handshake_failed(&mut self, now: u64, from: IdentityKey, e: SessionError) {
+    pub(super) fn handshake_failed(&mut self, now: Now, from: IdentityKey, e: SessionError) {
         let Some(peer) = self.peers.get_mut(&from) else { return };
         peer.handshake = None;
         if let SessionError::KeyMismatch { expected, actual } = &e {
-            peer.next_attempt_ms = now + MISMATCH_BACKOFF_MS;
+            peer.next_attempt = Some(now.at + MISMATCH_BACKOFF);
             let message = format!(
                 "{} announced by the hub as {} authenticated as {}: the hub may be substituting keys",
                 peer.name,
@@ -226,17 +227,17 @@ impl Client {
             );
             self.emit(ClientEvent::error("peer_key_mismatch", message));
         } else {
-            peer.next_attempt_ms = now + 1_000;
+            peer.next_attempt = Some(now.at + RETRY_BACKOFF);
             tracing::debug!("session with {:?} failed: {e}", from);
         }
     }
 
-    pub(super) fn on_established(&mut self, now: u64, key: IdentityKey, mut intro: wire::Intro, sas: Sas) {
+    pub(super) fn on_established(&mut self, now: Now, key: IdentityKey, mut intro: wire::Intro, sas: Sas) {
         // The peer chose its own name; hold it to the rules the hub applies to names.
         let hub_name = self.peers.get(&key).map(|p| p.name.clone()).unwrap_or_default();
         intro.name = sanitize_name(&intro.name).unwrap_or(hub_name);
         tracing::debug!(peer = %key.fingerprint(), "peer session established");
-        let sighting = self.known.sighted(key, &intro.name, now);
+        let sighting = self.known.sighted(key, &intro.name, now.unix_ms);
         if let Sighting::IdentityChanged { old } = sighting {
             self.emit(ClientEvent::IdentityChanged {
                 name: intro.name.clone(),
@@ -255,7 +256,7 @@ impl Client {
         peer.caps = intro.caps;
         peer.inc.on_intro(&intro);
         peer.name = intro.name.clone();
-        peer.last_resend_ms = now;
+        peer.last_resend = Some(now.at);
         peer.out.begin_session();
         let resend = peer.out.take_sendable(SEND_WINDOW);
         let safety_number = peer.safety_number(&self.me).to_string();
@@ -301,12 +302,12 @@ impl Client {
     }
 
     /// Sends what `seal_and_relay` held for `key`, now that its identity is accepted.
-    pub(super) fn release_held(&mut self, now: u64, key: IdentityKey) {
+    pub(super) fn release_held(&mut self, now: Now, key: IdentityKey) {
         let Some(peer) = self.peers.get_mut(&key) else { return };
         if !peer.session.as_ref().is_some_and(|s| s.is_established()) {
             return;
         }
-        peer.last_resend_ms = now;
+        peer.last_resend = Some(now.at);
         let mut again = peer.out.resend_in_flight(usize::MAX);
         again.extend(peer.out.take_sendable(SEND_WINDOW));
         for msg in again {
@@ -314,7 +315,7 @@ impl Client {
         }
     }
 
-    pub(super) fn on_peer_msg(&mut self, now: u64, from: IdentityKey, msg: PeerMsg, direct: bool) {
+    pub(super) fn on_peer_msg(&mut self, now: Now, from: IdentityKey, msg: PeerMsg, direct: bool) {
         if let PeerMsg::Left { room } = msg {
             return self.remove_member(&room, from, Departure::Theirs);
         }
@@ -335,7 +336,7 @@ impl Client {
             let before = peer.out.pending();
             let delivered = peer.out.ack(stream, next);
             if peer.out.pending() < before {
-                peer.last_resend_ms = now;
+                peer.last_resend = Some(now.at);
             }
             let more = peer.out.take_sendable(SEND_WINDOW);
             for id in delivered {
@@ -364,7 +365,7 @@ impl Client {
         for m in received.deliver {
             // Only rooms we are in and the sender is in, and nothing already expired.
             let in_room = self.joined.contains(&m.room) && rooms.contains(&m.room);
-            if m.expires_at_ms.is_some_and(|t| t <= now) || !in_room {
+            if m.expires_at_ms.is_some_and(|t| t <= now.unix_ms) || !in_room {
                 continue;
             }
             let stored = self.store(StoredMessage {
