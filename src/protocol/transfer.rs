@@ -26,14 +26,19 @@ pub const CHUNK: usize = 64 * 1024;
 /// keep a 1 MiB window full between refills. Chat does not wait behind it: the channels'
 /// queues take turns a message (one `CHUNK`) at a time.
 pub const MAX_QUEUED: usize = 512 * 1024;
-/// Chunks the sender has read (or is reading) ahead of the channel, per transfer.
-const READ_AHEAD: usize = 8;
+/// Bytes one disk read takes (sent as `CHUNK`s): a hand-over to the disk worker and back costs
+/// about what sending a chunk does, so reads are larger than chunks.
+const READ_SIZE: usize = 8 * CHUNK;
+/// Reads the sender has made (or asked for) ahead of the channel, per transfer.
+const READ_AHEAD: usize = 3;
 /// Bytes a receiver holds for the disk before it asks the sender to pause, and below which
 /// it asks it to go on. What arrives while the pause request travels is still taken, up to
 /// `BACKLOG_MAX`; past that, chunks are dropped and sent again after the pause.
 const BACKLOG_HIGH: u64 = 8 * 1024 * 1024;
 const BACKLOG_LOW: u64 = 2 * 1024 * 1024;
 const BACKLOG_MAX: u64 = 16 * 1024 * 1024;
+/// Most bytes gathered into one write.
+const WRITE_SIZE: usize = 8 * CHUNK;
 /// A progress event per this many bytes (and at the end).
 const PROGRESS_STEP: u64 = 8 * 1024 * 1024;
 /// Default largest file a receiver accepts.
@@ -123,7 +128,7 @@ struct Sending {
     next_read: u64,
     next_send: u64,
     reads_out: usize,
-    /// Chunks read and not yet on the channel, by offset.
+    /// Reads not yet all on the channel, by the offset they start at.
     ready: BTreeMap<u64, Vec<u8>>,
 }
 
@@ -141,9 +146,13 @@ struct Incoming {
 struct Receiving {
     /// The part file exists (bytes may come once we said Accept).
     created: bool,
-    /// Bytes handed to the disk, and bytes it wrote.
+    /// Bytes taken from the channel, bytes handed to the disk, and bytes it wrote.
     queued: u64,
+    submitted: u64,
     written: u64,
+    /// Taken and not yet handed over: while a write is under way, chunks gather here and go
+    /// as one write (a hand-over to the worker costs about what a chunk does).
+    pending: Vec<u8>,
     /// We asked the sender to pause.
     paused: bool,
     finishing: bool,
@@ -467,6 +476,7 @@ impl Transfers {
         let Some(inc) = self.incoming.get_mut(&id) else { return };
         let Some(r) = inc.receiving.as_mut() else { return };
         r.written = r.written.max(upto);
+        let more = r.written == r.submitted && !r.pending.is_empty();
         let (peer, size) = (inc.peer, inc.size);
         let mut resume = None;
         if r.paused && r.queued - r.written <= BACKLOG_LOW {
@@ -478,6 +488,9 @@ impl Transfers {
             r.written
         });
         let done = r.written == size && !r.finishing;
+        if more {
+            self.submit_pending(id);
+        }
         if let Some(offset) = resume {
             self.signal(peer, FileSignal::Accept { id, offset });
         }
@@ -526,20 +539,26 @@ impl Transfers {
             if links.file_buffered(&peer).is_none_or(|q| q >= MAX_QUEUED) {
                 return;
             }
-            let Some(data) = s.ready.remove(&s.next_send) else { return };
+            // The read that holds the next byte to send, and the chunk of it that starts there.
+            let Some((&start, data)) = s.ready.range(..=s.next_send).next_back() else { return };
+            let from = (s.next_send - start) as usize;
+            let Some(chunk) = data.get(from..(from + CHUNK).min(data.len())).filter(|c| !c.is_empty()) else {
+                return;
+            };
+            let (len, read_done) = (chunk.len(), from + chunk.len() == data.len());
             self.buf.clear();
             self.buf.extend_from_slice(&id.to_be_bytes());
             self.buf.extend_from_slice(&s.next_send.to_be_bytes());
-            self.buf.extend_from_slice(&data);
+            self.buf.extend_from_slice(chunk);
             match links.send_file_data(now, peer, &self.buf) {
                 FileWrite::Written => {}
-                // Full after all (or gone): keep the chunk for the next try.
-                FileWrite::Full | FileWrite::NoChannel => {
-                    s.ready.insert(s.next_send, data);
-                    return;
-                }
+                // Full after all (or gone): the chunk stays for the next try.
+                FileWrite::Full | FileWrite::NoChannel => return,
             }
-            s.next_send += data.len() as u64;
+            if read_done {
+                s.ready.remove(&start);
+            }
+            s.next_send += len as u64;
             let sent = s.next_send;
             if sent - o.last_progress >= PROGRESS_STEP || sent == size {
                 o.last_progress = sent;
@@ -554,7 +573,7 @@ impl Transfers {
         let Some(s) = o.sending.as_mut() else { return };
         let mut reads = Vec::new();
         while s.reads_out + s.ready.len() < READ_AHEAD && s.next_read < size {
-            let len = CHUNK.min((size - s.next_read) as usize);
+            let len = READ_SIZE.min((size - s.next_read) as usize);
             reads.push(DiskRequest::Read { id, generation: s.generation, offset: s.next_read, len });
             s.next_read += len as u64;
             s.reads_out += 1;
@@ -588,15 +607,31 @@ impl Transfers {
             return;
         }
         r.queued += bytes.len() as u64;
+        r.pending.extend_from_slice(bytes);
         let pause = !r.paused && r.queued - r.written > BACKLOG_HIGH && r.queued < size;
         if pause {
             r.paused = true;
         }
-        self.disk(DiskRequest::Write { id, offset, data: bytes.to_vec() });
+        let writing = r.submitted > r.written;
+        if !writing || r.pending.len() >= WRITE_SIZE || r.queued == size || pause {
+            self.submit_pending(id);
+        }
         if pause {
             tracing::debug!(id, "the disk is behind: asking the sender to pause");
             self.signal(peer, FileSignal::Pause { id });
         }
+    }
+
+    /// Hands what gathered for `id` to the disk.
+    fn submit_pending(&mut self, id: u64) {
+        let Some(r) = self.incoming.get_mut(&id).and_then(|i| i.receiving.as_mut()) else { return };
+        if r.pending.is_empty() {
+            return;
+        }
+        let data = std::mem::take(&mut r.pending);
+        let offset = r.submitted;
+        r.submitted += data.len() as u64;
+        self.disk(DiskRequest::Write { id, offset, data });
     }
 
     /// A (new) file channel to `peer` is open: ask again for whatever is half-received, and
@@ -620,10 +655,16 @@ impl Transfers {
         self.pump(now, peer, links);
     }
 
-    /// The link to `peer` went down: stop sending until the receiver asks again.
+    /// The link to `peer` went down: stop sending until the receiver asks again, and write
+    /// what arrived from it.
     pub fn link_down(&mut self, peer: IdentityKey) {
         for o in self.outgoing.values_mut().filter(|o| o.peer == peer) {
             o.sending = None;
+        }
+        let from_peer: Vec<u64> =
+            self.incoming.iter().filter(|(_, i)| i.peer == peer).map(|(id, _)| *id).collect();
+        for id in from_peer {
+            self.submit_pending(id);
         }
     }
 }

@@ -10,7 +10,7 @@ use kith::protocol::transfer::{DiskDone, DiskRequest};
 use sha2::{Digest, Sha256};
 
 /// A disk in memory: files to offer by path, part files being written, saved files. Each
-/// write completes `write_delay` after it was asked for, one at a time (a slow disk).
+/// write takes `write_delay` per 64 KiB it carries, one write at a time (a slow disk).
 #[derive(Default)]
 pub struct SimDisk {
     pub files: HashMap<PathBuf, Vec<u8>>,
@@ -49,7 +49,7 @@ impl SimDisk {
             }
             DiskRequest::Write { id, offset, data } => {
                 if self.writes.is_empty() {
-                    self.busy_until = Some(now + self.write_delay);
+                    self.busy_until = Some(now + self.time_for(data.len()));
                 }
                 self.writes.push_back((id, offset, data));
                 let waiting = self.writes.iter().map(|w| w.2.len()).sum();
@@ -73,6 +73,11 @@ impl SimDisk {
         }
     }
 
+    /// How long the disk takes for a write of `len` bytes.
+    fn time_for(&self, len: usize) -> Duration {
+        self.write_delay.mul_f64(len as f64 / 65_536.0)
+    }
+
     /// Completes the writes that are due.
     pub fn tick(&mut self, now: Instant) {
         while let Some(at) = self.busy_until.filter(|t| *t <= now) {
@@ -81,7 +86,7 @@ impl SimDisk {
             assert_eq!(part.len() as u64, offset, "writes arrive in order");
             part.extend_from_slice(&data);
             self.done.push_back(DiskDone::Written { id, upto: part.len() as u64 });
-            self.busy_until = (!self.writes.is_empty()).then_some(at + self.write_delay);
+            self.busy_until = self.writes.front().map(|w| at + self.time_for(w.2.len()));
         }
     }
 }
