@@ -436,7 +436,12 @@ impl Driver {
                 }
                 CoreOutput::CloseHub { fatal } => {
                     if let Some(conn) = hub.take() {
-                        conn.close().await;
+                        if fatal {
+                            conn.close().await;
+                        } else {
+                            // A hub we gave up on is not waited for: the loop goes on.
+                            conn.writer.abort();
+                        }
                     }
                     if fatal {
                         return Step::Stop;

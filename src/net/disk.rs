@@ -58,12 +58,13 @@ impl Disk {
                                 DiskDone::Failed { id, reason: format!("reading the file failed: {e}") }
                             }
                         },
-                        None => return,
+                        // Closed meanwhile (a cancel): said, so the transfer does not wait for it.
+                        None => DiskDone::Failed { id, reason: "the file is no longer open".into() },
                     };
                     let _ = done.blocking_send(answer);
                 });
             }
-            DiskRequest::Close { id } if self.is_reading(id) => {
+            DiskRequest::CloseRead { id } => {
                 if let Ok(mut r) = self.reading.lock() {
                     r.remove(&id);
                 }
@@ -79,10 +80,6 @@ impl Disk {
                 }
             }
         }
-    }
-
-    fn is_reading(&self, id: u64) -> bool {
-        self.reading.lock().is_ok_and(|r| r.contains_key(&id))
     }
 
     pub fn has_backlog(&self) -> bool {
@@ -222,7 +219,7 @@ fn write_loop(mut queue: mpsc::Receiver<DiskRequest>, done: mpsc::Sender<DiskDon
                 }
                 continue;
             }
-            DiskRequest::Open { .. } | DiskRequest::Read { .. } => continue,
+            DiskRequest::Open { .. } | DiskRequest::Read { .. } | DiskRequest::CloseRead { .. } => continue,
         };
         if done.blocking_send(answer).is_err() {
             break;

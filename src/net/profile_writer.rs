@@ -54,19 +54,26 @@ async fn write_loop(
     mut pins: mpsc::Receiver<(String, IdentityKey)>,
     problems: mpsc::Sender<String>,
 ) {
-    loop {
+    // At shutdown both senders go at once: each side is drained until it is closed *and*
+    // empty, so a last save is never lost to the other closing first.
+    let (mut peers_open, mut pins_open) = (true, true);
+    while peers_open || pins_open {
         let profile = profile.clone();
         let written = tokio::select! {
-            changed = peers.changed() => {
+            changed = peers.changed(), if peers_open => {
                 if changed.is_err() {
-                    return;
+                    peers_open = false;
+                    continue;
                 }
                 let Some(known) = peers.borrow_and_update().clone() else { continue };
                 tokio::task::spawn_blocking(move || profile.save_known_peers(&known).map_err(|e| e.to_string()))
                     .await
             }
-            pin = pins.recv() => {
-                let Some((label, key)) = pin else { return };
+            pin = pins.recv(), if pins_open => {
+                let Some((label, key)) = pin else {
+                    pins_open = false;
+                    continue;
+                };
                 tokio::task::spawn_blocking(move || {
                     let mut all = profile.hub_pins()?;
                     all.hubs.insert(label, key);
@@ -81,8 +88,9 @@ async fn write_loop(
             Ok(Err(e)) => e,
             Err(e) => format!("the profile writer failed: {e}"),
         };
-        if problems.send(problem).await.is_err() {
-            return;
+        // The loop may be gone (shutting down): the problem is logged then.
+        if problems.send(problem.clone()).await.is_err() {
+            tracing::warn!("profile: {problem}");
         }
     }
 }

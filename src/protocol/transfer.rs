@@ -86,8 +86,11 @@ pub enum DiskRequest {
     /// Every byte is written: flush, fsync, compare the hash with `sha256`, and give the file
     /// `name` (or `name (1)` …, never overwriting) in `dir`. On a mismatch the part is deleted.
     Finish { id: u64, sha256: [u8; 32], dir: PathBuf, name: String },
-    /// Done with `id`: close it, and delete its part file if it has one.
+    /// Done with incoming `id`: close its part file and delete it (unless it was finished).
     Close { id: u64 },
+    /// Done with outgoing `id`: close the file. (Ids of the two directions are separate:
+    /// a peer picks the ids of its offers, and may pick one of ours.)
+    CloseRead { id: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +120,9 @@ struct Outgoing {
     size: Option<u64>,
     offered: bool,
     sending: Option<Sending>,
+    /// Of the latest (re)start; only ever goes up, so reads from before a pause or a
+    /// dropped link are recognised when they come back.
+    generation: u64,
     last_progress: u64,
 }
 
@@ -244,6 +250,7 @@ impl Transfers {
             offered: false,
             sending: None,
             last_progress: 0,
+            generation: 0,
         };
         self.outgoing.insert(id, o);
         self.disk(DiskRequest::Open { id, path });
@@ -268,7 +275,7 @@ impl Transfers {
     pub fn cancel(&mut self, id_str: &str) {
         let Some(id) = parse_id(id_str) else { return };
         let peer = if let Some(o) = self.outgoing.remove(&id) {
-            self.disk(DiskRequest::Close { id });
+            self.disk(DiskRequest::CloseRead { id });
             Some(o.peer)
         } else if let Some(inc) = self.incoming.remove(&id) {
             self.forget_incoming(id, &inc);
@@ -343,10 +350,13 @@ impl Transfers {
                 let Some(o) = self.outgoing.get_mut(&id).filter(|o| o.peer == peer) else { return };
                 let Some(size) = o.size.filter(|s| offset <= *s) else {
                     self.outgoing.remove(&id);
-                    self.disk(DiskRequest::Close { id });
+                    self.disk(DiskRequest::CloseRead { id });
                     return self.failed(id, "the peer asked for bytes past the end");
                 };
-                let generation = o.sending.as_ref().map_or(0, |s| s.generation + 1);
+                o.generation += 1;
+                let generation = o.generation;
+                // Progress is counted again from where the receiver is.
+                o.last_progress = offset;
                 o.sending = Some(Sending {
                     generation,
                     next_read: offset,
@@ -368,14 +378,14 @@ impl Transfers {
             FileSignal::Decline { id, reason } => {
                 if self.outgoing.get(&id).is_some_and(|o| o.peer == peer) {
                     self.outgoing.remove(&id);
-                    self.disk(DiskRequest::Close { id });
+                    self.disk(DiskRequest::CloseRead { id });
                     self.failed(id, format!("the peer declined: {reason}"));
                 }
             }
             FileSignal::Cancel { id } => {
                 if self.outgoing.get(&id).is_some_and(|o| o.peer == peer) {
                     self.outgoing.remove(&id);
-                    self.disk(DiskRequest::Close { id });
+                    self.disk(DiskRequest::CloseRead { id });
                     self.failed(id, "cancelled by the peer");
                 } else if let Some(inc) = self.incoming.remove(&id) {
                     if inc.peer != peer {
@@ -389,7 +399,7 @@ impl Transfers {
             FileSignal::Complete { id } => {
                 if self.outgoing.get(&id).is_some_and(|o| o.peer == peer) {
                     self.outgoing.remove(&id);
-                    self.disk(DiskRequest::Close { id });
+                    self.disk(DiskRequest::CloseRead { id });
                     self.event(ClientEvent::FileSent { id: id_text(id), to: peer.fingerprint().to_string() });
                 }
             }
@@ -414,7 +424,9 @@ impl Transfers {
             }
             DiskDone::Opened { id, size, sha256 } => {
                 // Cancelled while it was being hashed: the worker may let the file go.
-                let Some(o) = self.outgoing.get_mut(&id) else { return self.disk(DiskRequest::Close { id }) };
+                let Some(o) = self.outgoing.get_mut(&id) else {
+                    return self.disk(DiskRequest::CloseRead { id });
+                };
                 o.size = Some(size);
                 o.offered = true;
                 let (peer, name) = (o.peer, o.name.clone());
@@ -456,7 +468,7 @@ impl Transfers {
                     if o.offered {
                         self.signal(o.peer, FileSignal::Cancel { id });
                     }
-                    self.disk(DiskRequest::Close { id });
+                    self.disk(DiskRequest::CloseRead { id });
                     self.failed(id, reason);
                 } else if let Some(inc) = self.incoming.remove(&id) {
                     self.forget_incoming(id, &inc);
@@ -540,6 +552,8 @@ impl Transfers {
                 return;
             }
             // The read that holds the next byte to send, and the chunk of it that starts there.
+            // (Reads wholly before it are stale leftovers: dropped.)
+            s.ready.retain(|start, data| start + data.len() as u64 > s.next_send);
             let Some((&start, data)) = s.ready.range(..=s.next_send).next_back() else { return };
             let from = (s.next_send - start) as usize;
             let Some(chunk) = data.get(from..(from + CHUNK).min(data.len())).filter(|c| !c.is_empty()) else {

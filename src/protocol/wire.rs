@@ -17,7 +17,11 @@ use super::noise::MAX_MESSAGE_LEN;
 
 /// Version byte in front of every encoded message. A peer speaking another version gets a
 /// clear error, not a misparse.
-pub const WIRE_VERSION: u8 = 1;
+///
+/// 2: capabilities in the `Intro`, numbered offers and answers, `PeerMsg::Left`,
+/// `FileSignal::Pause`, `LinkSignal::Media`. A version-1 peer gets a clear error rather than
+/// handshakes that fail without a word.
+pub const WIRE_VERSION: u8 = 2;
 /// Largest frame on the hub link: one Noise message.
 pub const MAX_FRAME: usize = MAX_MESSAGE_LEN;
 /// Largest chat text in bytes (UTF-8). Leaves room for two layers of Noise and headers.

@@ -67,8 +67,10 @@ impl SimDisk {
                 }
             }
             DiskRequest::Close { id } => {
-                self.reading.remove(&id);
                 self.parts.remove(&id);
+            }
+            DiskRequest::CloseRead { id } => {
+                self.reading.remove(&id);
             }
         }
     }

@@ -189,6 +189,12 @@ impl Client {
                     .flatten()
                     .find(|s| s.id == session);
                 let Some(s) = s else {
+                    // The session whose last handshake message is still on its way (it took
+                    // the other path): the sender will repeat this once we hold it.
+                    if peer.handshake.as_ref().is_some_and(|h| h.id == session) {
+                        peer.dropped_packets += 1;
+                        return;
+                    }
                     // They think a session exists that we do not hold: tell them to start over.
                     return self.send_packet(from, &PeerPacket::Reset { session });
                 };
