@@ -6,7 +6,7 @@
 //! reading their chunks, run on Tokio's blocking pool with positional reads, so hashing a
 //! large file never holds up a transfer that is writing, and reads never wait behind writes.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+use super::queue::Overflow;
 use crate::protocol::transfer::{DiskDone, DiskRequest};
 
 /// Requests queued for the writer thread before they wait in the loop's backlog instead.
@@ -23,9 +24,8 @@ const WRITE_QUEUE: usize = 1024;
 pub const DONE_QUEUE: usize = 1024;
 
 pub struct Disk {
-    writes: mpsc::Sender<DiskRequest>,
-    /// Write requests the writer thread's queue had no room for yet, in order.
-    backlog: VecDeque<DiskRequest>,
+    /// Requests for the writer thread; what its queue has no room for yet waits, in order.
+    writes: Overflow<DiskRequest>,
     /// Files we offer, open for reading, shared with the blocking tasks that read them.
     reading: Arc<Mutex<HashMap<u64, Arc<File>>>>,
     done: mpsc::Sender<DiskDone>,
@@ -37,7 +37,7 @@ impl Disk {
         let (writes, queue) = mpsc::channel(WRITE_QUEUE);
         let answers = done.clone();
         std::thread::Builder::new().name("kith-disk".into()).spawn(move || write_loop(queue, answers))?;
-        Ok(Self { writes, backlog: VecDeque::new(), reading: Default::default(), done })
+        Ok(Self { writes: Overflow::new(writes), reading: Default::default(), done })
     }
 
     /// Hands a request over without waiting.
@@ -70,39 +70,25 @@ impl Disk {
                 }
             }
             other => {
-                if !self.backlog.is_empty() {
-                    return self.backlog.push_back(other);
-                }
-                if let Err(mpsc::error::TrySendError::Full(r) | mpsc::error::TrySendError::Closed(r)) =
-                    self.writes.try_send(other)
-                {
-                    self.backlog.push_back(r);
+                if let Err(request) = self.writes.try_pass(other) {
+                    self.writes.hold(request);
                 }
             }
         }
     }
 
     pub fn has_backlog(&self) -> bool {
-        !self.backlog.is_empty()
+        self.writes.has_backlog()
     }
 
     /// Resolves when the writer thread can take more (for the loop's `select!`).
     pub async fn room(&self) {
-        if self.writes.reserve().await.is_err() {
-            std::future::pending::<()>().await;
-        }
+        self.writes.room().await
     }
 
     /// Moves waiting writes to the writer thread as far as its queue takes them.
     pub fn send_backlog(&mut self) {
-        while let Some(r) = self.backlog.pop_front() {
-            if let Err(mpsc::error::TrySendError::Full(r) | mpsc::error::TrySendError::Closed(r)) =
-                self.writes.try_send(r)
-            {
-                self.backlog.push_front(r);
-                break;
-            }
-        }
+        self.writes.send_backlog();
     }
 }
 

@@ -7,10 +7,9 @@
 //! [`MAX_BACKLOG`] the front-end is not reading at all, and further events are dropped and
 //! counted rather than grow memory for ever.
 
-use std::collections::VecDeque;
-
 use tokio::sync::mpsc;
 
+use super::queue::Overflow;
 use crate::protocol::events::ClientEvent;
 
 /// Events held for a front-end that does not keep up. A window drains thousands per frame;
@@ -20,10 +19,8 @@ pub const MAX_BACKLOG: usize = 100_000;
 pub type Waker = std::sync::Arc<dyn Fn() + Send + Sync>;
 
 pub struct FrontEnd {
-    tx: mpsc::Sender<ClientEvent>,
-    backlog: VecDeque<ClientEvent>,
+    queue: Overflow<ClientEvent>,
     wake: Option<Waker>,
-    closed: bool,
     dropped: u64,
     /// Something was handed over since the front-end was last woken.
     unwoken: bool,
@@ -31,58 +28,45 @@ pub struct FrontEnd {
 
 impl FrontEnd {
     pub fn new(tx: mpsc::Sender<ClientEvent>, wake: Option<Waker>) -> Self {
-        Self { tx, backlog: VecDeque::new(), wake, closed: false, dropped: 0, unwoken: false }
+        Self { queue: Overflow::new(tx), wake, dropped: 0, unwoken: false }
     }
 
     /// Queues `event` without waiting.
     pub fn push(&mut self, event: ClientEvent) {
-        if self.closed {
-            return;
+        match self.queue.try_pass(event) {
+            Ok(sent) => self.unwoken |= sent,
+            Err(event) => self.hold(event),
         }
-        if self.backlog.is_empty() {
-            match self.tx.try_send(event) {
-                Ok(()) => {
-                    self.unwoken = true;
-                    return;
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {
-                    self.closed = true;
-                    return;
-                }
-                Err(mpsc::error::TrySendError::Full(event)) => return self.hold(event),
-            }
-        }
-        self.hold(event);
     }
 
     fn hold(&mut self, event: ClientEvent) {
+        let waiting = self.queue.waiting();
         if let ClientEvent::FileProgress { id, .. } = &event
-            && let Some(older) = self
-                .backlog
+            && let Some(older) = waiting
                 .iter_mut()
                 .find(|e| matches!(e, ClientEvent::FileProgress { id: other, .. } if other == id))
         {
             *older = event;
             return;
         }
-        if self.backlog.len() >= MAX_BACKLOG {
+        if waiting.len() >= MAX_BACKLOG {
             self.dropped += 1;
             if self.dropped.is_power_of_two() {
                 tracing::warn!(dropped = self.dropped, "the front-end is not reading its events; dropping");
             }
             return;
         }
-        self.backlog.push_back(event);
+        self.queue.hold(event);
     }
 
     /// Whether events wait for room in the channel.
     pub fn has_backlog(&self) -> bool {
-        !self.backlog.is_empty() && !self.closed
+        self.queue.has_backlog()
     }
 
     /// The front-end went away (its end of the channel closed).
     pub fn is_closed(&self) -> bool {
-        self.closed || self.tx.is_closed()
+        self.queue.is_closed()
     }
 
     /// Events dropped because the front-end stopped reading.
@@ -91,28 +75,14 @@ impl FrontEnd {
     }
 
     /// Resolves when the channel has room; for the loop's `select!` while there is a backlog.
-    /// (The reserved slot is released at once: `send_backlog` fills it, and another sender
-    /// taking it first only means waiting once more.)
     pub async fn room(&self) {
-        if self.tx.reserve().await.is_err() {
-            std::future::pending::<()>().await;
-        }
+        self.queue.room().await
     }
 
     /// Hands over as many waiting events as fit now, oldest first.
     pub fn send_backlog(&mut self) {
-        while let Some(event) = self.backlog.pop_front() {
-            match self.tx.try_send(event) {
-                Ok(()) => self.unwoken = true,
-                Err(mpsc::error::TrySendError::Full(event)) => {
-                    self.backlog.push_front(event);
-                    break;
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {
-                    self.closed = true;
-                    break;
-                }
-            }
+        if self.queue.send_backlog() > 0 {
+            self.unwoken = true;
         }
     }
 
@@ -128,19 +98,15 @@ impl FrontEnd {
     /// At shutdown: waits (a bounded time) for the front-end to take what is left, so a fatal
     /// error that ends the loop is not lost behind a full channel.
     pub async fn flush_before_exit(&mut self, within: std::time::Duration) {
-        let deadline = tokio::time::Instant::now() + within;
-        while let Some(event) = self.backlog.pop_front() {
-            match tokio::time::timeout_at(deadline, self.tx.send(event)).await {
-                Ok(Ok(())) => self.unwoken = true,
-                _ => break,
-            }
+        if self.queue.flush_before_exit(within).await > 0 {
+            self.unwoken = true;
         }
         self.wake();
     }
 
     /// A sender for tasks off the loop (DNS, hashing), which may wait on it.
     pub fn sender(&self) -> mpsc::Sender<ClientEvent> {
-        self.tx.clone()
+        self.queue.sender()
     }
 }
 

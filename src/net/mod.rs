@@ -9,6 +9,7 @@ pub mod hub_server;
 pub mod link_socket;
 pub mod profile;
 pub mod profile_writer;
+pub mod queue;
 pub mod reach;
 
 /// Wall-clock milliseconds since the Unix epoch: for what carries a date (timers run on

@@ -1005,6 +1005,13 @@ mod tests {
             }
         }
 
+        /// Lets `d` pass and checks neither side sent a signal meanwhile.
+        fn assert_no_signals_for(&mut self, d: Duration) {
+            let (signals, t) = (self.signals, self.now);
+            self.run_until(d + Duration::from_secs(1), |p| p.now >= t + d);
+            assert_eq!(self.signals, signals, "signals were sent again");
+        }
+
         fn opened(&self) -> bool {
             self.sides[0].is_open(&self.keys[1]) && self.sides[1].is_open(&self.keys[0])
         }
@@ -1164,9 +1171,7 @@ mod tests {
         let largest = p.offers.iter().map(|o| o.2).max().unwrap();
         assert!(largest < MAX_SDP / 2, "an offer of {largest} bytes");
         // Nothing is resent once every offer is answered.
-        let (signals, t) = (p.signals, p.now);
-        p.run_until(Duration::from_secs(7), |p| p.now >= t + Duration::from_secs(6));
-        assert_eq!(p.signals, signals);
+        p.assert_no_signals_for(Duration::from_secs(6));
     }
 
     #[test]
@@ -1282,9 +1287,7 @@ mod tests {
         let pair = (offerer_link.last_source, offerer_link.last_destination);
         assert!(pair.0 == Some(new) || pair.1 == Some(new), "still on the old path: {pair:?}");
         // Nothing is resent once the restart is over.
-        let (signals, t) = (p.signals, p.now);
-        p.run_until(Duration::from_secs(7), |p| p.now >= t + Duration::from_secs(6));
-        assert_eq!(p.signals, signals);
+        p.assert_no_signals_for(Duration::from_secs(6));
     }
 
     #[test]

@@ -14,9 +14,7 @@ impl Client {
     /// hub otherwise (an ICE restart's signals: the link is what is broken).
     pub fn send_link_signal(&mut self, to: IdentityKey, signal: LinkSignal, direct: bool) {
         let Some(packet) = self.seal_signal(to, &PeerMsg::Link(signal)) else { return };
-        let on_link =
-            self.peers.get(&to).is_some_and(|p| p.link.open && p.caps & wire::caps::SIGNALS_ON_LINK != 0);
-        if direct && on_link {
+        if direct && self.peers.get(&to).is_some_and(Peer::takes_signals_on_link) {
             self.out.push_back(ClientOutput::Direct { peer: to, packet: wire::encode(&packet) });
         } else {
             self.relay(to, &packet);
@@ -138,7 +136,7 @@ impl Client {
     /// Sends a sealed packet the fastest way available.
     pub(super) fn send_packet(&mut self, to: IdentityKey, packet: &PeerPacket) {
         let handshake = matches!(packet, PeerPacket::Handshake { .. });
-        let on_link = |p: &Peer| p.link.open && (!handshake || p.caps & wire::caps::SIGNALS_ON_LINK != 0);
+        let on_link = |p: &Peer| if handshake { p.takes_signals_on_link() } else { p.link.open };
         if self.peers.get(&to).is_some_and(on_link) {
             self.out.push_back(ClientOutput::Direct { peer: to, packet: wire::encode(packet) });
         } else {

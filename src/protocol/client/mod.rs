@@ -177,6 +177,19 @@ impl Peer {
     fn safety_number(&self, me: &IdentityKey) -> &str {
         self.safety.get_or_init(|| safety_number(me, &self.key))
     }
+
+    /// Forgets every session with the peer: the established one, the one it replaced and a
+    /// handshake under way.
+    fn end_sessions(&mut self) {
+        self.session = None;
+        self.handshake = None;
+        self.previous = None;
+    }
+
+    /// The link is open and the peer takes signalling and handshakes on it.
+    fn takes_signals_on_link(&self) -> bool {
+        self.link.open && self.caps & wire::caps::SIGNALS_ON_LINK != 0
+    }
 }
 
 /// A message we hold in memory (sent or received) until it expires.
@@ -344,9 +357,7 @@ impl Client {
         for key in keys {
             let Some(p) = self.peers.get_mut(&key) else { continue };
             if !p.link.open {
-                p.session = None;
-                p.handshake = None;
-                p.previous = None;
+                p.end_sessions();
                 self.drop_link(key);
             }
         }

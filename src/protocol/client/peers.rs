@@ -72,9 +72,7 @@ impl Client {
         if peer.rooms.is_empty() {
             self.drop_link(key);
             if let Some(p) = self.peers.get_mut(&key) {
-                p.session = None;
-                p.handshake = None;
-                p.previous = None;
+                p.end_sessions();
             }
         }
         self.emit(event);
