@@ -8,13 +8,10 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use zeroize::Zeroizing;
 
-use crate::core::Profile;
-use crate::core::TransferConfig;
-use crate::core::{CoreHandle, CoreOptions, Target};
-use crate::core::{HUB_MAX_CONNECTIONS as DEFAULT_MAX_CONNECTIONS, HubOptions, spawn_hub};
-use crate::core::{IceServers, TurnServer};
-use crate::protocol::events::{ClientCommand, ClientEvent};
-use crate::protocol::hub::HubConfig;
+use crate::core::{
+    ClientCommand, ClientEvent, CoreHandle, CoreOptions, HUB_MAX_CONNECTIONS as DEFAULT_MAX_CONNECTIONS,
+    HubConfig, HubOptions, IceServers, Profile, Target, TransferConfig, TurnServer, spawn_hub,
+};
 
 /// `0.1.0 (commit abc123, x86_64-unknown-linux-gnu)`.
 pub const VERSION: &str =

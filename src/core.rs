@@ -20,8 +20,7 @@ use crate::net::profile_writer::ProfileWriter;
 use crate::net::reach;
 use crate::protocol::client::{Client, ClientConfig};
 use crate::protocol::core::Core;
-use crate::protocol::events::{ClientCommand, ClientEvent};
-use crate::protocol::hub::{AUTH_TIMEOUT_MS, HubConfig};
+use crate::protocol::hub::AUTH_TIMEOUT_MS;
 use crate::protocol::links::Links;
 use crate::protocol::nat::Nat;
 use crate::protocol::transfer::Transfers;
@@ -34,6 +33,11 @@ pub use crate::net::hub_server::{
 pub use crate::net::now_ms;
 pub use crate::net::profile::{Profile, write_atomic};
 pub use crate::protocol::nat::{IceServers, TurnServer};
+// The protocol's vocabulary the front-ends speak.
+pub use crate::protocol::events::{ClientCommand, ClientEvent, LinkKind};
+pub use crate::protocol::hub::HubConfig;
+pub use crate::protocol::identity::{IdentityKey, SAS_EMOJI};
+pub use crate::protocol::wire::{MAX_NAME, MAX_ROOM, MAX_TEXT, sanitize_name};
 
 /// Commands queued towards the core; a full queue is reported, never waited on by the UI.
 const COMMAND_QUEUE: usize = 256;

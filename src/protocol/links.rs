@@ -821,16 +821,6 @@ impl Links {
     }
 }
 
-/// Builds and drops one `Rtc`. The first in a process pays a one-time setup of its crypto
-/// (about 70 ms here, against under 2 ms for each one after); done at start on a blocking
-/// thread, it no longer delays the first link, which both sides build right after the
-/// session is up.
-pub fn warm_up() {
-    let started = Instant::now();
-    drop(Rtc::builder().build(started));
-    tracing::debug!(took = ?started.elapsed(), "WebRTC crypto ready");
-}
-
 /// Whether a datagram from `source` can get to `destination`. ICE pairs every local candidate
 /// with every remote one of its family, so checks from loopback towards another machine come
 /// by; the kernel would refuse them (EINVAL, logged by quinn-udp as a warning). Loopback

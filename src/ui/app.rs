@@ -1,5 +1,9 @@
 //! The eframe application: which screen is up, the core it talks to, and the settings.
 //!
+//! Each frame: drain the core's events into the model, draw the screen (views read the model
+//! and push [`UiAction`]s), then apply the actions. Only this file changes the model, the
+//! settings or the core; the views change nothing but their own view state.
+//!
 //! The UI thread only ever polls the core's event queue and queues commands; the core wakes it
 //! with `request_repaint` when something arrives, so an idle window draws nothing.
 
@@ -9,13 +13,14 @@ use std::time::Instant;
 
 use zeroize::Zeroizing;
 
+use super::actions::{Actions, Frame, Launch, Recipients, UiAction};
 use super::model::{Connection, Fatal, Model};
 use super::notify::{DesktopNotifier, Notify};
+use super::pickers::{Picked, Pickers};
 use super::settings::{Loaded, RecentHub, Settings, SettingsStore};
-use super::{connect, main_view, onboarding};
-use crate::core::Profile;
-use crate::core::{CoreHandle, CoreOptions, Target};
-use crate::protocol::events::ClientCommand;
+use super::view::ViewState;
+use super::{connect, main_view, onboarding, settings_view};
+use crate::core::{ClientCommand, ClientEvent, CoreHandle, CoreOptions, IdentityKey, Profile, Target};
 
 /// Milliseconds since the Unix epoch; tests pass a fixed one.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -64,53 +69,22 @@ pub enum Screen {
     Main,
 }
 
-/// Per-window view state that is not the model: selection, drafts, open dialogs.
-#[derive(Default)]
-pub struct ViewState {
-    pub room: Option<String>,
-    pub drafts: std::collections::HashMap<String, String>,
-    /// Seconds, None for messages that do not expire.
-    pub expiry: Option<u64>,
-    /// The peer whose fingerprint dialog is open.
-    pub dialog: Option<String>,
-    pub settings_open: bool,
-    pub invite_open: bool,
-    pub new_room: String,
-    /// The display name being edited in Settings.
-    pub name_draft: Option<String>,
-    pub stun_draft: Option<String>,
-    /// Typed settings not yet written.
-    pub settings_dirty: bool,
-    pub focus_composer: bool,
-}
-
-/// How the core was started, to start it again (e.g. after trusting a changed hub key).
-#[derive(Clone)]
-pub struct Launch {
-    pub target: Target,
-    pub password: Zeroizing<String>,
-    pub room: String,
-    /// What the user typed, for the recent list and messages.
-    pub label: String,
-}
-
 pub struct KithApp {
-    pub(super) profile: Option<Profile>,
-    pub(super) store: Option<SettingsStore>,
-    pub(super) settings: Settings,
+    profile: Option<Profile>,
+    store: Option<SettingsStore>,
+    settings: Settings,
     /// Why the settings file could not be read; the user decides to reset it.
-    pub(super) settings_problem: Option<String>,
-    pub(super) settings_problem_dismissed: bool,
-    pub(super) settings_error: Option<String>,
-    pub(super) screen: Screen,
-    pub(super) core: Option<CoreHandle>,
-    pub(super) launch: Option<Launch>,
-    pub(super) model: Model,
-    pub(super) view: ViewState,
-    pub(super) clock: Clock,
-    pub(super) utc_offset: Option<chrono::FixedOffset>,
-    pub(super) pickers: super::files_view::Pickers,
-    pub(super) thumbs: super::thumbnails::Thumbnails,
+    settings_problem: Option<String>,
+    settings_problem_dismissed: bool,
+    settings_error: Option<String>,
+    screen: Screen,
+    core: Option<CoreHandle>,
+    launch: Option<Launch>,
+    model: Model,
+    view: ViewState,
+    clock: Clock,
+    utc_offset: Option<chrono::FixedOffset>,
+    pickers: Pickers,
     notifier: Option<Box<dyn Notify>>,
     /// Cores being stopped in the background.
     stopping: Vec<std::thread::JoinHandle<()>>,
@@ -159,8 +133,7 @@ impl KithApp {
             clock: opts.clock,
             utc_offset: opts.utc_offset,
             notifier,
-            pickers: Default::default(),
-            thumbs: Default::default(),
+            pickers: Pickers::default(),
             stopping: Vec::new(),
             started: opts.started,
             first_frame: true,
@@ -171,7 +144,9 @@ impl KithApp {
             form.join_addr = join.addr;
             form.join_room = join.room;
             form.join_password = join.password;
-            connect::join(&mut app, ctx, false);
+            let mut out = Actions::default();
+            connect::join(form, false, &mut out);
+            app.apply(ctx, out);
         }
         app
     }
@@ -184,7 +159,7 @@ impl KithApp {
     /// The size of a transfer's thumbnail, once decoded (for tests: textures are not in the
     /// accessibility tree).
     pub fn thumbnail_size(&self, transfer: &str) -> Option<[usize; 2]> {
-        self.thumbs.ready(transfer)
+        self.view.thumbs.ready(transfer)
     }
 
     pub fn settings(&self) -> &Settings {
@@ -203,7 +178,7 @@ impl KithApp {
     /// Shows the main window for a model built from `events`, with no core behind it: for
     /// screenshots and visual tests of the real views.
     #[doc(hidden)]
-    pub fn show_fixture(&mut self, events: Vec<crate::protocol::events::ClientEvent>, room: &str) {
+    pub fn show_fixture(&mut self, events: Vec<ClientEvent>, room: &str) {
         let now = (self.clock)();
         for ev in events {
             self.model.apply(ev, Some(room), now);
@@ -227,7 +202,7 @@ impl KithApp {
     }
 
     /// Writes the settings; a failure is shown, and the in-memory settings stay in use.
-    pub(super) fn save_settings(&mut self) {
+    fn save_settings(&mut self) {
         if self.settings_problem.is_some() {
             // Never overwrite a file the user has not agreed to replace.
             return;
@@ -237,7 +212,7 @@ impl KithApp {
         }
     }
 
-    pub(super) fn reset_settings(&mut self) {
+    fn reset_settings(&mut self) {
         if let Some(store) = &self.store {
             match store.reset() {
                 Ok(s) => {
@@ -251,7 +226,7 @@ impl KithApp {
     }
 
     /// Starts the core for `launch`; the connect screen shows progress until `ready`.
-    pub(super) fn start_core(&mut self, ctx: &egui::Context, launch: Launch, accept_new_hub_key: bool) {
+    fn start_core(&mut self, ctx: &egui::Context, launch: Launch, accept_new_hub_key: bool) {
         let Some(profile) = self.profile.clone() else { return };
         self.stop_core();
         self.model = Model::default();
@@ -286,7 +261,7 @@ impl KithApp {
 
     /// Leaves the hub (and stops a hosted one). The wait for the core thread happens on a
     /// thread of its own: the window stays responsive even if the hub is slow to say goodbye.
-    pub(super) fn stop_core(&mut self) {
+    fn stop_core(&mut self) {
         if let Some(core) = self.core.take() {
             let stopping = std::thread::Builder::new().name("kith-stop".into()).spawn(move || {
                 core.shutdown();
@@ -308,7 +283,7 @@ impl KithApp {
     }
 
     /// Queues a command; a full or stopped core is a notice, never a wait.
-    pub(super) fn command(&mut self, cmd: ClientCommand) -> bool {
+    fn command(&mut self, cmd: ClientCommand) -> bool {
         match self.core.as_ref().map(|c| c.send(cmd)) {
             Some(Ok(())) => true,
             Some(Err(e)) => {
@@ -386,6 +361,139 @@ impl KithApp {
         self.screen = Screen::Connect(form);
     }
 
+    /// Does what the views asked for this frame, in order.
+    fn apply(&mut self, ctx: &egui::Context, mut actions: Actions) {
+        for action in actions.take() {
+            self.apply_one(ctx, action);
+        }
+    }
+
+    fn apply_one(&mut self, ctx: &egui::Context, action: UiAction) {
+        match action {
+            UiAction::Command(cmd) => {
+                self.command(cmd);
+            }
+            UiAction::Send { room, text, expires_in_s } => {
+                let tag = self.model.outgoing(&room, &text, self.now_ms(), expires_in_s);
+                let cmd = ClientCommand::Send { room, text, expires_in_s, tag: Some(tag.clone()) };
+                if let Some(Err(e)) = self.core.as_ref().map(|c| c.send(cmd)) {
+                    self.model.fail_send(&tag, &e);
+                }
+            }
+            UiAction::JoinRoom(room) => {
+                if self.command(ClientCommand::Join { room: room.clone() }) {
+                    self.view.room = Some(room);
+                }
+            }
+            UiAction::MarkRead(room) => self.model.mark_read(&room),
+            UiAction::SendFiles { to, paths } => self.send_files(&to, paths),
+            UiAction::PickFiles { to, title } => self.pickers.pick_files(ctx, to, title),
+            UiAction::PickDownloadsFolder => self.pickers.pick_folder(ctx, "Save received files in".into()),
+            UiAction::Notice(text) => self.model.notices.push(text),
+            UiAction::DismissNotice(i) => {
+                if i < self.model.notices.len() {
+                    self.model.notices.remove(i);
+                }
+            }
+            UiAction::ClearFinishedFiles => self.model.files.clear_finished(),
+            UiAction::Host { launch, port } => {
+                self.settings.host_port = port;
+                self.settings.host_room = launch.room.clone();
+                self.save_settings();
+                self.start_core(ctx, launch, false);
+            }
+            UiAction::Join { launch, accept_new_hub_key } => self.start_core(ctx, launch, accept_new_hub_key),
+            UiAction::CancelConnect => {
+                self.stop_core();
+                self.model = Model::default();
+            }
+            UiAction::CreateIdentity { name } => self.create_identity(name),
+            UiAction::FinishOnboarding => {
+                self.screen = Screen::Connect(connect::ConnectForm::from_settings(&self.settings));
+            }
+            UiAction::Settings { settings, save } => {
+                self.settings = *settings;
+                if save {
+                    self.save_settings();
+                }
+            }
+            UiAction::ResetSettings => self.reset_settings(),
+            UiAction::KeepBrokenSettings => self.settings_problem_dismissed = true,
+        }
+    }
+
+    /// Creates (or loads) the identity for the name onboarding chose.
+    fn create_identity(&mut self, name: String) {
+        let Screen::Onboarding(state) = &mut self.screen else { return };
+        let Some(profile) = &self.profile else { return };
+        match profile.identity() {
+            Ok(keys) => {
+                state.created(name.clone(), IdentityKey::from(&keys.public).fingerprint().grouped());
+                self.settings.display_name = Some(name);
+                self.save_settings();
+            }
+            Err(e) => state.error = Some(e.to_string()),
+        }
+    }
+
+    /// Offers every file to every recipient; each pair is a transfer of its own.
+    fn send_files(&mut self, to: &Recipients, paths: Vec<std::path::PathBuf>) {
+        let ready = |p: &&super::model::Peer| p.secure && !p.identity_changed;
+        let peers: Vec<String> = match to {
+            Recipients::Room(room) => self
+                .model
+                .members(room)
+                .into_iter()
+                .filter(|p| p.online())
+                .filter(ready)
+                .map(|p| p.fingerprint.clone())
+                .collect(),
+            Recipients::Peer(fp) => {
+                self.model.peers.get(fp).filter(ready).map(|p| p.fingerprint.clone()).into_iter().collect()
+            }
+        };
+        if peers.is_empty() {
+            let whom = match to {
+                Recipients::Room(room) => format!("nobody in #{room} is"),
+                Recipients::Peer(fp) => {
+                    format!("{} is not", self.model.peers.get(fp).map_or("that person", |p| &p.name))
+                }
+            };
+            self.model.notices.push(format!(
+                "Not sent: {whom} connected with an encrypted session right now (or a changed \
+                 identity waits for your review)."
+            ));
+            return;
+        }
+        for path in paths.into_iter().filter(|p| !p.is_dir()) {
+            for peer in &peers {
+                self.command(ClientCommand::SendFile {
+                    peer: peer.clone(),
+                    path: path.display().to_string(),
+                });
+            }
+        }
+    }
+
+    /// Acts on what a file dialog returned.
+    fn take_picked(&mut self) {
+        while let Some(picked) = self.pickers.take() {
+            match picked {
+                Picked::Files { to, paths } => self.send_files(&to, paths),
+                Picked::Folder(dir) => {
+                    self.settings.downloads = Some(dir.display().to_string());
+                    self.save_settings();
+                }
+                Picked::Nothing { quick: true } => self.model.notices.push(
+                    "No file dialog could open on this desktop (it needs an XDG desktop portal or \
+                     zenity). Drag files onto the window instead."
+                        .into(),
+                ),
+                Picked::Nothing { quick: false } => {}
+            }
+        }
+    }
+
     fn apply_theme(&mut self, ctx: &egui::Context) {
         if self.applied_theme != Some(self.settings.theme) {
             ctx.set_theme(self.settings.theme.preference());
@@ -398,6 +506,7 @@ impl eframe::App for KithApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.apply_theme(ctx);
         self.pump(ctx);
+        self.take_picked();
         let now = (self.clock)();
         self.model.sweep_expired(now);
         if let Some(at) = self.model.next_expiry() {
@@ -415,22 +524,34 @@ impl eframe::App for KithApp {
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
-        match &self.screen {
+        let mut out = Actions::default();
+        let frame = Frame {
+            model: &self.model,
+            now_ms: (self.clock)(),
+            utc_offset: self.utc_offset,
+            settings: &self.settings,
+            settings_error: self.settings_error.as_deref(),
+            picker_open: self.pickers.is_open(),
+        };
+        match &mut self.screen {
             Screen::Broken(why) => {
-                let why = why.clone();
                 egui::CentralPanel::default().show(ui, |ui| {
                     ui.heading("Kith cannot open its profile");
-                    ui.label(why);
+                    ui.label(why.as_str());
                     ui.label("Fix the folder's permissions or start Kith with --profile DIR.");
                 });
             }
-            Screen::Onboarding(_) => onboarding::show(self, ui),
-            Screen::Connect(_) => connect::show(self, ui, &ctx),
-            Screen::Main => main_view::show(self, ui, &ctx),
+            Screen::Onboarding(state) => onboarding::show(ui, state, &mut out),
+            Screen::Connect(form) => connect::show(ui, form, &frame, &mut out),
+            Screen::Main => main_view::show(ui, &ctx, &frame, &mut self.view, &mut out),
         }
-        if self.settings_problem.is_some() {
-            super::settings_view::corrupt_dialog(self, &ctx);
+        if let Some(reason) = self.settings_problem.as_deref()
+            && !self.settings_problem_dismissed
+        {
+            let path = self.store.as_ref().map(|s| s.path().display().to_string()).unwrap_or_default();
+            settings_view::corrupt_dialog(&ctx, &path, reason, &mut out);
         }
+        self.apply(&ctx, out);
         if self.first_frame {
             self.first_frame = false;
             if let Some(t) = self.started {

@@ -2,8 +2,8 @@
 //! tens of thousands of messages scrolls as fast as one with ten.
 //!
 //! Rows differ in height (wrapped text), so each row's height is measured when it is drawn and
-//! cached with the width it was measured at; rows never drawn at this width are estimated
-//! from their length. Sticking to the bottom is egui's: it follows new messages while the view
+//! cached, view-side in [`Rows`], with the width it was measured at; rows never drawn at this
+//! width are estimated from their length. Sticking to the bottom is egui's: it follows new messages while the view
 //! is at the end and stops when the user scrolls up.
 
 use chrono::{DateTime, FixedOffset, Local, TimeZone};
@@ -15,7 +15,52 @@ use super::style;
 /// Space between rows.
 const GAP: f32 = 6.0;
 
-pub fn show(ui: &mut Ui, room: &mut Room, me: &str, now_ms: u64, utc_offset: Option<FixedOffset>) {
+/// One room's laid-out rows, in the room's `seq` order, one per message.
+#[derive(Debug, Default)]
+pub struct Rows {
+    rows: Vec<Row>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    seq: u64,
+    /// Width the height was measured at; `None` until the row is drawn.
+    measured: Option<(f32, f32)>,
+}
+
+impl Rows {
+    /// Lines the rows up with `messages`: rows of removed messages go, new messages get a row
+    /// not yet measured. Messages are only appended or removed, so when the ends and the
+    /// count match nothing changed, and otherwise one merge walk lines them up.
+    fn align(&mut self, messages: &[Message]) {
+        let ends = |first: Option<u64>, last: Option<u64>| {
+            first == messages.first().map(|m| m.seq) && last == messages.last().map(|m| m.seq)
+        };
+        if self.rows.len() == messages.len()
+            && ends(self.rows.first().map(|r| r.seq), self.rows.last().map(|r| r.seq))
+        {
+            return;
+        }
+        let mut old = std::mem::take(&mut self.rows).into_iter().peekable();
+        self.rows = messages
+            .iter()
+            .map(|m| {
+                while old.next_if(|r| r.seq < m.seq).is_some() {}
+                old.next_if(|r| r.seq == m.seq).unwrap_or(Row { seq: m.seq, measured: None })
+            })
+            .collect();
+    }
+}
+
+pub fn show(
+    ui: &mut Ui,
+    room: &Room,
+    rows: &mut Rows,
+    me: &str,
+    now_ms: u64,
+    utc_offset: Option<FixedOffset>,
+) {
+    rows.align(&room.messages);
     if room.messages.is_empty() {
         ui.centered_and_justified(|ui| {
             ui.label(RichText::new(format!("No messages in #{} yet. Say hello!", room.name)).weak());
@@ -42,8 +87,9 @@ pub fn show(ui: &mut Ui, room: &mut Room, me: &str, now_ms: u64, utc_offset: Opt
             let heights: Vec<f32> = room
                 .messages
                 .iter()
+                .zip(&rows.rows)
                 .enumerate()
-                .map(|(i, m)| match m.height {
+                .map(|(i, (m, row))| match row.measured {
                     Some((w, h)) if w == width => h,
                     _ => estimate(i, m),
                 })
@@ -65,15 +111,17 @@ pub fn show(ui: &mut Ui, room: &mut Room, me: &str, now_ms: u64, utc_offset: Opt
                     egui::vec2(width, heights[i]),
                 );
                 let header = starts_group(&room.messages, i);
-                let msg = &mut room.messages[i];
+                let msg = &room.messages[i];
                 let mut row = ui.new_child(
                     UiBuilder::new().max_rect(rect).id_salt(i).layout(Layout::top_down(Align::Min)),
                 );
                 draw_row(&mut row, msg, header, me, now_ms, utc_offset, dark);
                 let h = row.min_rect().height();
-                if msg.height != Some((width, h)) {
+                if let Some(row) = rows.rows.get_mut(i)
+                    && row.measured != Some((width, h))
+                {
                     remeasured |= (h - heights[i]).abs() > 0.5;
-                    msg.height = Some((width, h));
+                    row.measured = Some((width, h));
                 }
                 if let Some(at) = msg.expires_at.filter(|at| *at > now_ms) {
                     soonest_expiry = Some(soonest_expiry.map_or(at, |s| s.min(at)));
@@ -232,6 +280,51 @@ pub fn format_time(at_ms: u64, now_ms: u64, utc_offset: Option<FixedOffset>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn room_of(n: usize) -> Room {
+        let mut room = Room::default();
+        for i in 0..n {
+            room.push(Message {
+                id: Some(format!("m{i}")),
+                from: None,
+                name: String::new(),
+                body: Body::Text(format!("message {i}")),
+                at_ms: 0,
+                expires_at: None,
+                delivery: None,
+                tag: None,
+                newlines: 0,
+                seq: 0,
+            });
+        }
+        room
+    }
+
+    #[test]
+    fn measured_rows_follow_their_messages_when_others_go_and_come() {
+        let mut room = room_of(5);
+        let mut rows = Rows::default();
+        rows.align(&room.messages);
+        for (i, row) in rows.rows.iter_mut().enumerate() {
+            row.measured = Some((100.0, i as f32));
+        }
+        // Messages 1 and 3 expire, two new ones arrive.
+        room.messages.retain(|m| m.seq != 1 && m.seq != 3);
+        let extra = room_of(2).messages;
+        for m in extra {
+            room.push(m);
+        }
+        rows.align(&room.messages);
+        let got: Vec<(u64, Option<f32>)> =
+            rows.rows.iter().map(|r| (r.seq, r.measured.map(|m| m.1))).collect();
+        assert_eq!(got, [(0, Some(0.0)), (2, Some(2.0)), (4, Some(4.0)), (5, None), (6, None)]);
+        // Nothing changed: nothing moves.
+        rows.align(&room.messages);
+        assert_eq!(rows.rows.len(), 5);
+        room.messages.clear();
+        rows.align(&room.messages);
+        assert!(rows.rows.is_empty());
+    }
 
     #[test]
     fn countdowns_read_naturally() {

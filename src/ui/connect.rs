@@ -5,11 +5,11 @@ use std::net::{Ipv6Addr, SocketAddr};
 use egui::{RichText, Ui};
 use zeroize::Zeroizing;
 
-use super::app::{KithApp, Launch, Screen};
+use super::actions::{Actions, Frame, Launch, UiAction};
 use super::model::{Connection, Fatal};
-use super::settings::Settings;
+use super::settings::{RecentHub, Settings};
 use super::style;
-use crate::core::Target;
+use crate::core::{MAX_ROOM, Target};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -109,18 +109,17 @@ pub fn explain(fatal: &Fatal, place: &str) -> Problem {
     Problem { title, advice, detail: fatal.message.clone(), hub_key_changed: fatal.code == "hub_key_changed" }
 }
 
-enum Action {
+enum Choice {
     Host,
     Join,
     TrustNewKey,
     Cancel,
 }
 
-pub fn show(app: &mut KithApp, ui: &mut Ui, ctx: &egui::Context) {
-    let connecting = app.core.is_some() && app.model.connection == Some(Connection::Connecting);
-    let name = app.settings.display_name.clone().unwrap_or_default();
-    let recent = app.settings.recent_hubs.clone();
-    let Screen::Connect(form) = &mut app.screen else { return };
+pub fn show(ui: &mut Ui, form: &mut ConnectForm, f: &Frame, out: &mut Actions) {
+    let connecting = f.model.connection == Some(Connection::Connecting);
+    let name = f.settings.display_name.as_deref().unwrap_or_default();
+    let recent = &f.settings.recent_hubs;
     let mut action = None;
     egui::CentralPanel::default().show(ui, |ui| {
         ui.vertical_centered(|ui| {
@@ -139,14 +138,14 @@ pub fn show(app: &mut KithApp, ui: &mut Ui, ctx: &egui::Context) {
             ui.separator();
             ui.add_enabled_ui(!connecting, |ui| match form.mode {
                 Mode::Host => host_form(ui, form, &mut action),
-                Mode::Join => join_form(ui, form, &recent, &mut action),
+                Mode::Join => join_form(ui, form, recent, &mut action),
             });
             if connecting {
                 ui.horizontal(|ui| {
                     ui.spinner();
                     ui.label("Connecting…");
                     if ui.button("Cancel").clicked() {
-                        action = Some(Action::Cancel);
+                        action = Some(Choice::Cancel);
                     }
                 });
             }
@@ -158,25 +157,26 @@ pub fn show(app: &mut KithApp, ui: &mut Ui, ctx: &egui::Context) {
                     ui.label(&p.advice);
                     ui.label(RichText::new(&p.detail).small().weak());
                     if p.hub_key_changed && ui.button("The host confirmed: trust the new key").clicked() {
-                        action = Some(Action::TrustNewKey);
+                        action = Some(Choice::TrustNewKey);
                     }
                 });
             }
         });
     });
     match action {
-        Some(Action::Host) => host(app, ctx),
-        Some(Action::Join) => join(app, ctx, false),
-        Some(Action::TrustNewKey) => join(app, ctx, true),
-        Some(Action::Cancel) => {
-            app.stop_core();
-            app.model = Default::default();
+        Some(Choice::Host) => {
+            if let Some((launch, port)) = host_launch(form, f.settings) {
+                out.push(UiAction::Host { launch, port });
+            }
         }
+        Some(Choice::Join) => join(form, false, out),
+        Some(Choice::TrustNewKey) => join(form, true, out),
+        Some(Choice::Cancel) => out.push(UiAction::CancelConnect),
         None => {}
     }
 }
 
-fn host_form(ui: &mut Ui, form: &mut ConnectForm, action: &mut Option<Action>) {
+fn host_form(ui: &mut Ui, form: &mut ConnectForm, action: &mut Option<Choice>) {
     ui.label(
         "Run the hub inside this app. Friends connect to your address; the hub only passes \
               along encrypted messages, it cannot read them.",
@@ -195,16 +195,11 @@ fn host_form(ui: &mut Ui, form: &mut ConnectForm, action: &mut Option<Action>) {
     });
     ui.label(RichText::new("Tell friends the password over a channel you trust.").weak());
     if ui.button("Start hosting").clicked() {
-        *action = Some(Action::Host);
+        *action = Some(Choice::Host);
     }
 }
 
-fn join_form(
-    ui: &mut Ui,
-    form: &mut ConnectForm,
-    recent: &[super::settings::RecentHub],
-    action: &mut Option<Action>,
-) {
+fn join_form(ui: &mut Ui, form: &mut ConnectForm, recent: &[RecentHub], action: &mut Option<Choice>) {
     egui::Grid::new("join_grid").num_columns(2).spacing([12.0, 8.0]).show(ui, |ui| {
         let l = ui.label("Hub address");
         ui.add(egui::TextEdit::singleline(&mut form.join_addr).hint_text("host:port").desired_width(260.0))
@@ -215,7 +210,7 @@ fn join_form(
             ui.add(egui::TextEdit::singleline(&mut *form.join_password).password(true).desired_width(260.0));
         let pw = pw.labelled_by(l.id);
         if pw.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
-            *action = Some(Action::Join);
+            *action = Some(Choice::Join);
         }
         ui.end_row();
         let l = ui.label("Room");
@@ -223,7 +218,7 @@ fn join_form(
         ui.end_row();
     });
     if ui.button("Join").clicked() {
-        *action = Some(Action::Join);
+        *action = Some(Choice::Join);
     }
     if !recent.is_empty() {
         ui.add_space(8.0);
@@ -240,58 +235,63 @@ fn join_form(
 
 fn validate_room(room: &str) -> Result<String, String> {
     let room = room.trim();
-    if room.is_empty() || room.len() > crate::protocol::wire::MAX_ROOM {
+    if room.is_empty() || room.len() > MAX_ROOM {
         return Err("Room names are 1 to 64 characters.".into());
     }
     Ok(room.to_string())
 }
 
-fn host(app: &mut KithApp, ctx: &egui::Context) {
-    let Screen::Connect(form) = &mut app.screen else { return };
-    let port = match form.host_port.trim().parse::<u16>() {
-        Ok(p) => p,
-        Err(_) => return form.problem = Some(simple("That port is not a number from 0 to 65535.")),
+/// The hub to host as the form describes it, or the form shows what is wrong.
+fn host_launch(form: &mut ConnectForm, settings: &Settings) -> Option<(Launch, u16)> {
+    let Ok(port) = form.host_port.trim().parse::<u16>() else {
+        form.problem = Some(simple("That port is not a number from 0 to 65535."));
+        return None;
     };
     if form.host_password.is_empty() {
-        return form.problem = Some(simple("Choose a password: friends need it to join your hub."));
+        form.problem = Some(simple("Choose a password: friends need it to join your hub."));
+        return None;
     }
     let room = match validate_room(&form.host_room) {
         Ok(r) => r,
-        Err(e) => return form.problem = Some(simple(&e)),
+        Err(e) => {
+            form.problem = Some(simple(&e));
+            return None;
+        }
     };
     form.problem = None;
-    let name = app.settings.display_name.clone().unwrap_or_default();
+    let name = settings.display_name.clone().unwrap_or_default();
     let launch = Launch {
         target: Target::Host {
             listen: SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port),
             rooms: vec![room.clone()],
             hub_name: format!("{name}'s hub"),
-            stun: app.settings.stun_servers.clone(),
+            stun: settings.stun_servers.clone(),
         },
         password: form.host_password.clone(),
-        room: room.clone(),
+        room,
         label: format!("port {port}"),
     };
-    app.settings.host_port = port;
-    app.settings.host_room = room;
-    app.save_settings();
-    app.start_core(ctx, launch, false);
+    Some((launch, port))
 }
 
-pub(super) fn join(app: &mut KithApp, ctx: &egui::Context, accept_new_hub_key: bool) {
-    let Screen::Connect(form) = &mut app.screen else { return };
+/// Asks to join the hub the form names, or the form shows what is wrong.
+pub(super) fn join(form: &mut ConnectForm, accept_new_hub_key: bool, out: &mut Actions) {
     let addr = form.join_addr.trim().to_string();
     if addr.is_empty() || !addr.contains(':') {
-        return form.problem = Some(simple("Enter the hub's address as host:port, e.g. 192.168.1.20:7777."));
+        form.problem = Some(simple("Enter the hub's address as host:port, e.g. 192.168.1.20:7777."));
+        return;
     }
     let room = match validate_room(&form.join_room) {
         Ok(r) => r,
-        Err(e) => return form.problem = Some(simple(&e)),
+        Err(e) => {
+            form.problem = Some(simple(&e));
+            return;
+        }
     };
     form.problem = None;
     let launch =
         Launch { target: Target::Hub(addr.clone()), password: form.join_password.clone(), room, label: addr };
-    app.start_core(ctx, launch, accept_new_hub_key);
+    out.push(UiAction::Join { launch, accept_new_hub_key });
 }
 
 fn simple(text: &str) -> Problem {

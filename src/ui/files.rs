@@ -1,7 +1,7 @@
 //! File transfers as the window shows them, built only from the core's events (like
 //! [`super::model`]): pure data, tested without a window.
 
-use crate::protocol::events::ClientEvent;
+use crate::core::ClientEvent;
 
 /// Finished transfers kept on screen; older ones are dropped first.
 const MAX_FINISHED: usize = 20;

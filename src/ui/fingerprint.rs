@@ -7,32 +7,32 @@
 
 use egui::{RichText, Ui};
 
-use super::app::KithApp;
+use super::actions::{Actions, Frame};
 use super::model::Peer;
 use super::style;
-use crate::protocol::events::ClientCommand;
-use crate::protocol::identity::SAS_EMOJI;
+use super::view::ViewState;
+use crate::core::{ClientCommand, SAS_EMOJI};
 
-enum Action {
+enum Choice {
     Verify(bool),
     Acknowledge,
     Close,
 }
 
-pub fn dialog(app: &mut KithApp, ctx: &egui::Context) {
-    let Some(fp) = app.view.dialog.clone() else { return };
-    let Some(peer) = app.model.peers.get(&fp).cloned() else {
-        app.view.dialog = None;
+pub fn dialog(ctx: &egui::Context, f: &Frame, view: &mut ViewState, out: &mut Actions) {
+    let Some(fp) = view.dialog.clone() else { return };
+    let Some(peer) = f.model.peers.get(&fp) else {
+        view.dialog = None;
         return;
     };
-    let mine = app.model.me_fingerprint.clone();
+    let mine = &f.model.me_fingerprint;
     let mut action = None;
     let modal = egui::Modal::new(egui::Id::unique("fingerprint_dialog")).show(ctx, |ui| {
         ui.set_width(520.0);
         ui.heading(format!("Verify {}", peer.name));
         ui.add_space(4.0);
         if peer.identity_changed {
-            changed_warning(ui, &peer, &mut action);
+            changed_warning(ui, peer, &mut action);
             ui.add_space(6.0);
         }
         if !peer.secure {
@@ -41,14 +41,14 @@ pub fn dialog(app: &mut KithApp, ctx: &egui::Context) {
                     .weak(),
             );
         } else {
-            body(ui, &peer);
+            body(ui, peer);
         }
         ui.add_space(8.0);
         ui.horizontal(|ui| {
             if peer.verified {
                 ui.label(RichText::new("🛡 Verified").color(style::OK).strong());
                 if ui.button("Remove verification").clicked() {
-                    action = Some(Action::Verify(false));
+                    action = Some(Choice::Verify(false));
                 }
             } else {
                 ui.label(RichText::new("Not verified").weak());
@@ -57,12 +57,12 @@ pub fn dialog(app: &mut KithApp, ctx: &egui::Context) {
                     .on_hover_text("Only after the numbers or emoji matched on both screens")
                     .clicked()
                 {
-                    action = Some(Action::Verify(true));
+                    action = Some(Choice::Verify(true));
                 }
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 if ui.button("Close").clicked() {
-                    action = Some(Action::Close);
+                    action = Some(Choice::Close);
                 }
             });
         });
@@ -71,25 +71,21 @@ pub fn dialog(app: &mut KithApp, ctx: &egui::Context) {
             ui.label(format!("{}:", peer.name));
             style::copy_field(ui, &peer.fingerprint, true);
             ui.label("You:");
-            style::copy_field(ui, &mine, true);
+            style::copy_field(ui, mine, true);
         });
     });
     if modal.should_close() && action.is_none() {
-        action = Some(Action::Close);
+        action = Some(Choice::Close);
     }
     match action {
-        Some(Action::Verify(verified)) => {
-            app.command(ClientCommand::Verify { peer: fp, verified });
-        }
-        Some(Action::Acknowledge) => {
-            app.command(ClientCommand::AcknowledgeChange { peer: fp });
-        }
-        Some(Action::Close) => app.view.dialog = None,
+        Some(Choice::Verify(verified)) => out.command(ClientCommand::Verify { peer: fp, verified }),
+        Some(Choice::Acknowledge) => out.command(ClientCommand::AcknowledgeChange { peer: fp }),
+        Some(Choice::Close) => view.dialog = None,
         None => {}
     }
 }
 
-fn changed_warning(ui: &mut Ui, peer: &Peer, action: &mut Option<Action>) {
+fn changed_warning(ui: &mut Ui, peer: &Peer, action: &mut Option<Choice>) {
     style::callout(ui, style::DANGER, |ui| {
         ui.set_width(ui.available_width());
         ui.label(RichText::new(format!("⚠ {}'s identity changed", peer.name)).color(style::DANGER).strong());
@@ -108,7 +104,7 @@ fn changed_warning(ui: &mut Ui, peer: &Peer, action: &mut Option<Action>) {
              without verifying.",
         );
         if ui.button("I understand, send to the new identity").clicked() {
-            *action = Some(Action::Acknowledge);
+            *action = Some(Choice::Acknowledge);
         }
     });
 }

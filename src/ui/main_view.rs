@@ -3,11 +3,11 @@
 
 use egui::{RichText, Ui};
 
-use super::app::KithApp;
-use super::files_view::{self, Recipients};
-use super::model::{Connection, Peer, PublicAddress};
-use super::{chat, fingerprint, settings_view, style};
-use crate::protocol::events::{ClientCommand, LinkKind};
+use super::actions::{Actions, Frame, Recipients, UiAction};
+use super::model::{Connection, Hosting, Peer, PublicAddress};
+use super::view::ViewState;
+use super::{chat, files_view, fingerprint, settings_view, style};
+use crate::core::{LinkKind, MAX_TEXT};
 
 /// Expiry choices in the composer, in seconds.
 pub const EXPIRY_CHOICES: [(Option<u64>, &str); 6] = [
@@ -19,63 +19,63 @@ pub const EXPIRY_CHOICES: [(Option<u64>, &str); 6] = [
     (Some(7 * 24 * 60 * 60), "1 week"),
 ];
 
-pub fn show(app: &mut KithApp, ui: &mut Ui, ctx: &egui::Context) {
-    files_view::take_picked(app);
-    top_bar(app, ui);
-    side_panel(app, ui);
-    composer(app, ui);
-    files_view::strip(app, ui);
-    if let Some(room) = app.view.room.clone() {
-        files_view::drop_target(app, ctx, &room);
+pub fn show(ui: &mut Ui, ctx: &egui::Context, f: &Frame, view: &mut ViewState, out: &mut Actions) {
+    top_bar(ui, f, view);
+    side_panel(ui, f, view, out);
+    composer(ui, f, view, out);
+    files_view::strip(ui, f, &mut view.thumbs, out);
+    if let Some(room) = &view.room {
+        files_view::drop_target(ctx, room, out);
     }
+    view.chat_rows.retain(|room, _| f.model.rooms.contains_key(room));
     egui::CentralPanel::default().show(ui, |ui| {
-        let Some(room) = app.view.room.clone() else {
+        let Some(room) = view.room.as_ref() else {
             ui.centered_and_justified(|ui| ui.label("Join a room from the left."));
             return;
         };
-        let now = app.now_ms();
-        let me = app.model.me_fingerprint.clone();
-        let offset = app.utc_offset;
-        if let Some(r) = app.model.rooms.get_mut(&room) {
-            chat::show(ui, r, &me, now, offset);
+        if let Some(r) = f.model.rooms.get(room) {
+            let rows = view.chat_rows.entry(room.clone()).or_default();
+            chat::show(ui, r, rows, &f.model.me_fingerprint, f.now_ms, f.utc_offset);
         }
     });
-    if app.view.dialog.is_some() {
-        fingerprint::dialog(app, ctx);
+    if view.dialog.is_some() {
+        fingerprint::dialog(ctx, f, view, out);
     }
-    if app.view.settings_open {
-        settings_view::dialog(app, ctx);
+    if view.settings_open {
+        settings_view::dialog(ctx, f, view, out);
     }
-    if app.view.invite_open {
-        invite_window(app, ctx);
+    if view.invite_open
+        && let Some(hosting) = &f.model.hosting
+    {
+        invite_window(ctx, hosting, view);
     }
 }
 
-fn top_bar(app: &mut KithApp, ui: &mut Ui) {
+fn top_bar(ui: &mut Ui, f: &Frame, view: &mut ViewState) {
     egui::Panel::top("top_bar").show(ui, |ui| {
         ui.add_space(4.0);
         ui.horizontal(|ui| {
-            if let Some(room) = &app.view.room {
+            if let Some(room) = &view.room {
                 ui.label(RichText::new(format!("# {room}")).strong().size(18.0));
-                let n = app.model.room(room).map(|r| r.members.len()).unwrap_or(0);
+                let n = f.model.room(room).map(|r| r.members.len()).unwrap_or(0);
                 ui.label(
                     RichText::new(format!("{} other member{}", n, if n == 1 { "" } else { "s" })).weak(),
                 );
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 if ui.button("⚙").on_hover_text("Settings").clicked() {
-                    app.view.settings_open = true;
+                    view.settings_open = true;
                 }
-                if app.model.hosting.is_some()
+                if f.model.hosting.is_some()
                     && ui.button("📨 Invite").on_hover_text("Addresses friends can join").clicked()
                 {
-                    app.view.invite_open = true;
+                    view.invite_open = true;
                 }
                 ui.add_enabled(false, egui::Button::new("📹 Video"))
                     .on_disabled_hover_text("Calls arrive in a coming version");
                 ui.add_enabled(false, egui::Button::new("📞 Call"))
                     .on_disabled_hover_text("Calls arrive in a coming version");
-                connection_status(ui, app.model.connection.as_ref(), &app.model.hub);
+                connection_status(ui, f.model.connection.as_ref(), &f.model.hub);
             });
         });
         ui.add_space(2.0);
@@ -98,72 +98,68 @@ fn connection_status(ui: &mut Ui, c: Option<&Connection>, hub: &str) {
     }
 }
 
-fn side_panel(app: &mut KithApp, ui: &mut Ui) {
+fn side_panel(ui: &mut Ui, f: &Frame, view: &mut ViewState, out: &mut Actions) {
+    let model = f.model;
     egui::Panel::left("rooms").resizable(true).default_size(230.0).size_range(180.0..=360.0).show(ui, |ui| {
         ui.add_space(8.0);
-        ui.label(RichText::new(&app.model.me_name).strong().size(16.0));
-        let fp = app.model.me_fingerprint.clone();
-        ui.label(RichText::new(short_fp(&fp)).monospace().weak())
+        ui.label(RichText::new(&model.me_name).strong().size(16.0));
+        let fp = &model.me_fingerprint;
+        ui.label(RichText::new(short_fp(fp)).monospace().weak())
             .on_hover_text(format!("Your fingerprint: {fp}"));
         ui.separator();
         ui.label(RichText::new("ROOMS").small().strong().weak());
-        let rooms: Vec<(String, usize)> =
-            app.model.rooms.values().filter(|r| r.joined).map(|r| (r.name.clone(), r.unread)).collect();
-        for (name, unread) in rooms {
-            let selected = app.view.room.as_deref() == Some(name.as_str());
+        for room in model.rooms.values().filter(|r| r.joined) {
+            let name = &room.name;
+            let selected = view.room.as_deref() == Some(name.as_str());
             ui.horizontal(|ui| {
-                let text = if unread > 0 {
+                let text = if room.unread > 0 {
                     RichText::new(format!("# {name}")).strong()
                 } else {
                     RichText::new(format!("# {name}"))
                 };
                 if ui.selectable_label(selected, text).clicked() {
-                    app.view.room = Some(name.clone());
-                    app.model.mark_read(&name);
-                    app.view.focus_composer = true;
+                    view.room = Some(name.clone());
+                    view.focus_composer = true;
+                    out.push(UiAction::MarkRead(name.clone()));
                 }
-                if unread > 0 {
-                    style::count_badge(ui, unread);
+                if room.unread > 0 {
+                    style::count_badge(ui, room.unread);
                 }
             });
         }
         ui.horizontal(|ui| {
             let edit = ui.add(
-                egui::TextEdit::singleline(&mut app.view.new_room)
-                    .hint_text("join room…")
-                    .desired_width(120.0),
+                egui::TextEdit::singleline(&mut view.new_room).hint_text("join room…").desired_width(120.0),
             );
             let go = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
             if (ui.small_button("+").on_hover_text("Join or create a room").clicked() || go)
-                && !app.view.new_room.trim().is_empty()
+                && !view.new_room.trim().is_empty()
             {
-                let room = app.view.new_room.trim().to_string();
-                app.view.new_room.clear();
-                if app.command(ClientCommand::Join { room: room.clone() }) {
-                    app.view.room = Some(room);
-                }
+                let room = view.new_room.trim().to_string();
+                view.new_room.clear();
+                out.push(UiAction::JoinRoom(room));
             }
         });
         ui.separator();
-        let Some(room) = app.view.room.clone() else { return };
+        let Some(room) = &view.room else { return };
         ui.label(RichText::new("MEMBERS").small().strong().weak());
-        let members: Vec<Peer> = app.model.members(&room).into_iter().cloned().collect();
+        let members = model.members(room);
         if members.is_empty() {
             ui.label(RichText::new("Nobody else is here yet.").weak());
         }
         for p in members {
-            let row = member_row(ui, &p);
+            let row = member_row(ui, p);
             if row.clicked() {
-                app.view.dialog = Some(p.fingerprint.clone());
+                view.dialog = Some(p.fingerprint.clone());
             }
             row.context_menu(|ui| {
                 if ui.button("Show safety number").clicked() {
-                    app.view.dialog = Some(p.fingerprint.clone());
+                    view.dialog = Some(p.fingerprint.clone());
                 }
-                let can_send = p.secure && !p.identity_changed;
+                let can_send = p.secure && !p.identity_changed && !f.picker_open;
                 if ui.add_enabled(can_send, egui::Button::new("📎 Send a file…")).clicked() {
                     let title = format!("Send files to {}", p.name);
-                    app.pickers.pick_files(ui.ctx(), Recipients::Peer(p.fingerprint.clone()), title);
+                    out.push(UiAction::PickFiles { to: Recipients::Peer(p.fingerprint.clone()), title });
                 }
             });
         }
@@ -231,20 +227,15 @@ pub fn short_fp(fp: &str) -> String {
         .join(" ")
 }
 
-fn composer(app: &mut KithApp, ui: &mut Ui) {
-    let Some(room) = app.view.room.clone() else { return };
+fn composer(ui: &mut Ui, f: &Frame, view: &mut ViewState, out: &mut Actions) {
+    let Some(room) = view.room.clone() else { return };
     egui::Panel::bottom("composer").show(ui, |ui| {
         ui.add_space(6.0);
-        let blocked: Vec<(String, String)> = app
-            .model
-            .unacknowledged_in(&room)
-            .iter()
-            .map(|p| (p.fingerprint.clone(), p.name.clone()))
-            .collect();
+        let blocked = f.model.unacknowledged_in(&room);
         if !blocked.is_empty() {
             style::callout(ui, style::DANGER, |ui| {
                 ui.set_width(ui.available_width());
-                let names: Vec<&str> = blocked.iter().map(|(_, n)| n.as_str()).collect();
+                let names: Vec<&str> = blocked.iter().map(|p| p.name.as_str()).collect();
                 ui.label(
                     RichText::new(format!(
                         "⚠ Sending is paused: the identity of {} changed.",
@@ -254,48 +245,44 @@ fn composer(app: &mut KithApp, ui: &mut Ui) {
                     .strong(),
                 );
                 ui.horizontal(|ui| {
-                    for (fp, name) in &blocked {
-                        if ui.button(format!("Review {name}")).clicked() {
-                            app.view.dialog = Some(fp.clone());
+                    for p in &blocked {
+                        if ui.button(format!("Review {}", p.name)).clicked() {
+                            view.dialog = Some(p.fingerprint.clone());
                         }
                     }
                 });
             });
         }
-        let mut dismiss = None;
-        for (i, notice) in app.model.notices.iter().enumerate().rev().take(3) {
+        for (i, notice) in f.model.notices.iter().enumerate().rev().take(3) {
             ui.horizontal(|ui| {
                 ui.label(RichText::new(format!("⚠ {notice}")).color(style::WARN));
                 if ui.small_button("✖").on_hover_text("Dismiss").clicked() {
-                    dismiss = Some(i);
+                    out.push(UiAction::DismissNotice(i));
                 }
             });
-        }
-        if let Some(i) = dismiss {
-            app.model.notices.remove(i);
         }
         let mut send = false;
         ui.horizontal(|ui| {
             let expiry_label =
-                EXPIRY_CHOICES.iter().find(|(s, _)| *s == app.view.expiry).map(|(_, l)| *l).unwrap_or("Off");
+                EXPIRY_CHOICES.iter().find(|(s, _)| *s == view.expiry).map(|(_, l)| *l).unwrap_or("Off");
             egui::ComboBox::from_id_salt("expiry")
                 .selected_text(format!("⏱ {expiry_label}"))
                 .width(110.0)
                 .show_ui(ui, |ui| {
                     for (secs, label) in EXPIRY_CHOICES {
-                        ui.selectable_value(&mut app.view.expiry, secs, label);
+                        ui.selectable_value(&mut view.expiry, secs, label);
                     }
                 })
                 .response
                 .on_hover_text("Disappearing messages: delete after this long, on every device");
             let attach = ui
-                .add_enabled(!app.pickers.is_open(), egui::Button::new("📎"))
+                .add_enabled(!f.picker_open, egui::Button::new("📎"))
                 .on_hover_text(format!("Send files to everyone in #{room} (or drop them on the window)"));
             if attach.clicked() {
                 let title = format!("Send files to #{room}");
-                app.pickers.pick_files(ui.ctx(), Recipients::Room(room.clone()), title);
+                out.push(UiAction::PickFiles { to: Recipients::Room(room.clone()), title });
             }
-            let draft = app.view.drafts.entry(room.clone()).or_default();
+            let draft = view.drafts.entry(room.clone()).or_default();
             let send_width = 70.0;
             let edit = egui::TextEdit::multiline(draft)
                 .id_salt("composer")
@@ -304,7 +291,7 @@ fn composer(app: &mut KithApp, ui: &mut Ui) {
                 .desired_width(ui.available_width() - send_width)
                 .return_key(egui::KeyboardShortcut::new(egui::Modifiers::SHIFT, egui::Key::Enter));
             let resp = ui.add(edit);
-            if std::mem::take(&mut app.view.focus_composer) {
+            if std::mem::take(&mut view.focus_composer) {
                 resp.request_focus();
             }
             if resp.has_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter) && !i.modifiers.shift) {
@@ -316,37 +303,32 @@ fn composer(app: &mut KithApp, ui: &mut Ui) {
         });
         ui.add_space(6.0);
         if send && blocked.is_empty() {
-            send_draft(app, &room);
+            send_draft(view, &room, out);
         }
     });
 }
 
-fn send_draft(app: &mut KithApp, room: &str) {
-    let Some(draft) = app.view.drafts.get_mut(room) else { return };
+/// Sends the draft unless it is empty or too long (then it stays, to be split or sent as a
+/// file).
+fn send_draft(view: &mut ViewState, room: &str, out: &mut Actions) {
+    let Some(draft) = view.drafts.get_mut(room) else { return };
     let text = draft.trim_end().to_string();
     if text.trim().is_empty() {
         return;
     }
-    if text.len() > crate::protocol::wire::MAX_TEXT {
-        app.model.notices.push(format!(
+    if text.len() > MAX_TEXT {
+        out.push(UiAction::Notice(format!(
             "That message is {} KiB; the limit is {} KiB. Split it or send it as a file.",
             text.len() / 1024,
-            crate::protocol::wire::MAX_TEXT / 1024
-        ));
+            MAX_TEXT / 1024
+        )));
         return;
     }
     draft.clear();
-    let now = app.now_ms();
-    let expires_in_s = app.view.expiry;
-    let tag = app.model.outgoing(room, &text, now, expires_in_s);
-    let cmd = ClientCommand::Send { room: room.to_string(), text, expires_in_s, tag: Some(tag.clone()) };
-    if let Some(Err(e)) = app.core.as_ref().map(|c| c.send(cmd)) {
-        app.model.fail_send(&tag, &e);
-    }
+    out.push(UiAction::Send { room: room.to_string(), text, expires_in_s: view.expiry });
 }
 
-fn invite_window(app: &mut KithApp, ctx: &egui::Context) {
-    let Some(h) = app.model.hosting.clone() else { return };
+fn invite_window(ctx: &egui::Context, h: &Hosting, view: &mut ViewState) {
     let mut open = true;
     let mut done = false;
     egui::Window::new("Invite friends").open(&mut open).collapsible(false).resizable(false).show(ctx, |ui| {
@@ -390,6 +372,6 @@ fn invite_window(app: &mut KithApp, ctx: &egui::Context) {
         }
     });
     if !open || done {
-        app.view.invite_open = false;
+        view.invite_open = false;
     }
 }

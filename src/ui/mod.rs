@@ -1,6 +1,11 @@
-//! The desktop app (eframe/egui): views that read the [`model::Model`] and queue commands to
-//! the core. Nothing here blocks or touches a socket.
+//! The desktop app (eframe/egui): views that read the [`model::Model`] and push
+//! [`actions::UiAction`]s, which [`app::KithApp`] applies after each frame (to the model, the
+//! settings, or as commands to the core). Nothing here blocks or touches a socket.
+//!
+//! Views (`onboarding`, `connect`, `main_view`, `chat`, `files_view`, `fingerprint`,
+//! `settings_view`) depend on `actions`, `model`, `view` and `style`, never on `app`.
 
+pub mod actions;
 pub mod app;
 mod chat;
 mod connect;
@@ -11,11 +16,15 @@ mod main_view;
 pub mod model;
 pub mod notify;
 mod onboarding;
+mod pickers;
 pub mod runtime_libs;
 pub mod settings;
 mod settings_view;
 mod style;
 mod thumbnails;
+pub mod view;
+#[cfg(test)]
+mod view_tests;
 
 use std::path::PathBuf;
 use std::time::Instant;

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::protocol::events::ClientEvent;
+use crate::core::ClientEvent;
 
 /// The link to the hub, as the status bar shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +46,7 @@ pub struct Peer {
     pub sas_words: String,
     pub sas_digits: String,
     /// How traffic with this peer travels, and the last measured round trip.
-    pub link: crate::protocol::events::LinkKind,
+    pub link: crate::core::LinkKind,
     pub rtt_ms: Option<u64>,
 }
 
@@ -96,8 +96,9 @@ pub struct Message {
     pub tag: Option<String>,
     /// Line breaks in the text, counted once for the virtual list's height estimates.
     pub newlines: usize,
-    /// Laid-out height at `height_width`, for the virtual list (see `ui::chat`).
-    pub height: Option<(f32, f32)>,
+    /// Its place in the room, increasing, set by [`Room::push`]: the chat view keys the rows
+    /// it laid out by it.
+    pub seq: u64,
 }
 
 impl Message {
@@ -116,6 +117,17 @@ pub struct Room {
     pub members: BTreeSet<String>,
     pub messages: Vec<Message>,
     pub unread: usize,
+    next_seq: u64,
+}
+
+impl Room {
+    /// Appends `m` with the next sequence number: messages are only ever appended (and
+    /// removed), so `messages` stays in `seq` order.
+    pub fn push(&mut self, mut m: Message) {
+        m.seq = self.next_seq;
+        self.next_seq += 1;
+        self.messages.push(m);
+    }
 }
 
 /// What a new message should tell a user who is not looking.
@@ -195,7 +207,7 @@ impl Model {
         let expires_at = expires_in_s.map(|s| now_ms.saturating_add(s.saturating_mul(1000)));
         self.note_expiry(expires_at);
         let r = self.room_mut(room);
-        r.messages.push(Message {
+        r.push(Message {
             id: None,
             from: None,
             name,
@@ -205,7 +217,7 @@ impl Model {
             expires_at,
             delivery: Some(Delivery::Sending),
             tag: Some(tag.clone()),
-            height: None,
+            seq: 0,
         });
         tag
     }
@@ -396,7 +408,7 @@ impl Model {
                 self.by_id.insert(id.clone(), room.clone());
                 self.note_expiry(expires_at);
                 let r = self.room_mut(&room);
-                r.messages.push(Message {
+                r.push(Message {
                     id: Some(id),
                     from: Some(from),
                     name: name.clone(),
@@ -406,7 +418,7 @@ impl Model {
                     expires_at,
                     delivery: None,
                     tag: None,
-                    height: None,
+                    seq: 0,
                 });
                 if !looking {
                     r.unread += 1;
@@ -501,7 +513,7 @@ impl Model {
 
     fn notice(&mut self, room: &str, text: String, warning: bool) {
         let now = self.now_ms;
-        self.room_mut(room).messages.push(Message {
+        self.room_mut(room).push(Message {
             id: None,
             from: None,
             name: String::new(),
@@ -511,7 +523,7 @@ impl Model {
             expires_at: None,
             delivery: None,
             tag: None,
-            height: None,
+            seq: 0,
         });
     }
 }

@@ -2,11 +2,9 @@
 
 use egui::{RichText, Ui};
 
-use super::app::{KithApp, Screen};
-use super::connect::ConnectForm;
+use super::actions::{Actions, UiAction};
 use super::style;
-use crate::protocol::identity::IdentityKey;
-use crate::protocol::wire::sanitize_name;
+use crate::core::{MAX_NAME, sanitize_name};
 
 #[derive(Default)]
 pub struct Onboarding {
@@ -18,8 +16,7 @@ pub struct Onboarding {
     pub focused_once: bool,
 }
 
-pub fn show(app: &mut KithApp, ui: &mut Ui) {
-    let Screen::Onboarding(state) = &mut app.screen else { return };
+pub fn show(ui: &mut Ui, state: &mut Onboarding, out: &mut Actions) {
     let mut create = false;
     let mut done = false;
     egui::CentralPanel::default().show(ui, |ui| {
@@ -35,7 +32,7 @@ pub fn show(app: &mut KithApp, ui: &mut Ui) {
                         egui::TextEdit::singleline(&mut state.name)
                             .hint_text("e.g. Alice")
                             .desired_width(260.0)
-                            .char_limit(crate::protocol::wire::MAX_NAME),
+                            .char_limit(MAX_NAME),
                     );
                     let edit = edit.labelled_by(label.id);
                     if !std::mem::replace(&mut state.focused_once, true) {
@@ -74,28 +71,21 @@ pub fn show(app: &mut KithApp, ui: &mut Ui) {
         });
     });
     if create {
-        create_identity(app);
+        match sanitize_name(state.name.trim()) {
+            Some(name) => out.push(UiAction::CreateIdentity { name }),
+            None => state.error = Some("Use 1 to 64 characters, without control characters.".into()),
+        }
     }
     if done {
-        app.screen = Screen::Connect(ConnectForm::from_settings(&app.settings));
+        out.push(UiAction::FinishOnboarding);
     }
 }
 
-fn create_identity(app: &mut KithApp) {
-    let Screen::Onboarding(state) = &mut app.screen else { return };
-    let Some(name) = sanitize_name(state.name.trim()) else {
-        state.error = Some("Use 1 to 64 characters, without control characters.".into());
-        return;
-    };
-    let Some(profile) = &app.profile else { return };
-    match profile.identity() {
-        Ok(keys) => {
-            state.error = None;
-            state.fingerprint = Some(IdentityKey::from(&keys.public).fingerprint().grouped());
-            state.name = name.clone();
-            app.settings.display_name = Some(name);
-            app.save_settings();
-        }
-        Err(e) => state.error = Some(e.to_string()),
+impl Onboarding {
+    /// The identity exists: show its fingerprint (grouped) before going on.
+    pub fn created(&mut self, name: String, fingerprint: String) {
+        self.error = None;
+        self.name = name;
+        self.fingerprint = Some(fingerprint);
     }
 }

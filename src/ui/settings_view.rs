@@ -2,23 +2,26 @@
 
 use egui::RichText;
 
-use super::app::KithApp;
+use super::actions::{Actions, Frame, UiAction};
 use super::settings::Theme;
 use super::style;
-use crate::protocol::wire::sanitize_name;
+use super::view::ViewState;
+use crate::core::sanitize_name;
 
-pub fn dialog(app: &mut KithApp, ctx: &egui::Context) {
+/// Edits a copy of the settings; a change goes back as [`UiAction::Settings`].
+pub fn dialog(ctx: &egui::Context, f: &Frame, view: &mut ViewState, out: &mut Actions) {
     let mut open = true;
+    let mut edited = f.settings.clone();
     // Clicks save at once; typing saves when the field loses focus or the dialog closes, so
     // an fsync does not follow every keystroke.
     let mut changed = false;
     let mut typed = false;
     egui::Window::new("Settings").open(&mut open).collapsible(false).default_width(420.0).show(ctx, |ui| {
-        let s = &mut app.settings;
+        let s = &mut edited;
         egui::Grid::new("settings_grid").num_columns(2).spacing([16.0, 10.0]).show(ui, |ui| {
             let l = ui.label("Display name");
             // Edited in a draft so the field can be emptied while typing a new name.
-            let draft = app.view.name_draft.get_or_insert_with(|| s.display_name.clone().unwrap_or_default());
+            let draft = view.name_draft.get_or_insert_with(|| s.display_name.clone().unwrap_or_default());
             let edit = ui.add(egui::TextEdit::singleline(draft).desired_width(220.0)).labelled_by(l.id);
             if edit.changed()
                 && let Some(clean) = sanitize_name(draft)
@@ -94,7 +97,7 @@ pub fn dialog(app: &mut KithApp, ctx: &egui::Context) {
                         ui.colored_label(style::DANGER, e);
                     }
                 }
-                for p in &app.model.ice_problems {
+                for p in &f.model.ice_problems {
                     ui.label(RichText::new(p).small().weak());
                 }
                 ui.label(RichText::new("Used by the next connection.").small().weak());
@@ -117,8 +120,8 @@ pub fn dialog(app: &mut KithApp, ctx: &egui::Context) {
                         typed = true;
                     }
                     changed |= edit.lost_focus();
-                    if ui.add_enabled(!app.pickers.is_open(), egui::Button::new("Choose…")).clicked() {
-                        app.pickers.pick_folder(ui.ctx(), "Save received files in".into());
+                    if ui.add_enabled(!f.picker_open, egui::Button::new("Choose…")).clicked() {
+                        out.push(UiAction::PickDownloadsFolder);
                     }
                 });
                 ui.horizontal(|ui| {
@@ -153,30 +156,27 @@ pub fn dialog(app: &mut KithApp, ctx: &egui::Context) {
             }
         });
         ui.label(RichText::new("Device choice arrives with calls.").small().weak());
-        if let Some(e) = &app.settings_error {
+        if let Some(e) = f.settings_error {
             ui.colored_label(style::DANGER, format!("Settings could not be saved: {e}"));
         }
     });
-    app.view.settings_dirty |= typed;
-    if changed || (!open && app.view.settings_dirty) {
-        app.save_settings();
-        app.view.settings_dirty = false;
+    view.settings_dirty |= typed;
+    let save = changed || (!open && view.settings_dirty);
+    if save {
+        view.settings_dirty = false;
+    }
+    if save || edited != *f.settings {
+        out.push(UiAction::Settings { settings: Box::new(edited), save });
     }
     if !open {
-        app.view.settings_open = false;
-        app.view.name_draft = None;
-        app.view.stun_draft = None;
+        view.settings_open = false;
+        view.name_draft = None;
     }
 }
 
 /// Asked once at start when `settings.json` does not parse: reset (keeping the old file
 /// aside) or go on with defaults for this run without touching it.
-pub fn corrupt_dialog(app: &mut KithApp, ctx: &egui::Context) {
-    if app.settings_problem_dismissed {
-        return;
-    }
-    let Some(reason) = app.settings_problem.clone() else { return };
-    let path = app.store.as_ref().map(|s| s.path().display().to_string()).unwrap_or_default();
+pub fn corrupt_dialog(ctx: &egui::Context, path: &str, reason: &str, out: &mut Actions) {
     let mut reset = false;
     let mut keep = false;
     egui::Modal::new(egui::Id::unique("corrupt_settings")).show(ctx, |ui| {
@@ -194,8 +194,8 @@ pub fn corrupt_dialog(app: &mut KithApp, ctx: &egui::Context) {
         });
     });
     if reset {
-        app.reset_settings();
+        out.push(UiAction::ResetSettings);
     } else if keep {
-        app.settings_problem_dismissed = true;
+        out.push(UiAction::KeepBrokenSettings);
     }
 }

@@ -72,7 +72,7 @@ pub fn callout<R>(ui: &mut Ui, color: Color32, add: impl FnOnce(&mut Ui) -> R) -
 
 #[cfg(test)]
 mod tests {
-    use crate::protocol::identity::SAS_EMOJI;
+    use crate::core::SAS_EMOJI;
 
     /// Every glyph the app draws itself must exist in the fonts it ships: a missing one is an
     /// empty box, and on the verification screen that is a security problem.

@@ -1,0 +1,30 @@
+//! Per-window view state that is not the model: selection, drafts, open dialogs, and the
+//! caches of what was drawn. Views change it freely; everything else they ask for with a
+//! [`super::actions::UiAction`].
+
+use std::collections::HashMap;
+
+use super::chat;
+use super::thumbnails::Thumbnails;
+
+#[derive(Default)]
+pub struct ViewState {
+    pub room: Option<String>,
+    pub drafts: HashMap<String, String>,
+    /// Seconds, None for messages that do not expire.
+    pub expiry: Option<u64>,
+    /// The peer whose fingerprint dialog is open.
+    pub dialog: Option<String>,
+    pub settings_open: bool,
+    pub invite_open: bool,
+    pub new_room: String,
+    /// The display name being edited in Settings.
+    pub name_draft: Option<String>,
+    /// Typed settings not yet written.
+    pub settings_dirty: bool,
+    pub focus_composer: bool,
+    /// Laid-out chat rows, by room.
+    pub chat_rows: HashMap<String, chat::Rows>,
+    /// Decoded thumbnails of image transfers.
+    pub thumbs: Thumbnails,
+}

@@ -1,0 +1,218 @@
+//! The views drawn and clicked with nothing behind them: no app, no core, no settings file.
+//! Each test gives a view a model, clicks like a user, and checks the actions it asked for.
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+
+use super::actions::{Actions, Frame, UiAction};
+use super::connect::{self, ConnectForm};
+use super::model::Model;
+use super::settings::Settings;
+use super::view::ViewState;
+use super::{main_view, settings_view, style};
+use crate::core::{ClientCommand, ClientEvent};
+
+const NOW: u64 = 1_763_900_000_000;
+const BOB: &str = "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0";
+
+struct Window {
+    model: Model,
+    view: ViewState,
+    settings: Settings,
+    actions: Vec<UiAction>,
+}
+
+fn window(events: Vec<ClientEvent>) -> Window {
+    let mut model = Model::default();
+    for ev in events {
+        model.apply(ev, Some("general"), NOW);
+    }
+    let view = ViewState { room: Some("general".into()), ..ViewState::default() };
+    Window { model, view, settings: Settings::default(), actions: Vec::new() }
+}
+
+fn with_bob(verified: bool) -> Vec<ClientEvent> {
+    vec![
+        ClientEvent::Ready { name: "Alice".into(), fingerprint: "a1".repeat(32), hub: "hub:7447".into() },
+        ClientEvent::Joined { room: "general".into() },
+        ClientEvent::PeerJoined { room: "general".into(), peer: BOB.into(), name: "bob".into() },
+        ClientEvent::PeerSecure {
+            peer: BOB.into(),
+            name: "bob".into(),
+            safety_number: "43862 11804 79054 75619 81092 25856 57111 37509 03264 71664 58072 22017".into(),
+            sas: "🐶 🦄 🔑 🌵 🤖 🎸 ☂️".into(),
+            sas_words: "Dog Unicorn Key Cactus Robot Guitar Umbrella".into(),
+            sas_digits: "7079 2594 3050 7494".into(),
+            verified,
+            identity_changed: false,
+        },
+    ]
+}
+
+/// A window drawing `draw` over `state`, with Kith's fonts and look.
+fn harness<S: 'static>(draw: impl FnMut(&mut egui::Ui, &mut S) + 'static, state: S) -> Harness<'static, S> {
+    Harness::builder()
+        .with_size(egui::vec2(1040.0, 700.0))
+        .with_context_setup(style::install)
+        .build_ui_state(draw, state)
+}
+
+fn frame<'a>(model: &'a Model, settings: &'a Settings) -> Frame<'a> {
+    Frame { model, now_ms: NOW, utc_offset: None, settings, settings_error: None, picker_open: false }
+}
+
+/// The main window over `w`, collecting what it asks for.
+fn main_window(w: Window) -> Harness<'static, Window> {
+    harness(
+        |ui, w: &mut Window| {
+            let ctx = ui.ctx().clone();
+            let frame = frame(&w.model, &w.settings);
+            let mut out = Actions::default();
+            main_view::show(ui, &ctx, &frame, &mut w.view, &mut out);
+            w.actions.extend(out.take());
+        },
+        w,
+    )
+}
+
+#[test]
+fn marking_a_peer_verified_is_a_command_and_changes_nothing_by_itself() {
+    let mut w = window(with_bob(false));
+    w.view.dialog = Some(BOB.into());
+    let mut h = main_window(w);
+    h.run();
+    h.get_by_label("Mark as verified").click();
+    h.run();
+    let verify: Vec<_> = h
+        .state()
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            UiAction::Command(ClientCommand::Verify { peer, verified }) => Some((peer.clone(), *verified)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(verify, [(BOB.to_string(), true)]);
+    // Only the core's answer marks bob verified.
+    assert!(!h.state().model.peers[BOB].verified);
+}
+
+#[test]
+fn enter_sends_the_draft_and_a_too_long_one_stays_with_a_notice() {
+    let mut h = main_window(window(with_bob(true)));
+    h.run();
+    let composer = egui::accesskit::Role::MultilineTextInput;
+    h.get_by(|n| n.role() == composer).focus();
+    h.run_steps(1);
+    h.get_by(|n| n.role() == composer).type_text("hi bob");
+    h.run_steps(1);
+    h.key_press(egui::Key::Enter);
+    h.run_steps(1);
+    let sent: Vec<_> = h
+        .state()
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            UiAction::Send { room, text, expires_in_s } => Some((room.clone(), text.clone(), *expires_in_s)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent, [("general".to_string(), "hi bob".to_string(), None)]);
+    assert_eq!(h.state().view.drafts["general"], "");
+    // The view does not record the message: the app does, when it applies the action.
+    assert!(!h.state().model.rooms["general"].messages.iter().any(|m| m.text() == "hi bob"));
+
+    h.state_mut().actions.clear();
+    let long = "x".repeat(crate::core::MAX_TEXT + 1);
+    h.state_mut().view.drafts.insert("general".into(), long.clone());
+    h.run_steps(1);
+    h.key_press(egui::Key::Enter);
+    h.run_steps(1);
+    let actions = &h.state().actions;
+    assert!(actions.iter().any(|a| matches!(a, UiAction::Notice(n) if n.contains("limit"))), "{actions:?}");
+    assert!(!actions.iter().any(|a| matches!(a, UiAction::Send { .. })));
+    assert_eq!(h.state().view.drafts["general"], long);
+}
+
+#[test]
+fn a_settings_click_comes_back_as_settings_to_save() {
+    let mut w = window(with_bob(true));
+    w.view.settings_open = true;
+    let mut h = harness(
+        |ui, w: &mut Window| {
+            let ctx = ui.ctx().clone();
+            let frame = frame(&w.model, &w.settings);
+            let mut out = Actions::default();
+            settings_view::dialog(&ctx, &frame, &mut w.view, &mut out);
+            for a in out.take() {
+                // Applied like the app does, so the next frame draws the new settings.
+                if let UiAction::Settings { settings, .. } = &a {
+                    w.settings = (**settings).clone();
+                }
+                w.actions.push(a);
+            }
+        },
+        w,
+    );
+    h.run();
+    assert!(h.state().actions.is_empty(), "an untouched dialog asks for nothing: {:?}", h.state().actions);
+    assert!(h.state().settings.notifications);
+    h.get_by_label("Notify me of messages while Kith is in the background").click();
+    h.run();
+    let saves: Vec<bool> = h
+        .state()
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            UiAction::Settings { settings, save } => Some(*save && !settings.notifications),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(saves, [true]);
+}
+
+#[test]
+fn the_join_form_explains_a_bad_address_and_asks_to_join_a_good_one() {
+    struct Connect {
+        form: ConnectForm,
+        model: Model,
+        settings: Settings,
+        actions: Vec<UiAction>,
+    }
+    let settings = Settings { display_name: Some("Alice".into()), ..Settings::default() };
+    let mut form = ConnectForm::from_settings(&settings);
+    form.mode = connect::Mode::Join;
+    let state = Connect { form, model: Model::default(), settings, actions: Vec::new() };
+    let mut h = harness(
+        |ui, c: &mut Connect| {
+            let frame = frame(&c.model, &c.settings);
+            let mut out = Actions::default();
+            connect::show(ui, &mut c.form, &frame, &mut out);
+            c.actions.extend(out.take());
+        },
+        state,
+    );
+    h.run();
+    h.get_by_label("Hub address").type_text("nowhere");
+    h.get_by_label("Join").click();
+    h.run();
+    assert!(h.state().actions.is_empty());
+    let problem = h.state().form.problem.clone().map(|p| p.title).unwrap_or_default();
+    assert!(problem.contains("host:port"), "{problem}");
+
+    h.state_mut().form.join_addr = "nowhere:7447".into();
+    h.run();
+    h.get_by_label("Join").click();
+    h.run();
+    let joins: Vec<String> = h
+        .state()
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            UiAction::Join { launch, accept_new_hub_key: false } => Some(launch.label.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(joins, ["nowhere:7447"]);
+    assert!(h.state().form.problem.is_none());
+}

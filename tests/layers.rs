@@ -1,0 +1,89 @@
+//! The modules depend one way: ui and cli → core → protocol, with net the only layer that
+//! touches sockets, files and clocks. Read from the sources, so a shortcut across the layers
+//! fails here, with the file and the line, instead of growing quietly.
+
+use std::path::{Path, PathBuf};
+
+fn sources(dir: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join(dir)];
+    while let Some(p) = stack.pop() {
+        if p.is_dir() {
+            for e in std::fs::read_dir(&p).expect("read src") {
+                stack.push(e.expect("dir entry").path());
+            }
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            out.push(p);
+        }
+    }
+    assert!(!out.is_empty(), "no sources under {dir}");
+    out
+}
+
+/// Lines of code (comments left out) before the file's unit tests, which may use anything.
+fn code_lines(path: &Path) -> Vec<(usize, String)> {
+    let text = std::fs::read_to_string(path).expect("read source");
+    text.lines()
+        .enumerate()
+        .take_while(|(_, l)| l.trim() != "#[cfg(test)]")
+        .filter(|(_, l)| !l.trim_start().starts_with("//"))
+        .map(|(i, l)| (i + 1, l.to_string()))
+        .collect()
+}
+
+fn forbid(files: &[PathBuf], words: &[&str], why: &str) {
+    let mut found = Vec::new();
+    for f in files {
+        for (n, line) in code_lines(f) {
+            for w in words {
+                if line.contains(w) {
+                    found.push(format!("{}:{n}: {}", f.display(), line.trim()));
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "{why}:\n{}", found.join("\n"));
+}
+
+#[test]
+fn front_ends_reach_the_core_only_through_core() {
+    let mut files = sources("src/ui");
+    files.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cli.rs"));
+    forbid(&files, &["crate::protocol", "crate::net"], "the ui and the cli use `crate::core`");
+}
+
+#[test]
+fn the_protocol_layer_does_no_io_and_reads_no_clock() {
+    forbid(
+        &sources("src/protocol"),
+        &[
+            "crate::net",
+            "crate::core",
+            "crate::ui",
+            "crate::cli",
+            "tokio",
+            "std::fs",
+            "UdpSocket",
+            "TcpStream",
+            "Instant::now",
+            "SystemTime",
+            "thread_rng",
+            "OsRng",
+        ],
+        "protocol is sans-IO: time, randomness and bytes are passed in",
+    );
+}
+
+#[test]
+fn net_and_core_know_nothing_of_the_front_ends() {
+    let mut files = sources("src/net");
+    files.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/core.rs"));
+    forbid(&files, &["crate::ui", "crate::cli"], "net and core serve any front-end");
+}
+
+#[test]
+fn views_push_actions_instead_of_holding_the_app() {
+    let views: Vec<PathBuf> =
+        sources("src/ui").into_iter().filter(|p| !p.ends_with("app.rs") && !p.ends_with("mod.rs")).collect();
+    forbid(&views, &["super::app", "KithApp"], "views depend on actions, model and view state");
+}
