@@ -7,17 +7,15 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
-use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 
 use super::disk::Disk;
 use super::front::FrontEnd;
+use super::hub_conn::{CLOSE_TIMEOUT, HubConn};
 use super::link_socket::{LinkSocket, Received};
+use super::now_ms;
 use super::profile_writer::ProfileWriter;
-use super::{framing, now_ms};
 use crate::protocol::core::{Core, CoreOutput, Now};
 use crate::protocol::events::{ClientCommand, ClientEvent};
 use crate::protocol::nat::IceServers;
@@ -25,8 +23,6 @@ use crate::protocol::transfer::DiskDone;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A hub that stops reading must not stall the core (or a window waiting for it to quit).
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How often the machine's addresses are compared with the links' host candidates. Polling
 /// is portable and costs one `getifaddrs` per tick; a change (Wi-Fi to Ethernet, a VPN, a
@@ -156,67 +152,6 @@ fn route_from(server: SocketAddr) -> std::io::Result<IpAddr> {
     Ok(probe.local_addr()?.ip())
 }
 
-/// How many frames may wait for the hub to read them. A hub this far behind is not reading:
-/// the connection is given up (and made again) rather than let the queue grow.
-const HUB_QUEUE: usize = 4096;
-
-/// The hub connection. Frames are read here; writes go to a task of their own, so a hub that
-/// reads slowly never holds up the loop (which also reads the link socket and the UI's
-/// commands).
-struct HubConn {
-    frames: FramedRead<OwnedReadHalf, LengthDelimitedCodec>,
-    to_hub: mpsc::Sender<bytes::Bytes>,
-    writer: tokio::task::JoinHandle<()>,
-}
-
-impl HubConn {
-    fn new(stream: TcpStream) -> Self {
-        let (read, write) = stream.into_split();
-        let (to_hub, frames_out) = mpsc::channel(HUB_QUEUE);
-        let writer = tokio::spawn(write_frames(FramedWrite::new(write, framing::codec()), frames_out));
-        Self { frames: FramedRead::new(read, framing::codec()), to_hub, writer }
-    }
-
-    /// Queues a frame for the hub without waiting.
-    fn send(&self, frame: Vec<u8>) -> Result<(), String> {
-        self.to_hub.try_send(bytes::Bytes::from(frame)).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => {
-                format!("the hub is not reading ({HUB_QUEUE} frames waiting)")
-            }
-            mpsc::error::TrySendError::Closed(_) => "writing to the hub failed".to_string(),
-        })
-    }
-
-    /// Sends what is queued and closes the connection politely, but not at any price.
-    async fn close(self) {
-        let Self { frames, to_hub, writer } = self;
-        drop(to_hub);
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, writer).await;
-        drop(frames);
-    }
-}
-
-/// Writes frames to the hub as they come, flushing when none wait; gives up (which closes the
-/// channel, and so tells the loop) when a write does not finish within `WRITE_TIMEOUT`.
-async fn write_frames(
-    mut sink: FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>,
-    mut frames: mpsc::Receiver<bytes::Bytes>,
-) {
-    while let Some(frame) = frames.recv().await {
-        if !matches!(tokio::time::timeout(WRITE_TIMEOUT, sink.feed(frame)).await, Ok(Ok(()))) {
-            return;
-        }
-        if frames.is_empty() {
-            let flushed =
-                tokio::time::timeout(WRITE_TIMEOUT, SinkExt::<bytes::Bytes>::flush(&mut sink)).await;
-            if !matches!(flushed, Ok(Ok(()))) {
-                return;
-            }
-        }
-    }
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, SinkExt::<bytes::Bytes>::close(&mut sink)).await;
-}
-
 type Connecting = std::pin::Pin<
     Box<dyn std::future::Future<Output = Result<std::io::Result<TcpStream>, tokio::time::error::Elapsed>>>,
 >;
@@ -334,7 +269,7 @@ impl Driver {
             if let Some(reason) = lost {
                 tracing::warn!("{reason}");
                 if let Some(conn) = hub.take() {
-                    conn.writer.abort();
+                    conn.abort();
                 }
                 if !was_ready {
                     // Never got in: retrying would only hammer the hub.
@@ -408,7 +343,7 @@ impl Driver {
                     {
                         tracing::warn!("{why}");
                         if let Some(conn) = hub.take() {
-                            conn.writer.abort();
+                            conn.abort();
                         }
                         self.core.handle_hub_disconnected(now(), &why);
                     }
@@ -440,7 +375,7 @@ impl Driver {
                             conn.close().await;
                         } else {
                             // A hub we gave up on is not waited for: the loop goes on.
-                            conn.writer.abort();
+                            conn.abort();
                         }
                     }
                     if fatal {
@@ -477,16 +412,11 @@ async fn recv_udp(udp: &mut Option<LinkSocket>) -> std::io::Result<Vec<Received>
     }
 }
 
-/// The next frame from the hub, or why the connection is gone (its writer giving up counts).
+/// The next frame from the hub, or why the connection is gone.
 async fn from_hub(hub: &mut Option<HubConn>) -> Result<bytes::BytesMut, String> {
-    let Some(conn) = hub else { return std::future::pending().await };
-    tokio::select! {
-        frame = conn.frames.next() => match frame {
-            Some(Ok(frame)) => Ok(frame),
-            Some(Err(e)) => Err(format!("hub link error: {e}")),
-            None => Err("hub closed the connection".to_string()),
-        },
-        () = conn.to_hub.closed() => Err("writing to the hub failed".to_string()),
+    match hub {
+        Some(conn) => conn.next().await,
+        None => std::future::pending().await,
     }
 }
 

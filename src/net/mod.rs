@@ -5,6 +5,7 @@ pub mod client_driver;
 pub mod disk;
 pub mod framing;
 pub mod front;
+pub mod hub_conn;
 pub mod hub_server;
 pub mod link_socket;
 pub mod profile;
