@@ -34,6 +34,8 @@ struct Node {
 
 struct World {
     now: Now,
+    keys: Vec<Keypair>,
+    names: Vec<String>,
     hub_key: Keypair,
     hub: Hub,
     nodes: Vec<Node>,
@@ -54,43 +56,40 @@ fn hub(key: Keypair) -> Hub {
     Hub::new(config, key, ChaCha20Rng::seed_from_u64(5))
 }
 
+/// Node `i`: a whole core with identity `key`; `run` tells its processes apart (a restart is
+/// the next run: same identity, new stream, nothing in memory).
+fn node(now: Now, i: usize, name: &str, key: Keypair, run: u64) -> Node {
+    let config = ClientConfig {
+        name: name.to_string(),
+        password: Zeroizing::new("pw".into()),
+        rooms: vec!["general".into()],
+        hub_label: "sim".into(),
+        hub_pin: None,
+        accept_changed_hub_key: false,
+    };
+    let seed = 100 + i as u64 + 1000 * run;
+    let client = Client::new(config, key, KnownPeers::default(), ChaCha20Rng::seed_from_u64(seed));
+    let fingerprint = client.fingerprint().to_string();
+    let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1 + i as u8)), 40_000);
+    let links = Links::new(vec![addr], 1 + ((i as u64) << 40) + (run << 32));
+    let downloads = PathBuf::from(format!("/home/{name}/Downloads"));
+    let transfers = Transfers::new(TransferConfig { downloads, auto_accept: true, max_size: u64::MAX }, seed);
+    let core = Core::new(client, links, Nat::new(now.at), transfers, true);
+    Node { core, conn: None, addr, disk: SimDisk::default(), events: Vec::new(), fingerprint }
+}
+
 impl World {
     fn new(names: &[&str]) -> Self {
         let now = Now { at: Instant::now(), unix_ms: 1_800_000_000_000 };
         let mut rng = ChaCha20Rng::seed_from_u64(41);
         let hub_key = Keypair::generate(&mut rng);
-        let nodes = names
-            .iter()
-            .enumerate()
-            .map(|(i, name)| {
-                let config = ClientConfig {
-                    name: name.to_string(),
-                    password: Zeroizing::new("pw".into()),
-                    rooms: vec!["general".into()],
-                    hub_label: "sim".into(),
-                    hub_pin: None,
-                    accept_changed_hub_key: false,
-                };
-                let client = Client::new(
-                    config,
-                    Keypair::generate(&mut rng),
-                    KnownPeers::default(),
-                    ChaCha20Rng::seed_from_u64(100 + i as u64),
-                );
-                let fingerprint = client.fingerprint().to_string();
-                let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1 + i as u8)), 40_000);
-                let links = Links::new(vec![addr], 1 + ((i as u64) << 40));
-                let downloads = PathBuf::from(format!("/home/{name}/Downloads"));
-                let transfers = Transfers::new(
-                    TransferConfig { downloads, auto_accept: true, max_size: u64::MAX },
-                    7 + i as u64,
-                );
-                let core = Core::new(client, links, Nat::new(now.at), transfers, true);
-                Node { core, conn: None, addr, disk: SimDisk::default(), events: Vec::new(), fingerprint }
-            })
-            .collect();
+        let keys: Vec<Keypair> = names.iter().map(|_| Keypair::generate(&mut rng)).collect();
+        let nodes =
+            names.iter().enumerate().map(|(i, name)| node(now, i, name, keys[i].clone(), 0)).collect();
         let mut w = World {
             now,
+            keys,
+            names: names.iter().map(|n| n.to_string()).collect(),
             hub: hub(hub_key.clone()),
             hub_key,
             nodes,
@@ -113,6 +112,23 @@ impl World {
         self.nodes[i].conn = Some(conn);
         self.hub.handle_connect(self.now.at, conn, IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + i as u8)));
         self.nodes[i].core.handle_hub_connected(self.now);
+    }
+
+    /// Node `i`'s hub connection breaks (the hub notices at once).
+    fn drop_hub_conn(&mut self, i: usize) {
+        if let Some(conn) = self.nodes[i].conn.take() {
+            self.hub.handle_disconnect(self.now.at, conn);
+            self.nodes[i].core.handle_hub_disconnected(self.now, "network down");
+        }
+    }
+
+    /// Node `i`'s process is killed and started again: same identity and address, a fresh
+    /// core and an empty disk.
+    fn restart_node(&mut self, i: usize, run: u64) {
+        self.drop_hub_conn(i);
+        let (name, key) = (self.names[i].clone(), self.keys[i].clone());
+        self.nodes[i] = node(self.now, i, &name, key, run);
+        self.connect(i);
     }
 
     /// The hub process restarts: every connection breaks, and the new hub knows nobody.
@@ -316,4 +332,120 @@ fn a_transfer_carries_on_through_a_hub_restart_and_resumes_after_the_link_died()
         assert_eq!(w.link_kinds(i), [LinkKind::Direct, LinkKind::Hub, LinkKind::Direct], "node {i}");
         assert_eq!(w.count(i, |e| matches!(e, ClientEvent::PeerSecure { .. })), 1, "node {i}");
     }
+}
+
+/// Alice starts sending bob a 64 MiB file that bob's slow disk takes 10 s to write, and it
+/// gets under way over the direct link.
+fn transfer_under_way(w: &mut World) -> (PathBuf, Vec<u8>) {
+    w.run_until(Duration::from_secs(60), "direct links", |w| {
+        (0..2).all(|i| w.link_kinds(i).last() == Some(&LinkKind::Direct))
+    });
+    w.nodes[1].disk.write_delay = Duration::from_millis(10);
+    let data = pattern(64 * 1024 * 1024);
+    let path = PathBuf::from("/home/alice/holiday.mov");
+    w.nodes[0].disk.files.insert(path.clone(), data.clone());
+    send(w, &path);
+    w.run_until(Duration::from_secs(30), "a sixteenth of the file", |w| part(w) > 4 << 20);
+    (path, data)
+}
+
+fn send(w: &mut World, path: &std::path::Path) {
+    let (now, bob) = (w.now, w.nodes[1].fingerprint.clone());
+    w.nodes[0]
+        .core
+        .handle_command(now, ClientCommand::SendFile { peer: bob, path: path.display().to_string() });
+}
+
+fn part(w: &World) -> usize {
+    w.nodes[1].disk.parts.values().next().map_or(0, Vec::len)
+}
+
+fn failures(w: &World, i: usize) -> Vec<String> {
+    w.nodes[i]
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::FileFailed { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_transfer_ends_with_a_reason_when_the_receiver_restarts_and_a_new_one_goes_through() {
+    let mut w = World::new(&["alice", "bob"]);
+    let (path, data) = transfer_under_way(&mut w);
+    w.restart_node(1, 1);
+    w.run_until(Duration::from_secs(30), "alice's transfer failed", |w| !failures(w, 0).is_empty());
+    assert_eq!(
+        failures(&w, 0),
+        ["the other side restarted Kith before the transfer finished: send it again"]
+    );
+    // Sent again, it goes to the new bob in full.
+    send(&mut w, &path);
+    let saved = PathBuf::from("/home/bob/Downloads/holiday.mov");
+    w.run_until(Duration::from_secs(60), "the file saved", |w| w.nodes[1].disk.saved.contains_key(&saved));
+    assert_eq!(w.nodes[1].disk.saved[&saved], data);
+    w.run_until(Duration::from_secs(10), "file_sent", |w| {
+        w.count(0, |e| matches!(e, ClientEvent::FileSent { .. })) == 1
+    });
+    assert_eq!(failures(&w, 0).len(), 1);
+}
+
+#[test]
+fn a_transfer_ends_on_both_sides_when_the_receiver_leaves_and_its_part_file_goes() {
+    let mut w = World::new(&["alice", "bob"]);
+    transfer_under_way(&mut w);
+    let now = w.now;
+    w.nodes[1].core.handle_command(now, ClientCommand::Leave { room: "general".into() });
+    w.run_until(Duration::from_secs(10), "both transfers failed", |w| {
+        !failures(w, 0).is_empty() && !failures(w, 1).is_empty()
+    });
+    assert_eq!(failures(&w, 0), ["the other side left before the transfer finished"]);
+    assert_eq!(failures(&w, 1), ["the other side left before the transfer finished"]);
+    w.advance(Duration::from_secs(1));
+    assert!(w.nodes[1].disk.parts.is_empty(), "the half-received part file is deleted");
+    assert!(w.nodes[0].disk.reading.is_empty(), "alice's file is closed");
+}
+
+/// The hub loses sight of bob while no direct link is open (both at once: his network went).
+fn bob_out_of_sight(w: &mut World) {
+    w.cut = true;
+    w.run_until(Duration::from_secs(60), "the links down", |w| {
+        (0..2).all(|i| w.link_kinds(i).last() == Some(&LinkKind::Hub))
+    });
+    w.drop_hub_conn(1);
+    w.run_until(Duration::from_secs(5), "bob gone for alice", |w| {
+        w.count(0, |e| matches!(e, ClientEvent::PeerLeft { .. })) == 1
+    });
+}
+
+#[test]
+fn a_peer_out_of_sight_for_a_minute_comes_back_and_the_transfer_resumes() {
+    let mut w = World::new(&["alice", "bob"]);
+    let (_, data) = transfer_under_way(&mut w);
+    bob_out_of_sight(&mut w);
+    w.advance(Duration::from_secs(60));
+    w.cut = false;
+    w.connect(1);
+    let saved = PathBuf::from("/home/bob/Downloads/holiday.mov");
+    w.run_until(Duration::from_secs(120), "the file saved", |w| w.nodes[1].disk.saved.contains_key(&saved));
+    assert_eq!(w.nodes[1].disk.saved[&saved], data);
+    w.run_until(Duration::from_secs(10), "file_sent", |w| {
+        w.count(0, |e| matches!(e, ClientEvent::FileSent { .. })) == 1
+    });
+    assert_eq!(failures(&w, 0), Vec::<String>::new());
+    assert_eq!(failures(&w, 1), Vec::<String>::new());
+}
+
+#[test]
+fn a_peer_out_of_sight_for_two_minutes_ends_the_transfer() {
+    let mut w = World::new(&["alice", "bob"]);
+    transfer_under_way(&mut w);
+    bob_out_of_sight(&mut w);
+    let gone_at = w.now.at;
+    w.run_until(Duration::from_secs(130), "alice's transfer failed", |w| !failures(w, 0).is_empty());
+    assert!(w.now.at >= gone_at + Duration::from_secs(119), "not before the grace is over");
+    assert_eq!(failures(&w, 0), ["the other side has been gone for two minutes"]);
+    assert!(w.nodes[0].disk.reading.is_empty(), "alice's file is closed");
 }

@@ -296,7 +296,10 @@ impl Sim {
                             }
                             self.direct.signals.push((i, j, signal, direct));
                         }
-                        ClientOutput::FileSignal { .. } => {}
+                        // No transfers here (tests/core.rs has them).
+                        ClientOutput::FileSignal { .. }
+                        | ClientOutput::PeerGone { .. }
+                        | ClientOutput::PeerBack { .. } => {}
                         ClientOutput::Direct { peer, packet } => {
                             let j = self.index_of(peer);
                             if self.direct.open.contains(&(i, j)) {

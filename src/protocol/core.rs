@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use super::client::{Client, ClientOutput};
+use super::client::{Client, ClientOutput, Gone};
 use super::events::{ClientCommand, ClientEvent};
 use super::identity::IdentityKey;
 use super::links::{LinkOutput, Links};
@@ -74,13 +74,17 @@ impl Core {
     /// The earliest time `handle_timeout` has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let client = self.client.poll_timeout();
-        [client, self.links.poll_timeout(), self.nat.poll_timeout()].into_iter().flatten().min()
+        [client, self.links.poll_timeout(), self.nat.poll_timeout(), self.transfers.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub fn handle_timeout(&mut self, now: Now) {
         self.client.handle_timeout(now);
         self.links.handle_timeout(now.at);
         self.nat.handle_timeout(now.at);
+        self.transfers.handle_timeout(now.at);
         self.route(now);
     }
 
@@ -220,6 +224,17 @@ impl Core {
                 }
             }
             ClientOutput::LinkDropped { peer } => self.links.drop_peer(peer),
+            ClientOutput::PeerGone { peer, gone } => match gone {
+                Gone::Left => {
+                    self.transfers.end_with(peer, "the other side left before the transfer finished")
+                }
+                Gone::Restarted => self.transfers.end_with(
+                    peer,
+                    "the other side restarted Kith before the transfer finished: send it again",
+                ),
+                Gone::OutOfSight => self.transfers.out_of_sight(now.at, peer),
+            },
+            ClientOutput::PeerBack { peer } => self.transfers.back_in_sight(peer),
             ClientOutput::FileSignal { peer, signal } => {
                 self.transfers.handle_signal(now.at, peer, signal, &mut self.links)
             }

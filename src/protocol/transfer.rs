@@ -165,8 +165,14 @@ struct Receiving {
     last_progress: u64,
 }
 
+/// How long transfers with a peer the hub stopped listing wait for it to come back.
+pub const OUT_OF_SIGHT_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
+
 pub struct Transfers {
     config: TransferConfig,
+    /// Peers the hub lost sight of while transfers with them were under way, and when those
+    /// end if they are not back (at most one entry per peer with a transfer).
+    out_of_sight: HashMap<IdentityKey, std::time::Instant>,
     outgoing: HashMap<u64, Outgoing>,
     incoming: HashMap<u64, Incoming>,
     next_id: u64,
@@ -208,6 +214,7 @@ impl Transfers {
     pub fn new(config: TransferConfig, seed: u64) -> Self {
         Self {
             config,
+            out_of_sight: HashMap::new(),
             outgoing: HashMap::new(),
             incoming: HashMap::new(),
             next_id: seed,
@@ -667,6 +674,58 @@ impl Transfers {
             self.signal(peer, FileSignal::Accept { id, offset });
         }
         self.pump(now, peer, links);
+    }
+
+    /// Every transfer with `peer` ends, with `why`, and its files are closed (a half-received
+    /// part file is deleted). An incoming file whose every byte arrived still finishes: its
+    /// hash decides, not the sender.
+    pub fn end_with(&mut self, peer: IdentityKey, why: &str) {
+        self.out_of_sight.remove(&peer);
+        let mut outgoing: Vec<u64> =
+            self.outgoing.iter().filter(|(_, o)| o.peer == peer).map(|(id, _)| *id).collect();
+        outgoing.sort_unstable();
+        for id in outgoing {
+            self.outgoing.remove(&id);
+            self.disk(DiskRequest::CloseRead { id });
+            self.failed(id, why);
+        }
+        let all_here = |i: &Incoming| i.receiving.as_ref().is_some_and(|r| r.queued >= i.size);
+        let mut incoming: Vec<u64> =
+            self.incoming.iter().filter(|(_, i)| i.peer == peer && !all_here(i)).map(|(id, _)| *id).collect();
+        incoming.sort_unstable();
+        for id in incoming {
+            if let Some(inc) = self.incoming.remove(&id) {
+                self.forget_incoming(id, &inc);
+                self.failed(id, why);
+            }
+        }
+    }
+
+    /// The hub lost sight of `peer`. Its transfers wait (it may be back in a moment, and
+    /// they resume); if it is not back within `OUT_OF_SIGHT_GRACE`, they end.
+    pub fn out_of_sight(&mut self, now: std::time::Instant, peer: IdentityKey) {
+        let busy =
+            self.outgoing.values().any(|o| o.peer == peer) || self.incoming.values().any(|i| i.peer == peer);
+        if busy {
+            self.out_of_sight.entry(peer).or_insert(now + OUT_OF_SIGHT_GRACE);
+        }
+    }
+
+    /// `peer`'s same process is back: its transfers resume once a link is open.
+    pub fn back_in_sight(&mut self, peer: IdentityKey) {
+        self.out_of_sight.remove(&peer);
+    }
+
+    pub fn poll_timeout(&self) -> Option<std::time::Instant> {
+        self.out_of_sight.values().min().copied()
+    }
+
+    pub fn handle_timeout(&mut self, now: std::time::Instant) {
+        let due: Vec<IdentityKey> =
+            self.out_of_sight.iter().filter(|(_, at)| **at <= now).map(|(peer, _)| *peer).collect();
+        for peer in due {
+            self.end_with(peer, "the other side has been gone for two minutes");
+        }
     }
 
     /// The link to `peer` went down: stop sending until the receiver asks again, and write

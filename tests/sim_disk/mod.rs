@@ -84,7 +84,11 @@ impl SimDisk {
     pub fn tick(&mut self, now: Instant) {
         while let Some(at) = self.busy_until.filter(|t| *t <= now) {
             let Some((id, offset, data)) = self.writes.pop_front() else { break };
-            let part = self.parts.get_mut(&id).unwrap();
+            // A write queued before a Close: the real worker writes it, then deletes the part.
+            let Some(part) = self.parts.get_mut(&id) else {
+                self.busy_until = self.writes.front().map(|w| at + self.time_for(w.2.len()));
+                continue;
+            };
             assert_eq!(part.len() as u64, offset, "writes arrive in order");
             part.extend_from_slice(&data);
             self.done.push_back(DiskDone::Written { id, upto: part.len() as u64 });

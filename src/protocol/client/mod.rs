@@ -83,6 +83,15 @@ pub enum ClientOutput {
     LinkDropped {
         peer: IdentityKey,
     },
+    /// What is under way with `peer` (file transfers) may not finish, and why.
+    PeerGone {
+        peer: IdentityKey,
+        gone: Gone,
+    },
+    /// A new session with the same process of `peer` as before it went out of sight.
+    PeerBack {
+        peer: IdentityKey,
+    },
     /// Signalling that arrived from `peer` for its direct link; `direct` if it came on the
     /// link's own data channel (an answer goes back the way its offer came).
     LinkSignal {
@@ -101,6 +110,18 @@ pub enum ClientOutput {
         peer: IdentityKey,
         packet: Vec<u8>,
     },
+}
+
+/// Why a peer's transfers may not finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gone {
+    /// It said it left, or we left every room we share with it.
+    Left,
+    /// The hub stopped listing it in our last shared room: it may be back in a moment (a hub
+    /// restart, its reconnect).
+    OutOfSight,
+    /// A new process with the same identity: the old one's transfers went with it.
+    Restarted,
 }
 
 /// Who says a member left a room.

@@ -74,6 +74,8 @@ impl Client {
             if let Some(p) = self.peers.get_mut(&key) {
                 p.end_sessions();
             }
+            let gone = if by == Departure::HubSays { Gone::OutOfSight } else { Gone::Left };
+            self.out.push_back(ClientOutput::PeerGone { peer: key, gone });
         }
         self.emit(event);
     }
@@ -256,7 +258,7 @@ impl Client {
         // The same process on the other side (same stream) with an open link: that link is
         // still the peer's and stays. A new stream means the peer restarted and lost its side.
         let keep_link = peer.link.open && peer.remote_stream == Some(intro.stream);
-        peer.remote_stream = Some(intro.stream);
+        let before = peer.remote_stream.replace(intro.stream);
         peer.caps = intro.caps;
         peer.inc.on_intro(&intro);
         peer.name = intro.name.clone();
@@ -264,6 +266,13 @@ impl Client {
         peer.out.begin_session();
         let resend = peer.out.take_sendable(SEND_WINDOW);
         let safety_number = peer.safety_number(&self.me).to_string();
+        match before {
+            Some(s) if s != intro.stream => {
+                self.out.push_back(ClientOutput::PeerGone { peer: key, gone: Gone::Restarted })
+            }
+            Some(_) => self.out.push_back(ClientOutput::PeerBack { peer: key }),
+            None => {}
+        }
         self.emit(ClientEvent::PeerSecure {
             peer: key.fingerprint().to_string(),
             name: intro.name,
