@@ -903,6 +903,39 @@ fn a_hostile_hub_cannot_end_a_session_that_runs_on_a_direct_link() {
 }
 
 #[test]
+fn a_handshake_while_the_link_is_silent_completes_through_the_hub() {
+    let names = ["alice", "bob"];
+    let mut sim = Sim::new(36, &names, 0.0, 0);
+    sim.run_until(60_000, Sim::all_secure);
+    let mut n = 0;
+    rounds(&mut sim, &names, &mut n, 1);
+    sim.run_until(10_000, |s| all_delivered(s, n));
+    let (alice, bob) = (sim.key(0), sim.key(1));
+    let session = sim
+        .net
+        .lock()
+        .unwrap()
+        .seen
+        .iter()
+        .find_map(|(from, _, p)| match wire::decode::<PeerPacket>(p) {
+            Ok(PeerPacket::Data { session, .. }) if *from == bob => Some(session),
+            _ => None,
+        })
+        .expect("a data packet bob sent through the hub");
+    sim.set_direct(0, 1, true);
+    // The path dies without anyone noticing yet: the link is open and takes everything.
+    sim.direct.black_hole = true;
+    // Bob (really: the hub) says he lost the session, so alice handshakes again. Her first
+    // message goes on the silent link and through the hub; bob answers the copy that came,
+    // the way it came.
+    sim.hub.inject_relay(bob, alice, wire::encode(&PeerPacket::Reset { session }));
+    sim.settle();
+    sim.run_until(1_000, |s| s.secure_events(0) == 2 && s.secure_events(1) == 2);
+    assert!(sim.direct.lost > 0, "the link's copy was lost");
+    assert!(sim.peers(0)[0].secure && sim.peers(1)[0].secure);
+}
+
+#[test]
 fn a_member_that_leaves_ends_the_link_on_both_sides_at_once() {
     let names = ["alice", "bob"];
     let mut sim = Sim::new(34, &names, 0.0, 0);
@@ -945,6 +978,27 @@ fn a_member_that_quits_closes_its_links_and_the_hub_has_the_last_word() {
     sim.settle();
     assert_eq!(sim.count(0, |e| matches!(e, ClientEvent::PeerLeft { .. })), 1);
     assert!(sim.peers(0).is_empty());
+}
+
+#[test]
+fn a_quit_behind_a_stuck_link_still_closes_it_at_once_through_the_hub() {
+    let names = ["alice", "bob"];
+    let mut sim = Sim::new(37, &names, 0.0, 0);
+    sim.run_until(60_000, Sim::all_secure);
+    sim.set_direct(0, 1, true);
+    // Nothing on the link gets through (as behind a transfer's full send window).
+    sim.direct.black_hole = true;
+    sim.nodes[1].client.handle_quit();
+    sim.settle();
+    assert!(
+        sim.direct
+            .signals
+            .iter()
+            .any(|(i, _, s, direct)| *i == 0 && matches!(s, LinkSignal::Close { .. }) && !direct),
+        "{:?}",
+        sim.direct.signals
+    );
+    assert!(!sim.direct.open.contains(&(0, 1)));
 }
 
 #[test]

@@ -40,9 +40,15 @@ impl Client {
 
     /// We are quitting: every open link is closed on both sides now, so peers do not wait for
     /// it to go quiet.
+    /// The Close goes through the hub too: on the link it may wait behind a full send window
+    /// (a transfer) that the quit cuts short.
     pub fn handle_quit(&mut self) {
-        let open: Vec<IdentityKey> = self.peers.values().filter(|p| p.link.open).map(|p| p.key).collect();
-        for key in open {
+        let open: Vec<(IdentityKey, Option<u64>)> =
+            self.peers.values().filter(|p| p.link.open).map(|p| (p.key, p.link.id)).collect();
+        for (key, link) in open {
+            if let Some(link) = link {
+                self.send_link_signal(key, LinkSignal::Close { link }, false);
+            }
             self.drop_link(key);
         }
     }
@@ -133,13 +139,36 @@ impl Client {
         }
     }
 
-    /// Sends a sealed packet the fastest way available.
+    /// Sends a sealed session packet the fastest way available. (Handshakes go by
+    /// [`Client::send_both_ways`] and [`Client::send_back`].)
     pub(super) fn send_packet(&mut self, to: IdentityKey, packet: &PeerPacket) {
-        let handshake = matches!(packet, PeerPacket::Handshake { .. });
-        let on_link = |p: &Peer| if handshake { p.takes_signals_on_link() } else { p.link.open };
-        if self.peers.get(&to).is_some_and(on_link) {
+        if self.peers.get(&to).is_some_and(|p| p.link.open) {
             self.out.push_back(ClientOutput::Direct { peer: to, packet: wire::encode(packet) });
         } else {
+            self.relay(to, packet);
+        }
+    }
+
+    /// A handshake message or a Reset answering one that came from `to` (`direct`: on its
+    /// link): it goes back the way its question came, which just worked. The link may be open
+    /// yet silent (a path that died, not yet noticed), so "the fastest path" could lose it.
+    pub(super) fn send_back(&mut self, to: IdentityKey, packet: &PeerPacket, direct: bool) {
+        if direct && self.peers.get(&to).is_some_and(Peer::takes_signals_on_link) {
+            self.out.push_back(ClientOutput::Direct { peer: to, packet: wire::encode(packet) });
+        } else {
+            self.relay(to, packet);
+        }
+    }
+
+    /// A handshake's first message: on the link and through the hub, both, since either may be
+    /// the one that is dead. The peer answers the first copy and ignores the second.
+    pub(super) fn send_both_ways(&mut self, to: IdentityKey, packet: &PeerPacket) {
+        let Some(p) = self.peers.get(&to) else { return };
+        let on_link = p.takes_signals_on_link();
+        if on_link {
+            self.out.push_back(ClientOutput::Direct { peer: to, packet: wire::encode(packet) });
+        }
+        if !on_link || matches!(self.link, Link::Up(_)) {
             self.relay(to, packet);
         }
     }

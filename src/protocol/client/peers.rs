@@ -112,7 +112,7 @@ impl Client {
                 if let Some(p) = self.peers.get_mut(&key) {
                     p.handshake = Some(session);
                 }
-                self.send_packet(key, &packet);
+                self.send_both_ways(key, &packet);
             }
             Err(e) => tracing::warn!("cannot start session: {e}"),
         }
@@ -156,13 +156,18 @@ impl Client {
                     peer.dropped_packets += 1;
                     return;
                 }
+                // The second copy of a first message (they go both ways), or our own reflected
+                // back at us: the handshake under way is that one already.
+                if peer.handshake.as_ref().is_some_and(|h| h.id == session) {
+                    return;
+                }
                 let intro = peer.out.intro(&self.config.name);
                 match PeerSession::respond(now.at, &self.identity, &mut self.rng, session, &noise, &intro) {
                     Ok((s, reply)) => {
                         if let Some(p) = self.peers.get_mut(&from) {
                             p.handshake = Some(s);
                         }
-                        self.send_packet(from, &reply);
+                        self.send_back(from, &reply, direct);
                     }
                     Err(e) => tracing::debug!("bad handshake from peer: {e}"),
                 }
@@ -175,7 +180,7 @@ impl Client {
                         let Some(new) = peer.handshake.take() else { return };
                         peer.previous = peer.session.replace(new);
                         if let Some(reply) = &done.reply {
-                            self.send_packet(from, reply);
+                            self.send_back(from, reply, direct);
                         }
                         self.on_established(now, from, done.intro, done.sas);
                     }
@@ -196,7 +201,7 @@ impl Client {
                         return;
                     }
                     // They think a session exists that we do not hold: tell them to start over.
-                    return self.send_packet(from, &PeerPacket::Reset { session });
+                    return self.send_back(from, &PeerPacket::Reset { session }, direct);
                 };
                 match s.open(session, &noise) {
                     Ok(msg) => self.on_peer_msg(now, from, msg, direct),
