@@ -839,25 +839,36 @@ fn a_session_on_a_direct_link_outlives_hub_restarts_and_reconnects_in_any_order(
     assert!(sim.peers(0).iter().any(|p| p.name == "bob" && p.secure));
 }
 
+/// Alice and bob with secure sessions, after `rounds` of chat through the hub.
+fn chatting_pair(seed: u64, chat_rounds: usize) -> (Sim, usize) {
+    let names = ["alice", "bob"];
+    let mut sim = Sim::new(seed, &names, 0.0, 0);
+    sim.run_until(60_000, Sim::all_secure);
+    let mut n = 0;
+    rounds(&mut sim, &names, &mut n, chat_rounds);
+    sim.run_until(10_000, |s| all_delivered(s, n));
+    (sim, n)
+}
+
+/// A session data packet `from` sent through the hub.
+fn data_seen_from(sim: &Sim, from: IdentityKey) -> Vec<u8> {
+    let net = sim.net.lock().unwrap();
+    net.seen
+        .iter()
+        .find(|(f, _, p)| *f == from && matches!(wire::decode::<PeerPacket>(p), Ok(PeerPacket::Data { .. })))
+        .map(|(_, _, p)| p.clone())
+        .expect("a data packet sent through the hub")
+}
+
 #[test]
 fn a_hostile_hub_cannot_end_a_session_that_runs_on_a_direct_link() {
     let names = ["alice", "bob"];
-    let mut sim = Sim::new(33, &names, 0.0, 0);
-    sim.run_until(60_000, Sim::all_secure);
-    let mut n = 0;
-    rounds(&mut sim, &names, &mut n, 2);
-    sim.run_until(10_000, |s| all_delivered(s, n));
+    let (mut sim, mut n) = chatting_pair(33, 2);
     sim.set_direct(0, 1, true);
     let dropped = sim.direct.dropped.len();
     let (alice, bob) = (sim.key(0), sim.key(1));
     let seen = sim.net.lock().unwrap().seen.clone();
-    let data = seen
-        .iter()
-        .find(|(from, _, p)| {
-            *from == alice && matches!(wire::decode::<PeerPacket>(p), Ok(PeerPacket::Data { .. }))
-        })
-        .map(|(_, _, p)| p.clone())
-        .expect("a data packet alice sent through the hub");
+    let data = data_seen_from(&sim, alice);
     let Ok(PeerPacket::Data { session, noise }) = wire::decode::<PeerPacket>(&data) else { unreachable!() };
     let first_hello = seen
         .iter()
@@ -904,24 +915,11 @@ fn a_hostile_hub_cannot_end_a_session_that_runs_on_a_direct_link() {
 
 #[test]
 fn a_handshake_while_the_link_is_silent_completes_through_the_hub() {
-    let names = ["alice", "bob"];
-    let mut sim = Sim::new(36, &names, 0.0, 0);
-    sim.run_until(60_000, Sim::all_secure);
-    let mut n = 0;
-    rounds(&mut sim, &names, &mut n, 1);
-    sim.run_until(10_000, |s| all_delivered(s, n));
+    let (mut sim, _) = chatting_pair(36, 1);
     let (alice, bob) = (sim.key(0), sim.key(1));
-    let session = sim
-        .net
-        .lock()
-        .unwrap()
-        .seen
-        .iter()
-        .find_map(|(from, _, p)| match wire::decode::<PeerPacket>(p) {
-            Ok(PeerPacket::Data { session, .. }) if *from == bob => Some(session),
-            _ => None,
-        })
-        .expect("a data packet bob sent through the hub");
+    let Ok(PeerPacket::Data { session, .. }) = wire::decode::<PeerPacket>(&data_seen_from(&sim, bob)) else {
+        unreachable!()
+    };
     sim.set_direct(0, 1, true);
     // The path dies without anyone noticing yet: the link is open and takes everything.
     sim.direct.black_hole = true;
@@ -982,9 +980,7 @@ fn a_member_that_quits_closes_its_links_and_the_hub_has_the_last_word() {
 
 #[test]
 fn a_quit_behind_a_stuck_link_still_closes_it_at_once_through_the_hub() {
-    let names = ["alice", "bob"];
-    let mut sim = Sim::new(37, &names, 0.0, 0);
-    sim.run_until(60_000, Sim::all_secure);
+    let (mut sim, _) = chatting_pair(37, 0);
     sim.set_direct(0, 1, true);
     // Nothing on the link gets through (as behind a transfer's full send window).
     sim.direct.black_hole = true;
