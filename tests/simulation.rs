@@ -952,6 +952,14 @@ fn a_member_that_leaves_ends_the_link_on_both_sides_at_once() {
     assert!(sim.peers(0).is_empty());
 }
 
+/// Whether node `i` got a link's Close on the link itself (`on_link`) or through the hub.
+fn got_close(sim: &Sim, i: usize, on_link: bool) -> bool {
+    sim.direct
+        .signals
+        .iter()
+        .any(|(to, _, s, direct)| *to == i && matches!(s, LinkSignal::Close { .. }) && *direct == on_link)
+}
+
 #[test]
 fn a_member_that_quits_closes_its_links_and_the_hub_has_the_last_word() {
     let names = ["alice", "bob"];
@@ -961,14 +969,7 @@ fn a_member_that_quits_closes_its_links_and_the_hub_has_the_last_word() {
     sim.nodes[1].client.handle_quit();
     sim.settle();
     // Alice's link layer got the Close on the link and took it down at once.
-    assert!(
-        sim.direct
-            .signals
-            .iter()
-            .any(|(i, _, s, direct)| *i == 0 && matches!(s, LinkSignal::Close { .. }) && *direct),
-        "{:?}",
-        sim.direct.signals
-    );
+    assert!(got_close(&sim, 0, true), "{:?}", sim.direct.signals);
     assert!(!sim.direct.open.contains(&(0, 1)));
     // Bob is still in the room until the hub says otherwise, and then leaves at once.
     assert_eq!(sim.peers(0).len(), 1);
@@ -986,14 +987,7 @@ fn a_quit_behind_a_stuck_link_still_closes_it_at_once_through_the_hub() {
     sim.direct.black_hole = true;
     sim.nodes[1].client.handle_quit();
     sim.settle();
-    assert!(
-        sim.direct
-            .signals
-            .iter()
-            .any(|(i, _, s, direct)| *i == 0 && matches!(s, LinkSignal::Close { .. }) && !direct),
-        "{:?}",
-        sim.direct.signals
-    );
+    assert!(got_close(&sim, 0, false), "{:?}", sim.direct.signals);
     assert!(!sim.direct.open.contains(&(0, 1)));
 }
 
