@@ -5,7 +5,8 @@
 //! moves them on as the front-end takes them. Progress events are coalesced while they wait
 //! (only the latest figure of a transfer matters), and the backlog is bounded: past
 //! [`MAX_BACKLOG`] the front-end is not reading at all, and further events are dropped and
-//! counted rather than grow memory for ever.
+//! counted rather than grow memory for ever. Once it reads again, an `events_dropped` error
+//! says how many it missed.
 
 use tokio::sync::mpsc;
 
@@ -22,13 +23,15 @@ pub struct FrontEnd {
     queue: Overflow<ClientEvent>,
     wake: Option<Waker>,
     dropped: u64,
+    /// Dropped and not yet told to the front-end.
+    untold: u64,
     /// Something was handed over since the front-end was last woken.
     unwoken: bool,
 }
 
 impl FrontEnd {
     pub fn new(tx: mpsc::Sender<ClientEvent>, wake: Option<Waker>) -> Self {
-        Self { queue: Overflow::new(tx), wake, dropped: 0, unwoken: false }
+        Self { queue: Overflow::new(tx), wake, dropped: 0, untold: 0, unwoken: false }
     }
 
     /// Queues `event` without waiting.
@@ -51,6 +54,7 @@ impl FrontEnd {
         }
         if waiting.len() >= MAX_BACKLOG {
             self.dropped += 1;
+            self.untold += 1;
             if self.dropped.is_power_of_two() {
                 tracing::warn!(dropped = self.dropped, "the front-end is not reading its events; dropping");
             }
@@ -83,6 +87,16 @@ impl FrontEnd {
     pub fn send_backlog(&mut self) {
         if self.queue.send_backlog() > 0 {
             self.unwoken = true;
+        }
+        // Reading again: say what was missed, behind what waits (the count is final by then
+        // unless it stops again, and then the next notice has the rest).
+        if self.untold > 0 && self.queue.waiting().len() < MAX_BACKLOG / 2 {
+            let n = std::mem::take(&mut self.untold);
+            let text = format!(
+                "{n} events were dropped while this front-end was not reading them (messages \
+                 among them are not shown again)"
+            );
+            self.queue.hold(ClientEvent::error("events_dropped", text));
         }
     }
 
@@ -158,5 +172,31 @@ mod tests {
         }
         // One in the channel, MAX_BACKLOG waiting, the rest dropped and counted.
         assert_eq!(front.dropped(), 10);
+    }
+
+    #[tokio::test]
+    async fn a_front_end_that_reads_again_is_told_what_it_missed() {
+        let (tx, mut rx) = mpsc::channel(64);
+        let mut front = FrontEnd::new(tx, None);
+        for i in 0..64 + MAX_BACKLOG + 7 {
+            front.push(ClientEvent::Expired { id: i.to_string() });
+        }
+        let mut last = None;
+        let mut count = 0;
+        while front.has_backlog() || !rx.is_empty() {
+            while let Ok(e) = rx.try_recv() {
+                count += 1;
+                last = Some(e);
+            }
+            front.send_backlog();
+        }
+        assert_eq!(count, 64 + MAX_BACKLOG + 1, "everything kept, and one notice");
+        match last {
+            Some(ClientEvent::Error { code, message, fatal: false, .. }) => {
+                assert_eq!(code, "events_dropped");
+                assert!(message.starts_with("7 events were dropped"), "{message}");
+            }
+            other => panic!("no notice at the end: {other:?}"),
+        }
     }
 }
