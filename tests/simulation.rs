@@ -952,6 +952,30 @@ fn a_member_that_leaves_ends_the_link_on_both_sides_at_once() {
     assert!(sim.peers(0).is_empty());
 }
 
+#[test]
+fn a_new_session_keeps_a_link_only_if_both_sides_still_hold_it() {
+    let (mut sim, _) = chatting_pair(38, 1);
+    let (alice, bob) = (sim.key(0), sim.key(1));
+    let Ok(PeerPacket::Data { session, .. }) = wire::decode::<PeerPacket>(&data_seen_from(&sim, bob)) else {
+        unreachable!()
+    };
+    sim.set_direct(0, 1, true);
+    // Bob's side of the link went down and alice has not heard of it (its Close was lost).
+    sim.direct.open.remove(&(1, 0));
+    let now = sim_now(sim.base, sim.now, sim.wall_jump);
+    sim.nodes[1].client.handle_link_down(now, alice, None);
+    sim.settle();
+    let wanted = sim.direct.wanted.len();
+    // A new session starts (bob seems to have lost the old one).
+    sim.hub.inject_relay(bob, alice, wire::encode(&PeerPacket::Reset { session }));
+    sim.settle();
+    sim.run_until(1_000, |s| s.secure_events(0) == 2 && s.secure_events(1) == 2);
+    // Both sides make a new link; had alice kept hers, the side waiting for an offer would
+    // wait for one that never comes.
+    let new: Vec<usize> = sim.direct.wanted[wanted..].iter().map(|(i, _, _)| *i).collect();
+    assert!(new.contains(&0) && new.contains(&1), "{:?}", &sim.direct.wanted[wanted..]);
+}
+
 /// Whether node `i` got a link's Close on the link itself (`on_link`) or through the hub.
 fn got_close(sim: &Sim, i: usize, on_link: bool) -> bool {
     sim.direct

@@ -49,6 +49,7 @@ impl Outgoing {
             stream: self.stream,
             first_unacked: self.first_unacked(),
             caps: super::wire::caps::ALL,
+            open_link: None,
         }
     }
 
@@ -316,7 +317,13 @@ mod tests {
     #[test]
     fn hostile_sequence_numbers_do_not_overflow() {
         let mut rx = Incoming::default();
-        rx.on_intro(&Intro { name: "m".into(), stream: 1, first_unacked: u64::MAX - 1, caps: 0 });
+        rx.on_intro(&Intro {
+            name: "m".into(),
+            stream: 1,
+            first_unacked: u64::MAX - 1,
+            caps: 0,
+            open_link: None,
+        });
         let mut m = chat(0, None);
         m.seq = u64::MAX - 1;
         assert_eq!(texts(&rx.receive(PeerMsg::Chat(m.clone()))), ["m0"]);

@@ -130,7 +130,7 @@ impl PeerSession {
             });
         }
         // A newer peer may append fields to its intro; what this version knows comes first.
-        let their_intro: Intro = wire::decode_extensible(&payload)?;
+        let their_intro = Intro::decode(&payload)?;
         let reply = match reply_step {
             Some(step) => {
                 let noise = hs.write_message(&wire::encode(intro))?;

@@ -194,6 +194,32 @@ pub struct Intro {
     /// What the sender's version can do ([`caps`]). A message kind that needs a capability is
     /// sent only to peers that announced it; bits this version does not know are ignored.
     pub caps: u64,
+    /// The direct link the sender holds open to us, by number. A new session keeps a link only
+    /// if both sides hold the same one open; otherwise both make a new one (deciding alone,
+    /// one side could keep waiting on a link the other already dropped). Appended: absent
+    /// from the intros of peers that predate it.
+    pub open_link: Option<u64>,
+}
+
+/// An [`Intro`] as sent before `open_link` was appended.
+#[derive(Deserialize)]
+struct IntroBeforeOpenLink {
+    name: String,
+    stream: u64,
+    first_unacked: u64,
+    caps: u64,
+}
+
+impl Intro {
+    /// Reads the intro of a peer of any version that speaks this wire version: what a newer
+    /// one appended is ignored, and what an older one did not send yet is absent.
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        decode_extensible::<Intro>(bytes).or_else(|_| {
+            let old: IntroBeforeOpenLink = decode_extensible(bytes)?;
+            let IntroBeforeOpenLink { name, stream, first_unacked, caps } = old;
+            Ok(Intro { name, stream, first_unacked, caps, open_link: None })
+        })
+    }
 }
 
 /// Capability bits announced in the [`Intro`]. Each names a behaviour a peer may rely on
@@ -379,12 +405,23 @@ mod tests {
 
     #[test]
     fn an_intro_a_newer_peer_extended_still_reads() {
-        let intro = Intro { name: "alice".into(), stream: 7, first_unacked: 3, caps: caps::ALL | 1 << 40 };
+        let intro = Intro {
+            name: "alice".into(),
+            stream: 7,
+            first_unacked: 3,
+            caps: caps::ALL | 1 << 40,
+            open_link: Some(12),
+        };
         let mut bytes = encode(&intro);
         // Fields a later version appended.
         bytes.extend_from_slice(&[9, 9, 9]);
-        assert_eq!(decode_extensible::<Intro>(&bytes), Ok(intro));
+        assert_eq!(Intro::decode(&bytes), Ok(intro.clone()));
         assert!(decode::<Intro>(&bytes).is_err(), "strict decoding refuses the extension");
+        // One from before `open_link`: the same, with no link.
+        #[derive(Serialize)]
+        struct Older<'a>(&'a str, u64, u64, u64);
+        let older = encode(&Older("alice", 7, 3, caps::ALL | 1 << 40));
+        assert_eq!(Intro::decode(&older), Ok(Intro { open_link: None, ..intro }));
         assert_eq!(
             caps::names(caps::ALL | 1 << 40),
             ["signals-on-link", "link-outlives-hub", "unknown:0x10000000000"]

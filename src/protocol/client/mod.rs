@@ -208,6 +208,11 @@ impl Peer {
     }
 
     /// The link is open and the peer takes signalling and handshakes on it.
+    /// Our intro for a new session with this peer.
+    fn intro(&self, name: &str) -> wire::Intro {
+        wire::Intro { open_link: self.link.id.filter(|_| self.link.open), ..self.out.intro(name) }
+    }
+
     fn takes_signals_on_link(&self) -> bool {
         self.link.open && self.caps & wire::caps::SIGNALS_ON_LINK != 0
     }

@@ -161,7 +161,7 @@ impl Client {
                 if peer.handshake.as_ref().is_some_and(|h| h.id == session) {
                     return;
                 }
-                let intro = peer.out.intro(&self.config.name);
+                let intro = peer.intro(&self.config.name);
                 match PeerSession::respond(now.at, &self.identity, &mut self.rng, session, &noise, &intro) {
                     Ok((s, reply)) => {
                         if let Some(p) = self.peers.get_mut(&from) {
@@ -173,7 +173,7 @@ impl Client {
                 }
             }
             PeerPacket::Handshake { session, step, noise } => {
-                let intro = peer.out.intro(&self.config.name);
+                let intro = peer.intro(&self.config.name);
                 let Some(h) = peer.handshake.as_mut() else { return };
                 match h.on_handshake(session, step, &noise, &from, &intro) {
                     Ok(done) => {
@@ -260,9 +260,13 @@ impl Client {
         let verified = self.known.get(&key).is_some_and(|k| k.verified);
         let identity_changed = self.known.get(&key).is_some_and(|k| k.replaced.is_some());
         let Some(peer) = self.peers.get_mut(&key) else { return };
-        // The same process on the other side (same stream) with an open link: that link is
-        // still the peer's and stays. A new stream means the peer restarted and lost its side.
-        let keep_link = peer.link.open && peer.remote_stream == Some(intro.stream);
+        // The same process on the other side (same stream) holding open the same link as we
+        // do: that link stays. A new stream means the peer restarted and lost its side; a
+        // link only one side holds is made again by both.
+        let keep_link = peer.link.open
+            && peer.remote_stream == Some(intro.stream)
+            && intro.open_link.is_some()
+            && intro.open_link == peer.link.id;
         let before = peer.remote_stream.replace(intro.stream);
         peer.caps = intro.caps;
         peer.inc.on_intro(&intro);
