@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use kith::protocol::events::ClientEvent;
 use kith::protocol::identity::IdentityKey;
 use kith::protocol::links::{LinkOutput, Links};
-use kith::protocol::transfer::{TransferConfig, TransferOutput, Transfers};
+use kith::protocol::transfer::{STALL_AFTER, TransferConfig, TransferOutput, Transfers};
+use kith::protocol::wire::FileSignal;
 
 mod sim_disk;
 use sim_disk::SimDisk;
@@ -31,6 +32,12 @@ struct World {
     addrs: [SocketAddr; 2],
     /// The network drops every datagram (signals still pass, as the hub would carry them).
     cut: bool,
+    /// Bob's Pause is held back until his next Accept has gone by (as when the two take
+    /// different paths).
+    swap_pause: bool,
+    held: Option<FileSignal>,
+    /// Pauses delivered after their Accept.
+    swapped: usize,
 }
 
 impl World {
@@ -57,6 +64,9 @@ impl World {
             keys: [IdentityKey([1; 32]), IdentityKey([2; 32])],
             addrs,
             cut: false,
+            swap_pause: false,
+            held: None,
+            swapped: 0,
         };
         let (a, b, now) = (w.keys[0], w.keys[1], w.now);
         w.sides[0].links.want(now, b, true);
@@ -94,7 +104,7 @@ impl World {
                         }
                         LinkOutput::FileOpen { .. } => s.transfers.link_ready(now, peer, &mut s.links),
                         LinkOutput::FileWritable { .. } => s.transfers.pump(now, peer, &mut s.links),
-                        LinkOutput::FileData { data, .. } => s.transfers.handle_data(peer, &data),
+                        LinkOutput::FileData { data, .. } => s.transfers.handle_data(now, peer, &data),
                         LinkOutput::Down { .. } => {
                             s.downs += 1;
                             s.transfers.link_down(peer);
@@ -107,8 +117,17 @@ impl World {
                     moved = true;
                     match out {
                         TransferOutput::Signal { signal, .. } => {
+                            if self.swap_pause && i == 1 && matches!(signal, FileSignal::Pause { .. }) {
+                                self.held = Some(signal);
+                                continue;
+                            }
+                            let late = matches!(signal, FileSignal::Accept { .. }).then(|| self.held.take());
                             let s = &mut self.sides[j];
                             s.transfers.handle_signal(now, me, signal, &mut s.links);
+                            if let Some(pause) = late.flatten() {
+                                s.transfers.handle_signal(now, me, pause, &mut s.links);
+                                self.swapped += 1;
+                            }
                         }
                         TransferOutput::Event(e) => self.sides[i].events.push(e),
                         TransferOutput::Disk(request) => self.sides[i].disk.submit(now, request),
@@ -137,13 +156,20 @@ impl World {
                 self.sides[1].events.iter().rev().take(3).collect::<Vec<_>>(),
             );
             let timers = self.sides.iter().filter_map(|s| s.links.poll_timeout());
+            let transfers = self.sides.iter().filter_map(|s| s.transfers.poll_timeout());
             let disks = self.sides.iter().filter_map(|s| s.disk.busy_until);
-            let next = timers.chain(disks).min().unwrap_or(end);
+            let next = timers.chain(transfers).chain(disks).min().unwrap_or(end);
             self.now = next.max(self.now + Duration::from_millis(1)).min(end);
             for s in &mut self.sides {
                 s.links.handle_timeout(self.now);
+                s.transfers.handle_timeout(self.now);
             }
         }
+    }
+
+    fn wait(&mut self, d: Duration) {
+        let until = self.now + d;
+        self.run_until(d + Duration::from_secs(1), |w| w.now >= until);
     }
 
     /// Alice (side 0) sends `data` to bob.
@@ -221,6 +247,28 @@ fn a_slow_disk_pauses_the_sender_and_chat_on_the_link_does_not_wait() {
     // disk (a 64 KiB write takes 2 ms; 8 MiB of backlog would be 256 ms).
     let worst = rtts.iter().max().unwrap();
     assert!(*worst < Duration::from_millis(100), "chat round trips {rtts:?}");
+}
+
+#[test]
+fn a_pause_that_arrives_after_its_accept_stalls_the_sender_only_until_the_receiver_asks_again() {
+    let mut w = World::new();
+    w.sides[1].disk.write_delay = Duration::from_millis(2);
+    w.swap_pause = true;
+    let data = w.send(pattern(48 * 1024 * 1024));
+    // Bob's disk falls behind, he pauses, catches up and goes on: the sender hears "go on"
+    // first and "pause" after, and stops.
+    w.run_until(Duration::from_secs(60), |w| w.swapped > 0);
+    w.swap_pause = false;
+    let part = |w: &World| w.sides[1].disk.parts.values().next().map_or(0, Vec::len);
+    w.wait(Duration::from_secs(2));
+    let stalled = part(&w);
+    w.wait(Duration::from_secs(5));
+    assert_eq!(part(&w), stalled, "the sender stopped");
+    assert!(stalled < data.len());
+    // Bob hears nothing for a while and asks again from where he is.
+    w.run_until(STALL_AFTER + Duration::from_secs(60), |w| w.received().is_some());
+    assert_eq!(w.received(), Some(&data));
+    assert_eq!(w.count(1, |e| matches!(e, ClientEvent::FileFailed { .. })), 0);
 }
 
 #[test]

@@ -270,7 +270,7 @@ impl Core {
             LinkOutput::Chat { peer, packet } => self.client.handle_direct_packet(now, peer, &packet),
             LinkOutput::FileOpen { peer } => self.transfers.link_ready(now.at, peer, &mut self.links),
             LinkOutput::FileWritable { peer } => self.transfers.pump(now.at, peer, &mut self.links),
-            LinkOutput::FileData { peer, data } => self.transfers.handle_data(peer, &data),
+            LinkOutput::FileData { peer, data } => self.transfers.handle_data(now.at, peer, &data),
             // Nothing asks for media yet (calls will): the links only ever agree on none.
             LinkOutput::Media { .. } => {}
             LinkOutput::Down { peer, reason, fingerprint_mismatch } => {

@@ -161,12 +161,28 @@ struct Receiving {
     pending: Vec<u8>,
     /// We asked the sender to pause.
     paused: bool,
+    /// When we last asked for bytes or got some; None until the first Accept. A receiver
+    /// that hears nothing for `STALL_AFTER` asks again.
+    quiet_since: Option<std::time::Instant>,
     finishing: bool,
     last_progress: u64,
 }
 
+/// A receiver that asked for bytes and got none for this long asks again, from where it is.
+/// Pause and Accept can take different paths (the link, the hub) and arrive swapped, and
+/// either can be lost with a link: without this, a late Pause would stall a transfer for good.
+/// Long enough that a slow relayed path (a 64 KiB chunk every few seconds) is not "nothing".
+pub const STALL_AFTER: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// How long transfers with a peer the hub stopped listing wait for it to come back.
 pub const OUT_OF_SIGHT_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Since when an incoming transfer has waited for bytes it asked for (not while paused, nor
+/// once every byte is here).
+fn waiting_since(i: &Incoming) -> Option<std::time::Instant> {
+    let r = i.receiving.as_ref().filter(|r| r.created && !r.paused && !r.finishing && r.queued < i.size)?;
+    r.quiet_since
+}
 
 pub struct Transfers {
     config: TransferConfig,
@@ -452,13 +468,14 @@ impl Transfers {
                 let Some(inc) = self.incoming.get_mut(&id) else { return };
                 let Some(r) = inc.receiving.as_mut() else { return };
                 r.created = true;
+                r.quiet_since = Some(now);
                 let (peer, size) = (inc.peer, inc.size);
                 self.signal(peer, FileSignal::Accept { id, offset: 0 });
                 if size == 0 {
                     self.finish(id);
                 }
             }
-            DiskDone::Written { id, upto } => self.on_written(id, upto),
+            DiskDone::Written { id, upto } => self.on_written(now, id, upto),
             DiskDone::Finished { id, path, sha256 } => {
                 let Some(inc) = self.incoming.remove(&id) else { return };
                 self.signal(inc.peer, FileSignal::Complete { id });
@@ -491,7 +508,7 @@ impl Transfers {
         }
     }
 
-    fn on_written(&mut self, id: u64, upto: u64) {
+    fn on_written(&mut self, now: std::time::Instant, id: u64, upto: u64) {
         let Some(inc) = self.incoming.get_mut(&id) else { return };
         let Some(r) = inc.receiving.as_mut() else { return };
         r.written = r.written.max(upto);
@@ -500,6 +517,7 @@ impl Transfers {
         let mut resume = None;
         if r.paused && r.queued - r.written <= BACKLOG_LOW {
             r.paused = false;
+            r.quiet_since = Some(now);
             resume = Some(r.queued);
         }
         let progress = (r.written - r.last_progress >= PROGRESS_STEP || r.written == size).then(|| {
@@ -605,7 +623,7 @@ impl Transfers {
     }
 
     /// A message from `peer`'s file channel: `id`, `offset`, bytes.
-    pub fn handle_data(&mut self, peer: IdentityKey, data: &[u8]) {
+    pub fn handle_data(&mut self, now: std::time::Instant, peer: IdentityKey, data: &[u8]) {
         let (Some(id), Some(offset)) = (
             data.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes),
             data.get(8..16).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes),
@@ -628,6 +646,7 @@ impl Transfers {
             return;
         }
         r.queued += bytes.len() as u64;
+        r.quiet_since = Some(now);
         r.pending.extend_from_slice(bytes);
         let pause = !r.paused && r.queued - r.written > BACKLOG_HIGH && r.queued < size;
         if pause {
@@ -670,6 +689,7 @@ impl Transfers {
         for (id, offset) in resume {
             if let Some(r) = self.incoming.get_mut(&id).and_then(|i| i.receiving.as_mut()) {
                 r.paused = false;
+                r.quiet_since = Some(now);
             }
             self.signal(peer, FileSignal::Accept { id, offset });
         }
@@ -717,10 +737,24 @@ impl Transfers {
     }
 
     pub fn poll_timeout(&self) -> Option<std::time::Instant> {
-        self.out_of_sight.values().min().copied()
+        let stalls = self.incoming.values().filter_map(|i| Some(waiting_since(i)? + STALL_AFTER));
+        self.out_of_sight.values().copied().chain(stalls).min()
     }
 
     pub fn handle_timeout(&mut self, now: std::time::Instant) {
+        let stalled: Vec<(u64, IdentityKey)> = self
+            .incoming
+            .iter()
+            .filter(|(_, i)| waiting_since(i).is_some_and(|t| t + STALL_AFTER <= now))
+            .map(|(id, i)| (*id, i.peer))
+            .collect();
+        for (id, peer) in stalled {
+            let Some(r) = self.incoming.get_mut(&id).and_then(|i| i.receiving.as_mut()) else { continue };
+            r.quiet_since = Some(now);
+            let offset = r.queued;
+            tracing::debug!(id, offset, "no file data for a while: asking again");
+            self.signal(peer, FileSignal::Accept { id, offset });
+        }
         let due: Vec<IdentityKey> =
             self.out_of_sight.iter().filter(|(_, at)| **at <= now).map(|(peer, _)| *peer).collect();
         for peer in due {
@@ -737,6 +771,10 @@ impl Transfers {
         let from_peer: Vec<u64> =
             self.incoming.iter().filter(|(_, i)| i.peer == peer).map(|(id, _)| *id).collect();
         for id in from_peer {
+            // Nothing can come without a link: the next one asks again (`link_ready`).
+            if let Some(r) = self.incoming.get_mut(&id).and_then(|i| i.receiving.as_mut()) {
+                r.quiet_since = None;
+            }
             self.submit_pending(id);
         }
     }
