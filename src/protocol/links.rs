@@ -372,11 +372,11 @@ impl Links {
     /// the offer in flight, if any); the answerer asks the offerer to.
     pub fn set_media(&mut self, now: Instant, peer: IdentityKey, want: MediaSet) {
         let Some(l) = self.links.get_mut(&peer) else { return };
-        l.neg.set_local(want);
         if l.offerer {
+            l.neg.set_local(want);
             self.offer_next(now, peer);
         } else {
-            let signal = LinkSignal::Media { link: l.id, want };
+            let signal = l.neg.ask(now, want);
             let direct = l.works();
             self.out.push_back(LinkOutput::Signal { peer, signal, direct });
         }
@@ -599,7 +599,8 @@ impl Links {
                     }
                 }
             }
-            // An offer without its answer goes again, through the hub.
+            // An offer without its answer (or a media request without its offer) goes again,
+            // through the hub.
             if let Some(signal) = l.neg.due_resend(now) {
                 self.out.push_back(LinkOutput::Signal { peer, signal, direct: false });
             }
@@ -882,6 +883,7 @@ impl PeerLink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::negotiation::{MEDIA_ASKS, OFFER_RESEND};
     use crate::protocol::wire::MAX_SDP;
 
     #[test]
@@ -1172,6 +1174,36 @@ mod tests {
     #[test]
     fn a_media_change_racing_the_answerers_ice_restart_is_agreed() {
         a_media_change_and_an_ice_restart_that_race_are_both_agreed(1);
+    }
+
+    #[test]
+    fn a_lost_media_request_is_asked_again_and_the_asking_ends() {
+        let mut p = Pair::new();
+        p.open();
+        let a = p.keys[0];
+        // The answerer's first request for audio and video is lost on its way.
+        let mut lost = false;
+        p.tamper = Some(Box::new(move |signal| match signal {
+            LinkSignal::Media { link, .. } if !lost => {
+                lost = true;
+                LinkSignal::Close { link: link.wrapping_add(1000) }
+            }
+            other => other,
+        }));
+        let now = p.now;
+        p.sides[1].set_media(now, a, AV);
+        p.run_until(OFFER_RESEND + Duration::from_secs(3), |p| p.media(0) == AV && p.media(1) == AV);
+        p.assert_no_signals_for(Duration::from_secs(6));
+        // A request the offerer already satisfies makes no offer: it is asked a few times, then
+        // no more.
+        let (signals, now) = (p.signals[1], p.now);
+        p.sides[1].set_media(now, a, AV);
+        p.run_until(OFFER_RESEND * MEDIA_ASKS + Duration::from_secs(1), |p| {
+            p.now >= now + OFFER_RESEND * MEDIA_ASKS
+        });
+        assert_eq!(p.signals[1] - signals, MEDIA_ASKS as usize);
+        p.assert_no_signals_for(Duration::from_secs(6));
+        assert!(p.downs().is_empty(), "{:?}", p.downs());
     }
 
     #[test]

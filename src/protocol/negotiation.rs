@@ -33,6 +33,20 @@ struct InFlight {
     added: Vec<(MediaKind, Mid)>,
 }
 
+/// How many times the answerer sends a `Media` request (once, then again every
+/// [`OFFER_RESEND`]) while no newer offer comes. The offerer makes no new offer for a request
+/// that changes nothing, so the answerer cannot wait for one for ever.
+pub const MEDIA_ASKS: u32 = 5;
+
+/// The answerer's request for media, until a newer offer shows it arrived.
+struct Asking {
+    signal: LinkSignal,
+    /// The last offer answered when we asked.
+    after_seq: u64,
+    resend_at: Instant,
+    left: u32,
+}
+
 /// What an answer did to the link.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Answered {
@@ -58,6 +72,7 @@ pub struct Negotiation {
     video: Option<Mid>,
     /// The answerer's last answer, for copies of the offer it answered.
     answered: Option<(u64, String)>,
+    asking: Option<Asking>,
 }
 
 impl Negotiation {
@@ -99,6 +114,7 @@ impl Negotiation {
             audio: None,
             video: None,
             answered: None,
+            asking: None,
         }
     }
 
@@ -120,6 +136,20 @@ impl Negotiation {
     /// What we want the link to carry.
     pub fn set_local(&mut self, want: MediaSet) {
         self.local = want;
+    }
+
+    /// The answerer wants the link to carry `want`: the request for the offerer, which is sent
+    /// again until a newer offer comes (at most [`MEDIA_ASKS`] times in all).
+    pub fn ask(&mut self, now: Instant, want: MediaSet) -> LinkSignal {
+        self.local = want;
+        let signal = LinkSignal::Media { link: self.link, want };
+        self.asking = Some(Asking {
+            signal: signal.clone(),
+            after_seq: self.seq,
+            resend_at: now + OFFER_RESEND,
+            left: MEDIA_ASKS - 1,
+        });
+        signal
     }
 
     /// What the answerer asked the link to carry.
@@ -209,17 +239,30 @@ impl Negotiation {
             rtc.sdp_api().accept_offer(offer).map_err(|e| format!("offer refused: {e}"))?.to_sdp_string();
         self.seq = seq;
         self.answered = Some((seq, answer_sdp.clone()));
+        if self.asking.as_ref().is_some_and(|a| seq > a.after_seq) {
+            self.asking = None;
+        }
         Ok(Some(answer(seq, answer_sdp)))
     }
 
-    /// The offer in flight, when it is due to be sent again.
+    /// The offer in flight, or the answerer's media request, when it is due to be sent again.
     pub fn due_resend(&mut self, now: Instant) -> Option<LinkSignal> {
-        let f = self.in_flight.as_mut().filter(|f| now >= f.resend_at)?;
-        f.resend_at = now + OFFER_RESEND;
-        Some(f.signal.clone())
+        if let Some(f) = self.in_flight.as_mut().filter(|f| now >= f.resend_at) {
+            f.resend_at = now + OFFER_RESEND;
+            return Some(f.signal.clone());
+        }
+        let a = self.asking.as_mut().filter(|a| now >= a.resend_at)?;
+        let signal = a.signal.clone();
+        a.left -= 1;
+        a.resend_at = now + OFFER_RESEND;
+        if a.left == 0 {
+            self.asking = None;
+        }
+        Some(signal)
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.in_flight.as_ref().map(|f| f.resend_at)
+        let offer = self.in_flight.as_ref().map(|f| f.resend_at);
+        offer.into_iter().chain(self.asking.as_ref().map(|a| a.resend_at)).min()
     }
 }
