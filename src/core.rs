@@ -138,6 +138,7 @@ impl CoreHandle {
             };
             let failed = runtime.block_on(async move {
                 let mut hosted = None;
+                let mut own_hub = None;
                 let (hub_addr, hub_label) = match &opts.target {
                     Target::Hub(addr) => (addr.clone(), addr.clone()),
                     Target::Host { listen, rooms, hub_name, stun } => {
@@ -160,6 +161,8 @@ impl CoreHandle {
                             key_substitution: None,
                         };
                         let Some(key) = hub_key else { return true };
+                        // Our own hub's key is known here: the connection to it is pinned to it.
+                        own_hub = Some(IdentityKey::from(&key.public));
                         let hub = match spawn_hub(listener, options, key) {
                             Ok(h) => h,
                             Err(e) => {
@@ -193,9 +196,9 @@ impl CoreHandle {
                     name: opts.name.clone(),
                     password: opts.password.clone(),
                     rooms: opts.rooms.clone(),
-                    hub_pin: pins.hubs.get(&hub_label).copied(),
+                    hub_pin: own_hub.or_else(|| pins.hubs.get(&hub_label).copied()),
                     hub_label: hub_label.clone(),
-                    accept_changed_hub_key: opts.accept_new_hub_key || hosted.is_some(),
+                    accept_changed_hub_key: opts.accept_new_hub_key && own_hub.is_none(),
                 };
                 let mut rng = ChaCha20Rng::from_os_rng();
                 let bound = opts.link_port.map(|port| (port, LinkSocket::bind(port)));

@@ -216,7 +216,7 @@ fn messages_sent_while_the_hub_is_down_arrive_after_reconnect() {
 }
 
 #[test]
-fn changed_hub_key_is_refused() {
+fn changed_hub_key_is_refused_and_trusting_a_new_one_holds_for_one_connection() {
     let dir = tempfile::tempdir().unwrap();
     let hub = HubProc::start(&dir.path().join("hub1"), PW, &[]);
     let addr = hub.addr.clone();
@@ -232,6 +232,18 @@ fn changed_hub_key_is_refused() {
     let mut a =
         Peer::start("alice", &dir.path().join("alice"), &["--hub", &addr, "--accept-new-hub-key"], PW);
     a.fingerprint();
+    // Trusting the new key was for that connection: a third key at the address, met on a
+    // reconnect of the same process, is refused like the second was.
+    drop(_other);
+    let third = HubProc::start_on(&dir.path().join("hub3"), &addr, PW, &[]);
+    assert_ne!(a.wait_exit(), 0);
+    assert!(a.log.iter().any(|e| e["code"] == "hub_key_changed"), "{:?}", a.log);
+    // The second key is the pinned one now: a start without the flag connects to it.
+    drop(third);
+    let _second = HubProc::start_on(&dir.path().join("hub2"), &addr, PW, &[]);
+    let mut a = Peer::join("alice", &dir.path().join("alice"), &addr, PW);
+    a.fingerprint();
+    assert_eq!(a.quit(), 0);
 }
 
 #[test]

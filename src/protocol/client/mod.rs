@@ -461,6 +461,9 @@ impl Client {
                 self.out.push_back(ClientOutput::PinHub(hub_key));
             }
         }
+        // Trusting a changed key is for this connection only: from now on the key just pinned
+        // is the one every reconnect must find.
+        self.config.accept_changed_hub_key = false;
         let frame = match hs.write_message(&[]) {
             Ok(f) => f,
             Err(e) => return self.fail_link(&format!("hub handshake: {e}"), false),
