@@ -629,6 +629,25 @@ fn undelivered_ephemeral_message_is_never_shown_late() {
 }
 
 #[test]
+fn an_expired_text_leaves_the_outbox_on_time_while_the_hub_is_down() {
+    let names = ["alice", "bob"];
+    let mut sim = Sim::new(6, &names, 0.0, 0);
+    sim.run_until(60_000, Sim::all_secure);
+    // Alice's own hub connection goes (no direct link either): her messages wait.
+    sim.drop_link(0);
+    for (text, expires_in_s) in [("soon gone", Some(2)), ("lasting", None)] {
+        sim.command(
+            0,
+            ClientCommand::Send { room: "general".into(), text: text.into(), expires_in_s, tag: None },
+        );
+    }
+    let bob = sim.key(1);
+    assert_eq!(sim.nodes[0].client.texts_held_for(&bob), 2);
+    sim.advance(3_000);
+    assert_eq!(sim.nodes[0].client.texts_held_for(&bob), 1, "the expired text is gone from memory");
+}
+
+#[test]
 fn a_hub_substituting_keys_never_gets_a_secure_session() {
     fn lie(k: &IdentityKey) -> IdentityKey {
         let mut b = k.0;

@@ -133,6 +133,11 @@ impl Outgoing {
     pub fn pending(&self) -> usize {
         self.outbox.len()
     }
+
+    /// Messages whose text is still held (not yet acknowledged, not expired).
+    pub fn texts_held(&self) -> usize {
+        self.outbox.values().filter(|q| matches!(q, Queued::Chat(_))).count()
+    }
 }
 
 fn to_msg(seq: u64, q: &Queued) -> PeerMsg {

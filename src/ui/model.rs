@@ -130,6 +130,9 @@ impl Room {
     }
 }
 
+/// What a notification says of a disappearing message instead of its text.
+pub const DISAPPEARING_NOTICE: &str = "Disappearing message: open Kith to read it";
+
 /// What a new message should tell a user who is not looking.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Incoming {
@@ -422,6 +425,12 @@ impl Model {
                 });
                 if !looking {
                     r.unread += 1;
+                    // A notification outlives the message in the desktop's history: a
+                    // disappearing one is announced without its words.
+                    let text = match expires_at {
+                        Some(_) => DISAPPEARING_NOTICE.to_string(),
+                        None => text,
+                    };
                     return Some(Incoming { room, name, text });
                 }
             }
@@ -555,6 +564,14 @@ mod tests {
         assert_eq!((m.room("general").unwrap().unread, m.room("random").unwrap().unread), (1, 1));
         m.mark_read("general");
         assert_eq!(m.total_unread(), 1);
+    }
+
+    #[test]
+    fn a_disappearing_message_is_announced_without_its_words() {
+        let mut m = Model::default();
+        let inc = m.apply(message("1", "random", "door code 4711", Some(60_000)), None, 2).unwrap();
+        assert_eq!(inc.text, DISAPPEARING_NOTICE);
+        assert_eq!(m.room("random").unwrap().messages[0].text(), "door code 4711");
     }
 
     #[test]

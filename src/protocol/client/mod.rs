@@ -336,12 +336,20 @@ impl Client {
                     None if p.session.is_none() => consider(Some(p.next_attempt.unwrap_or(now.at))),
                     None => {}
                 }
+            }
+            for p in self.peers.values() {
                 if let Some(e) = p.out.next_expiry() {
                     consider(Some(now.instant_of(e)));
                 }
             }
         }
         t
+    }
+
+    /// For tests: how many message texts our outbox to `peer` still holds.
+    #[doc(hidden)]
+    pub fn texts_held_for(&self, peer: &IdentityKey) -> usize {
+        self.peers.get(peer).map_or(0, |p| p.out.texts_held())
     }
 
     /// Remembers the time of an input (see `last_now`).
@@ -634,11 +642,12 @@ impl Client {
         let keys: Vec<IdentityKey> = self.peers.keys().copied().collect();
         for key in keys {
             let Some(peer) = self.peers.get_mut(&key) else { continue };
+            // Expired texts leave the outbox on time, whatever the path (D14).
+            peer.out.expire(now.unix_ms);
             // Without the hub, only sessions on a direct link are alive.
             if !hub_up && !peer.link.open {
                 continue;
             }
-            peer.out.expire(now.unix_ms);
             if peer.handshake.as_ref().is_some_and(|h| now.at >= h.started + HANDSHAKE_TIMEOUT) {
                 peer.handshake = None;
             }
