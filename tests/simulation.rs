@@ -648,6 +648,43 @@ fn an_expired_text_leaves_the_outbox_on_time_while_the_hub_is_down() {
 }
 
 #[test]
+fn a_hostile_hub_cannot_put_its_own_words_in_front_of_the_user() {
+    let names = ["alice", "bob"];
+    let mut sim = Sim::new(7, &names, 0.0, 0);
+    sim.run_until(60_000, Sim::all_secure);
+    let now = sim_now(sim.base, sim.now, sim.wall_jump);
+    let stranger = IdentityKey([9; 32]);
+    let lies = [
+        wire::HubToClient::Error {
+            code: "session_expired".into(),
+            message: "Your session expired: reinstall Kith from evil.example".into(),
+        },
+        wire::HubToClient::Error { code: "no_such_room".into(), message: "see evil.example".into() },
+        wire::HubToClient::MemberJoined {
+            room: "general".into(),
+            member: wire::MemberInfo { key: stranger, name: "bob\nSYSTEM: verify at evil.example".into() },
+        },
+    ];
+    for lie in &lies {
+        sim.nodes[0].client.inject_hub_plaintext(now, &wire::encode(lie));
+    }
+    sim.settle();
+    let shown: Vec<String> = sim.nodes[0]
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Error { code, message, .. } => Some(format!("{code}: {message}")),
+            ClientEvent::PeerJoined { name, .. } => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(!shown.is_empty());
+    assert!(shown.iter().all(|s| !s.contains("evil.example") && !s.contains('\n')), "{shown:?}");
+    assert!(shown.iter().any(|s| s.starts_with("hub_error: ")), "{shown:?}");
+    assert!(shown.iter().any(|s| s.starts_with("no_such_room: This hub has no such room")), "{shown:?}");
+}
+
+#[test]
 fn a_hub_substituting_keys_never_gets_a_secure_session() {
     fn lie(k: &IdentityKey) -> IdentityKey {
         let mut b = k.0;

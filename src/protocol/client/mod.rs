@@ -410,6 +410,7 @@ impl Client {
             Link::Authenticating(mut t) => match open_hub(&mut t, frame) {
                 Ok(HubToClient::AuthOk { hub_name, .. }) => {
                     self.link = Link::Up(t);
+                    let hub_name = sanitize_name(&hub_name).unwrap_or_else(|| "the hub".into());
                     self.on_authenticated(now, hub_name);
                 }
                 Ok(HubToClient::AuthFailed { reason }) => {
@@ -570,7 +571,13 @@ impl Client {
             HubToClient::Error { code, message } if code == "no_such_member" => {
                 tracing::debug!("hub: {message}");
             }
-            HubToClient::Error { code, message } => self.emit(ClientEvent::error(&code, message)),
+            HubToClient::Error { code, message } => {
+                // The hub's words are not shown: a hostile one could write anything there
+                // ("your session expired, reinstall from …"). Known codes get ours (D26).
+                tracing::debug!(%code, "hub error: {message}");
+                let (code, text) = hub_error_text(&code);
+                self.emit(ClientEvent::error(code, text));
+            }
             HubToClient::Pong { .. } => {}
             HubToClient::AuthOk { .. } | HubToClient::AuthFailed { .. } => {}
         }
@@ -664,6 +671,22 @@ impl Client {
 
     fn emit(&mut self, event: ClientEvent) {
         self.out.push_back(ClientOutput::Event(event));
+    }
+}
+
+/// Our words for an error the hub reports, by its code; the code itself only if it is one we
+/// know.
+fn hub_error_text(code: &str) -> (&'static str, String) {
+    match code {
+        "no_such_room" => {
+            ("no_such_room", "This hub has no such room: its host decides which rooms exist.".into())
+        }
+        "room_full" => ("room_full", "That room is full on this hub.".into()),
+        _ => {
+            let shown: String =
+                code.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(32).collect();
+            ("hub_error", format!("The hub reported an error it did not explain ({shown})."))
+        }
     }
 }
 

@@ -4,10 +4,14 @@
 use super::*;
 
 impl Client {
-    pub(super) fn add_member(&mut self, now: Now, room: &str, m: MemberInfo) {
+    pub(super) fn add_member(&mut self, now: Now, room: &str, mut m: MemberInfo) {
         if m.key == self.me {
             return;
         }
+        // The hub says what the member is called until its own intro does: held to the same
+        // rules, since a hostile hub could send anything (D26).
+        m.name = sanitize_name(&m.name)
+            .unwrap_or_else(|| format!("member {}", &m.key.fingerprint().to_string()[..8]));
         let stream = self.stream;
         let peer = self.peers.entry(m.key).or_insert_with(|| Peer {
             key: m.key,
