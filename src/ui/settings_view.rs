@@ -12,8 +12,8 @@ use crate::core::sanitize_name;
 pub fn dialog(ctx: &egui::Context, f: &Frame, view: &mut ViewState, out: &mut Actions) {
     let mut open = true;
     let mut edited = f.settings.clone();
-    // Clicks save at once; typing saves when the field loses focus or the dialog closes, so
-    // an fsync does not follow every keystroke.
+    // Clicks save at once; typing (and dragging a number) saves when the field lets go or the
+    // dialog closes, so an fsync does not follow every keystroke (D21).
     let mut changed = false;
     let mut typed = false;
     egui::Window::new("Settings").open(&mut open).collapsible(false).default_width(420.0).show(ctx, |ui| {
@@ -48,14 +48,15 @@ pub fn dialog(ctx: &egui::Context, f: &Frame, view: &mut ViewState, out: &mut Ac
             ui.end_row();
 
             let l = ui.label("Default hub");
-            changed |= ui
+            let edit = ui
                 .add(
                     egui::TextEdit::singleline(&mut s.default_hub)
                         .hint_text("host:port")
                         .desired_width(220.0),
                 )
-                .labelled_by(l.id)
-                .changed();
+                .labelled_by(l.id);
+            typed |= edit.changed();
+            changed |= edit.lost_focus();
             ui.end_row();
 
             ui.label("Notifications");
@@ -72,8 +73,9 @@ pub fn dialog(ctx: &egui::Context, f: &Frame, view: &mut ViewState, out: &mut Ac
             if edit.changed() {
                 s.stun_servers =
                     text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
-                changed = true;
+                typed = true;
             }
+            changed |= edit.lost_focus();
             ui.end_row();
 
             let l = ui.label("TURN relays");
@@ -90,8 +92,9 @@ pub fn dialog(ctx: &egui::Context, f: &Frame, view: &mut ViewState, out: &mut Ac
                 if edit.changed() {
                     s.turn_servers =
                         text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
-                    changed = true;
+                    typed = true;
                 }
+                changed |= edit.lost_focus();
                 for t in &s.turn_servers {
                     if let Err(e) = t.parse::<crate::core::TurnServer>() {
                         ui.colored_label(style::DANGER, e);
@@ -126,9 +129,10 @@ pub fn dialog(ctx: &egui::Context, f: &Frame, view: &mut ViewState, out: &mut Ac
                 });
                 ui.horizontal(|ui| {
                     ui.label("Accept files up to");
-                    changed |= ui
-                        .add(egui::DragValue::new(&mut s.max_file_mib).range(1..=1_048_576).suffix(" MiB"))
-                        .changed();
+                    let drag =
+                        ui.add(egui::DragValue::new(&mut s.max_file_mib).range(1..=1_048_576).suffix(" MiB"));
+                    typed |= drag.changed();
+                    changed |= drag.drag_stopped() || drag.lost_focus();
                 });
                 ui.label(
                     RichText::new("Larger offers are declined without asking. Used by the next connection.")

@@ -134,18 +134,18 @@ fn enter_sends_the_draft_and_a_too_long_one_stays_with_a_notice() {
     assert_eq!(h.state().view.drafts["general"], long);
 }
 
-#[test]
-fn a_settings_click_comes_back_as_settings_to_save() {
+/// The Settings dialog alone; its settings actions are applied like the app does, so the
+/// next frame draws the new settings.
+fn settings_dialog() -> Harness<'static, Window> {
     let mut w = window(with_bob(true));
     w.view.settings_open = true;
-    let mut h = harness(
+    harness(
         |ui, w: &mut Window| {
             let ctx = ui.ctx().clone();
             let frame = frame(&w.model, &w.settings);
             let mut out = Actions::default();
             settings_view::dialog(&ctx, &frame, &mut w.view, &mut out);
             for a in out.take() {
-                // Applied like the app does, so the next frame draws the new settings.
                 if let UiAction::Settings { settings, .. } = &a {
                     w.settings = (**settings).clone();
                 }
@@ -153,7 +153,12 @@ fn a_settings_click_comes_back_as_settings_to_save() {
             }
         },
         w,
-    );
+    )
+}
+
+#[test]
+fn a_settings_click_comes_back_as_settings_to_save() {
+    let mut h = settings_dialog();
     h.run();
     assert!(h.state().actions.is_empty(), "an untouched dialog asks for nothing: {:?}", h.state().actions);
     assert!(h.state().settings.notifications);
@@ -169,6 +174,29 @@ fn a_settings_click_comes_back_as_settings_to_save() {
         })
         .collect();
     assert_eq!(saves, [true]);
+}
+
+#[test]
+fn typing_in_settings_saves_when_the_field_lets_go_not_per_keystroke() {
+    let mut h = settings_dialog();
+    h.run();
+    h.get_by_label("Default hub").focus();
+    h.run();
+    h.get_by_label("Default hub").type_text("hub.example:7447");
+    h.run();
+    let saves = |h: &Harness<'_, Window>| {
+        h.state().actions.iter().filter(|a| matches!(a, UiAction::Settings { save: true, .. })).count()
+    };
+    assert_eq!(saves(&h), 0, "typing alone writes nothing");
+    assert_eq!(h.state().settings.default_hub, "hub.example:7447", "but the settings hold it");
+    assert!(h.state().view.settings_dirty);
+    h.key_press(egui::Key::Tab);
+    h.run();
+    // Once for the field letting go (egui may lay a frame out twice, and then says so in
+    // both passes; a second write of the same settings is harmless).
+    let after = saves(&h);
+    assert!((1..=2).contains(&after), "{after} writes for leaving one field");
+    assert!(!h.state().view.settings_dirty);
 }
 
 #[test]
