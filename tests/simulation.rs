@@ -48,6 +48,8 @@ struct Lossy {
     now: u64,
     /// Every payload the hub relayed (from, to), for tests that play a hostile hub.
     seen: Vec<(IdentityKey, IdentityKey, Vec<u8>)>,
+    /// Relays to this member are dropped (a member that never answers).
+    deaf: Option<IdentityKey>,
 }
 
 struct Node {
@@ -98,7 +100,7 @@ fn make_hub(seed: u64, key: Keypair, net: Arc<Mutex<Lossy>>) -> Hub {
     hub.set_relay_tap(Box::new(move |from, to, payload| {
         let mut n = net.lock().unwrap();
         n.seen.push((from, to, payload.clone()));
-        if chance(&mut tap_rng, n.loss) {
+        if chance(&mut tap_rng, n.loss) || n.deaf == Some(to) {
             n.dropped += 1;
             return None;
         }
@@ -682,6 +684,44 @@ fn a_hostile_hub_cannot_put_its_own_words_in_front_of_the_user() {
     assert!(shown.iter().all(|s| !s.contains("evil.example") && !s.contains('\n')), "{shown:?}");
     assert!(shown.iter().any(|s| s.starts_with("hub_error: ")), "{shown:?}");
     assert!(shown.iter().any(|s| s.starts_with("no_such_room: This hub has no such room")), "{shown:?}");
+}
+
+#[test]
+fn a_member_that_never_acknowledges_does_not_block_the_room() {
+    let names = ["alice", "bob", "carol"];
+    let mut sim = Sim::new(8, &names, 0.0, 0);
+    sim.run_until(60_000, Sim::all_secure);
+    // Carol stops answering (and the hub still lists her).
+    let carol = sim.key(2);
+    sim.net.lock().unwrap().deaf = Some(carol);
+    let big = "x".repeat(kith::protocol::wire::MAX_TEXT);
+    let n = kith::protocol::delivery::MAX_OUTBOX_BYTES / big.len() + 20;
+    for i in 0..n {
+        sim.command(
+            0,
+            ClientCommand::Send {
+                room: "general".into(),
+                text: format!("{i}{big}")[..big.len()].to_string(),
+                expires_in_s: None,
+                tag: None,
+            },
+        );
+        sim.settle();
+    }
+    sim.run_until(60_000, |s| s.messages(1).len() == n);
+    let refused = sim.count(0, |e| matches!(e, ClientEvent::Error { code, .. } if code == "outbox_full"));
+    assert!(refused >= 20, "{refused} notices");
+    assert!(
+        sim.nodes[0]
+            .events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Error { message, .. } if message.contains("carol")))
+    );
+    // Every message was sent (to bob); what waits for carol stays within the budget.
+    assert_eq!(sim.count(0, |e| matches!(e, ClientEvent::Sent { .. })), n);
+    assert!(
+        sim.nodes[0].client.texts_held_for(&carol) * big.len() <= kith::protocol::delivery::MAX_OUTBOX_BYTES
+    );
 }
 
 #[test]

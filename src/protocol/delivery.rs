@@ -14,6 +14,10 @@ use super::wire::{ChatMessage, Intro, MessageId, PeerMsg};
 pub const MAX_REORDER: u64 = 4096;
 /// Most messages waiting for one recipient; more is an error to the user.
 pub const MAX_OUTBOX: usize = 20_000;
+/// Most text bytes waiting for one recipient (a few hundred of the largest messages, tens of
+/// thousands of ordinary ones). Without it one member that never acknowledges could hold
+/// 20 000 × 16 KiB of ours.
+pub const MAX_OUTBOX_BYTES: usize = 8 * 1024 * 1024;
 /// How many delivered ids are remembered per sender for duplicate suppression.
 const SEEN_IDS: usize = 8192;
 
@@ -32,15 +36,18 @@ pub struct Outgoing {
     /// First sequence number not yet transmitted in the current session.
     next_to_send: u64,
     outbox: BTreeMap<u64, Queued>,
+    /// Text bytes of the messages in `outbox` that still hold their text.
+    text_bytes: usize,
 }
 
 impl Outgoing {
     pub fn new(stream: u64) -> Self {
-        Self { stream, next_seq: 0, next_to_send: 0, outbox: BTreeMap::new() }
+        Self { stream, next_seq: 0, next_to_send: 0, outbox: BTreeMap::new(), text_bytes: 0 }
     }
 
-    pub fn is_full(&self) -> bool {
-        self.outbox.len() >= MAX_OUTBOX
+    /// Whether a message of `len` text bytes still fits.
+    pub fn has_room_for(&self, len: usize) -> bool {
+        self.outbox.len() < MAX_OUTBOX && self.text_bytes.saturating_add(len) <= MAX_OUTBOX_BYTES
     }
 
     pub fn intro(&self, name: &str) -> Intro {
@@ -59,6 +66,7 @@ impl Outgoing {
 
     /// Queues a message; [`Outgoing::take_sendable`] says when it may go out.
     pub fn push(&mut self, mut msg: ChatMessage) {
+        self.text_bytes += msg.text.len();
         msg.seq = self.next_seq;
         self.next_seq += 1;
         self.outbox.insert(msg.seq, Queued::Chat(msg));
@@ -100,13 +108,14 @@ impl Outgoing {
         }
         let still_waiting = self.outbox.split_off(&next);
         let acked = std::mem::replace(&mut self.outbox, still_waiting);
-        acked
-            .into_values()
-            .filter_map(|q| match q {
-                Queued::Chat(m) => Some(m.id),
-                Queued::Skip(_) => None,
-            })
-            .collect()
+        let mut delivered = Vec::new();
+        for q in acked.into_values() {
+            if let Queued::Chat(m) = q {
+                self.text_bytes -= m.text.len();
+                delivered.push(m.id);
+            }
+        }
+        delivered
     }
 
     /// Drops the text of undelivered messages that expired; they go out as `Skip` from now on.
@@ -115,6 +124,7 @@ impl Outgoing {
             if let Queued::Chat(m) = q
                 && m.expires_at_ms.is_some_and(|t| t <= now_ms)
             {
+                self.text_bytes -= m.text.len();
                 *q = Queued::Skip(m.id);
             }
         }

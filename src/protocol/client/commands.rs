@@ -139,9 +139,23 @@ impl Client {
             );
             return self.emit(refuse("identity_unacknowledged", message));
         }
-        if let Some(full) = recipients.iter().find(|k| self.peers.get(k).is_some_and(|p| p.out.is_full())) {
-            let message = format!("too many undelivered messages for {}", full.fingerprint());
-            return self.emit(refuse("outbox_full", message));
+        // A member with too much of ours undelivered (it never acknowledges: a broken or hostile
+        // peer) is left out of this message, said so, and the rest of the room still gets it.
+        let (recipients, full): (Vec<IdentityKey>, Vec<IdentityKey>) = recipients
+            .into_iter()
+            .partition(|k| self.peers.get(k).is_some_and(|p| p.out.has_room_for(text.len())));
+        if !full.is_empty() {
+            let names: Vec<String> =
+                full.iter().map(|k| self.peers.get(k).map(|p| p.name.clone()).unwrap_or_default()).collect();
+            let message = format!(
+                "not queued for {}: too many of your messages to them are still undelivered",
+                names.join(", ")
+            );
+            if recipients.is_empty() {
+                return self.emit(refuse("outbox_full", message));
+            }
+            // Not tagged: the message itself went out (a tagged error would mark it failed).
+            self.emit(ClientEvent::error("outbox_full", message));
         }
         let mut id = [0u8; 16];
         self.rng.fill_bytes(&mut id);
