@@ -612,7 +612,9 @@ impl Transfers {
         let Some(s) = o.sending.as_mut() else { return };
         let mut reads = Vec::new();
         while s.reads_out + s.ready.len() < READ_AHEAD && s.next_read < size {
-            let len = READ_SIZE.min((size - s.next_read) as usize);
+            // Compared as u64 first: on a 32-bit target a remainder that is a multiple of 2^32
+            // would truncate to 0 and the loop would never advance (D24).
+            let len = (size - s.next_read).min(READ_SIZE as u64) as usize;
             reads.push(DiskRequest::Read { id, generation: s.generation, offset: s.next_read, len });
             s.next_read += len as u64;
             s.reads_out += 1;
