@@ -258,6 +258,19 @@ fn host_and_join_then_chat_both_ways_and_verify() {
     alice.get_by_label("🛡");
     let known = std::fs::read_to_string(dir.path().join("alice/known_peers.json")).unwrap();
     assert!(known.contains("\"verified\": true"), "verification persisted: {known}");
+
+    // A room the hub does not have: explained, and the window stays where it was.
+    bob.get_by(|n| n.role() == Role::TextInput).focus();
+    bob.run_steps(1);
+    bob.get_by(|n| n.role() == Role::TextInput).type_text("nosuchroom");
+    bob.run_steps(1);
+    bob.get_by_label("+").click();
+    wait_for(&mut [&mut bob, &mut alice], "the hub's answer", |b| {
+        b.model().notices.iter().any(|n| n.contains("no such room"))
+    });
+    bob.run_steps(2);
+    assert!(bob.query_by_label("# nosuchroom").is_none(), "no room that was never joined");
+    assert_eq!(bob.get_all_by_label("# general").count(), 2, "still in #general (heading and list)");
 }
 
 #[test]

@@ -322,6 +322,10 @@ impl KithApp {
         if drained == EVENTS_PER_FRAME {
             ctx.request_repaint();
         }
+        if let Some(room) = self.view.joining.take_if(|r| self.model.room(r).is_some_and(|r| r.joined)) {
+            self.view.room = Some(room);
+            self.view.focus_composer = true;
+        }
         if let Some(fatal) = self.model.fatal.take() {
             self.on_fatal(fatal);
         } else if matches!(self.screen, Screen::Connect(_))
@@ -381,8 +385,9 @@ impl KithApp {
                 }
             }
             UiAction::JoinRoom(room) => {
+                // Shown once joined: the hub may not have that room (D25).
                 if self.command(ClientCommand::Join { room: room.clone() }) {
-                    self.view.room = Some(room);
+                    self.view.joining = Some(room);
                 }
             }
             UiAction::MarkRead(room) => self.model.mark_read(&room),

@@ -132,7 +132,7 @@ fn side_panel(ui: &mut Ui, f: &Frame, view: &mut ViewState, out: &mut Actions) {
                 egui::TextEdit::singleline(&mut view.new_room).hint_text("join room…").desired_width(120.0),
             );
             let go = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-            if (ui.small_button("+").on_hover_text("Join or create a room").clicked() || go)
+            if (ui.small_button("+").on_hover_text("Join one of this hub's rooms").clicked() || go)
                 && !view.new_room.trim().is_empty()
             {
                 let room = view.new_room.trim().to_string();

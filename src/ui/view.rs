@@ -18,6 +18,8 @@ pub struct ViewState {
     pub settings_open: bool,
     pub invite_open: bool,
     pub new_room: String,
+    /// A room asked for and not joined yet: it is shown once the hub says it was joined.
+    pub joining: Option<String>,
     /// The display name being edited in Settings.
     pub name_draft: Option<String>,
     /// Typed settings not yet written.
