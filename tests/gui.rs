@@ -266,7 +266,7 @@ fn host_and_join_then_chat_both_ways_and_verify() {
     bob.run_steps(1);
     bob.get_by_label("+").click();
     wait_for(&mut [&mut bob, &mut alice], "the hub's answer", |b| {
-        b.model().notices.iter().any(|n| n.contains("no such room"))
+        b.model().notices.iter().any(|n| n.contains("This hub has no room #nosuchroom"))
     });
     bob.run_steps(2);
     assert!(bob.query_by_label("# nosuchroom").is_none(), "no room that was never joined");

@@ -725,6 +725,32 @@ fn a_member_that_never_acknowledges_does_not_block_the_room() {
 }
 
 #[test]
+fn a_room_the_hub_does_not_have_is_named_in_the_refusal_and_not_asked_for_again() {
+    let names = ["alice", "bob"];
+    let mut sim = Sim::new(9, &names, 0.0, 0);
+    sim.run_until(60_000, Sim::all_secure);
+    sim.command(0, ClientCommand::Join { room: "nosuchroom".into() });
+    sim.settle();
+    let refusals = |s: &Sim| {
+        s.nodes[0]
+            .events
+            .iter()
+            .filter(|e| matches!(e, ClientEvent::Error { code, message, .. } if code == "no_such_room" && message.contains("#nosuchroom")))
+            .count()
+    };
+    assert_eq!(refusals(&sim), 1);
+    // Back after a hub restart: "general" is joined again, the unknown room is not asked for.
+    sim.restart_hub();
+    sim.advance(1_000);
+    sim.connect(0);
+    sim.run_until(60_000, |s| s.count(0, |e| matches!(e, ClientEvent::Reconnected { .. })) == 1);
+    sim.advance(2_000);
+    assert_eq!(sim.count(0, |e| matches!(e, ClientEvent::Joined { room } if room == "general")), 2);
+    assert_eq!(refusals(&sim), 1);
+    assert_eq!(sim.count(0, |e| matches!(e, ClientEvent::Error { code, .. } if code == "no_such_room")), 1);
+}
+
+#[test]
 fn a_hub_substituting_keys_never_gets_a_secure_session() {
     fn lie(k: &IdentityKey) -> IdentityKey {
         let mut b = k.0;

@@ -36,7 +36,7 @@ impl Client {
                 if !self.config.rooms.contains(&room) {
                     self.config.rooms.push(room.clone());
                 }
-                self.send_hub(&ClientToHub::Join { room });
+                self.send_join(room);
             }
             ClientCommand::Leave { room } => {
                 self.config.rooms.retain(|r| r != &room);

@@ -237,6 +237,9 @@ pub struct Client {
     link: Link,
     stream: u64,
     joined: BTreeSet<String>,
+    /// Rooms asked for on this hub connection and not answered yet, oldest first: the hub
+    /// answers in order, so an error about a room is about the first of them.
+    joining: VecDeque<String>,
     peers: HashMap<IdentityKey, Peer>,
     known: KnownPeers,
     messages: BTreeMap<MessageId, StoredMessage>,
@@ -267,6 +270,7 @@ impl Client {
             link: Link::Down,
             stream,
             joined: BTreeSet::new(),
+            joining: VecDeque::new(),
             peers: HashMap::new(),
             known,
             messages: BTreeMap::new(),
@@ -509,9 +513,17 @@ impl Client {
                 hub: hub_name,
             });
         }
+        self.joining.clear();
         for room in self.config.rooms.clone() {
-            self.send_hub(&ClientToHub::Join { room });
+            self.send_join(room);
         }
+    }
+
+    pub(super) fn send_join(&mut self, room: String) {
+        if self.joining.len() < MAX_JOINING {
+            self.joining.push_back(room.clone());
+        }
+        self.send_hub(&ClientToHub::Join { room });
     }
 
     /// For fuzzing and property tests: a decrypted hub message, as if it came over the link.
@@ -545,6 +557,7 @@ impl Client {
     fn on_hub_message(&mut self, now: Now, msg: HubToClient) {
         match msg {
             HubToClient::Joined { room, members } => {
+                self.joining.retain(|r| r != &room);
                 self.joined.insert(room.clone());
                 self.emit(ClientEvent::Joined { room: room.clone() });
                 let present: BTreeSet<IdentityKey> = members.iter().map(|m| m.key).collect();
@@ -575,7 +588,15 @@ impl Client {
                 // The hub's words are not shown: a hostile one could write anything there
                 // ("your session expired, reinstall from …"). Known codes get ours (D26).
                 tracing::debug!(%code, "hub error: {message}");
-                let (code, text) = hub_error_text(&code);
+                let room = match code.as_str() {
+                    "no_such_room" | "room_full" => self.joining.pop_front(),
+                    _ => None,
+                };
+                if let Some(room) = room.as_ref().filter(|_| code == "no_such_room") {
+                    // Not asked for again at the next reconnect.
+                    self.config.rooms.retain(|r| r != room);
+                }
+                let (code, text) = hub_error_text(&code, room.as_deref());
                 self.emit(ClientEvent::error(code, text));
             }
             HubToClient::Pong { .. } => {}
@@ -674,14 +695,18 @@ impl Client {
     }
 }
 
-/// Our words for an error the hub reports, by its code; the code itself only if it is one we
-/// know.
-fn hub_error_text(code: &str) -> (&'static str, String) {
-    match code {
-        "no_such_room" => {
-            ("no_such_room", "This hub has no such room: its host decides which rooms exist.".into())
-        }
-        "room_full" => ("room_full", "That room is full on this hub.".into()),
+/// Most rooms waiting for the hub's answer that are remembered (more are still asked for).
+const MAX_JOINING: usize = 64;
+
+/// Our words for an error the hub reports, by its code (and the room it is about, which we
+/// know, not the hub's text); the code itself only if it is one we know.
+fn hub_error_text(code: &str, room: Option<&str>) -> (&'static str, String) {
+    const HOST_DECIDES: &str = "its host decides which rooms exist.";
+    match (code, room) {
+        ("no_such_room", Some(r)) => ("no_such_room", format!("This hub has no room #{r}: {HOST_DECIDES}")),
+        ("no_such_room", None) => ("no_such_room", format!("This hub has no such room: {HOST_DECIDES}")),
+        ("room_full", Some(r)) => ("room_full", format!("#{r} is full on this hub.")),
+        ("room_full", None) => ("room_full", "That room is full on this hub.".into()),
         _ => {
             let shown: String =
                 code.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(32).collect();
