@@ -138,9 +138,13 @@ struct Sending {
     ready: BTreeMap<u64, Vec<u8>>,
 }
 
-/// A file offered to us.
+/// A file offered to us. It is known here by an id of ours (from the same counter as our
+/// offers), and to the sender by the id it chose: a peer cannot pick an id that collides with
+/// another peer's transfer or with one of ours (D23).
 struct Incoming {
     peer: IdentityKey,
+    /// The sender's id for it, used in every signal to the sender and in its chunks.
+    remote_id: u64,
     name: String,
     size: u64,
     sha256: [u8; 32],
@@ -191,6 +195,8 @@ pub struct Transfers {
     out_of_sight: HashMap<IdentityKey, std::time::Instant>,
     outgoing: HashMap<u64, Outgoing>,
     incoming: HashMap<u64, Incoming>,
+    /// (sender, sender's id) → our id, for what the sender says about its offers.
+    by_remote: HashMap<(IdentityKey, u64), u64>,
     next_id: u64,
     out: VecDeque<TransferOutput>,
     buf: Vec<u8>,
@@ -233,6 +239,7 @@ impl Transfers {
             out_of_sight: HashMap::new(),
             outgoing: HashMap::new(),
             incoming: HashMap::new(),
+            by_remote: HashMap::new(),
             next_id: seed,
             out: VecDeque::new(),
             buf: Vec::with_capacity(16 + CHUNK),
@@ -259,11 +266,16 @@ impl Transfers {
         self.event(ClientEvent::FileFailed { id: id_text(id), reason: reason.into() });
     }
 
+    /// The next id of ours, for a file we offer or one offered to us.
+    fn new_id(&mut self) -> u64 {
+        self.next_id = self.next_id.wrapping_add(1);
+        self.next_id
+    }
+
     /// Starts sending the file at `path` to `peer`: it is opened and hashed, then offered.
     /// Returns the transfer's id.
     pub fn send_file(&mut self, peer: IdentityKey, path: PathBuf) -> u64 {
-        self.next_id = self.next_id.wrapping_add(1);
-        let id = self.next_id;
+        let id = self.new_id();
         let name = offered_name(&path);
         let o = Outgoing {
             peer,
@@ -289,29 +301,43 @@ impl Transfers {
 
     pub fn decline(&mut self, id_str: &str) {
         let Some(id) = parse_id(id_str) else { return };
-        if let Some(inc) = self.incoming.remove(&id) {
+        if let Some(inc) = self.remove_incoming(id) {
             self.forget_incoming(id, &inc);
-            self.signal(inc.peer, FileSignal::Decline { id, reason: "declined".into() });
+            self.signal(inc.peer, FileSignal::Decline { id: inc.remote_id, reason: "declined".into() });
         }
     }
 
     pub fn cancel(&mut self, id_str: &str) {
         let Some(id) = parse_id(id_str) else { return };
-        let peer = if let Some(o) = self.outgoing.remove(&id) {
+        let to = if let Some(o) = self.outgoing.remove(&id) {
             self.disk(DiskRequest::CloseRead { id });
-            Some(o.peer)
-        } else if let Some(inc) = self.incoming.remove(&id) {
+            Some((o.peer, id))
+        } else if let Some(inc) = self.remove_incoming(id) {
             self.forget_incoming(id, &inc);
-            Some(inc.peer)
+            Some((inc.peer, inc.remote_id))
         } else {
             None
         };
-        match peer {
-            Some(peer) => {
-                self.signal(peer, FileSignal::Cancel { id });
+        match to {
+            Some((peer, wire_id)) => {
+                self.signal(peer, FileSignal::Cancel { id: wire_id });
                 self.failed(id, "cancelled");
             }
             None => self.event(ClientEvent::error("unknown_file", format!("no transfer {id_str}"))),
+        }
+    }
+
+    fn remove_incoming(&mut self, id: u64) -> Option<Incoming> {
+        let inc = self.incoming.remove(&id)?;
+        self.by_remote.remove(&(inc.peer, inc.remote_id));
+        Some(inc)
+    }
+
+    /// Signals `make(sender's id)` to the sender of incoming `id`.
+    fn tell_sender(&mut self, id: u64, make: impl FnOnce(u64) -> FileSignal) {
+        if let Some(inc) = self.incoming.get(&id) {
+            let (peer, signal) = (inc.peer, make(inc.remote_id));
+            self.signal(peer, signal);
         }
     }
 
@@ -348,7 +374,7 @@ impl Transfers {
     ) {
         match signal {
             FileSignal::Offer { id, name, size, sha256 } => {
-                if self.incoming.contains_key(&id) || name.len() > MAX_FILE_NAME {
+                if self.by_remote.contains_key(&(peer, id)) || name.len() > MAX_FILE_NAME {
                     return;
                 }
                 let waiting =
@@ -362,8 +388,11 @@ impl Transfers {
                     return self.signal(peer, FileSignal::Decline { id, reason });
                 }
                 let fingerprint = peer.fingerprint().to_string();
-                self.incoming
-                    .insert(id, Incoming { peer, name: name.clone(), size, sha256, receiving: None });
+                let (remote_id, id) = (id, self.new_id());
+                self.by_remote.insert((peer, remote_id), id);
+                let incoming =
+                    Incoming { peer, remote_id, name: name.clone(), size, sha256, receiving: None };
+                self.incoming.insert(id, incoming);
                 self.event(ClientEvent::FileOffer { id: id_text(id), from: fingerprint, name, size });
                 if self.config.auto_accept {
                     self.start_receiving(id);
@@ -410,13 +439,11 @@ impl Transfers {
                     self.outgoing.remove(&id);
                     self.disk(DiskRequest::CloseRead { id });
                     self.failed(id, "cancelled by the peer");
-                } else if let Some(inc) = self.incoming.remove(&id) {
-                    if inc.peer != peer {
-                        self.incoming.insert(id, inc);
-                        return;
-                    }
-                    self.forget_incoming(id, &inc);
-                    self.failed(id, "cancelled by the peer");
+                } else if let Some(local) = self.by_remote.get(&(peer, id)).copied()
+                    && let Some(inc) = self.remove_incoming(local)
+                {
+                    self.forget_incoming(local, &inc);
+                    self.failed(local, "cancelled by the peer");
                 }
             }
             FileSignal::Complete { id } => {
@@ -469,16 +496,16 @@ impl Transfers {
                 let Some(r) = inc.receiving.as_mut() else { return };
                 r.created = true;
                 r.quiet_since = Some(now);
-                let (peer, size) = (inc.peer, inc.size);
-                self.signal(peer, FileSignal::Accept { id, offset: 0 });
+                let size = inc.size;
+                self.tell_sender(id, |id| FileSignal::Accept { id, offset: 0 });
                 if size == 0 {
                     self.finish(id);
                 }
             }
             DiskDone::Written { id, upto } => self.on_written(now, id, upto),
             DiskDone::Finished { id, path, sha256 } => {
-                let Some(inc) = self.incoming.remove(&id) else { return };
-                self.signal(inc.peer, FileSignal::Complete { id });
+                let Some(inc) = self.remove_incoming(id) else { return };
+                self.signal(inc.peer, FileSignal::Complete { id: inc.remote_id });
                 self.event(ClientEvent::FileReceived {
                     id: id_text(id),
                     from: inc.peer.fingerprint().to_string(),
@@ -494,12 +521,15 @@ impl Transfers {
                     }
                     self.disk(DiskRequest::CloseRead { id });
                     self.failed(id, reason);
-                } else if let Some(inc) = self.incoming.remove(&id) {
+                } else if let Some(inc) = self.remove_incoming(id) {
                     self.forget_incoming(id, &inc);
+                    let remote = inc.remote_id;
                     let signal = match inc.receiving.as_ref().is_some_and(|r| r.created) {
-                        true => FileSignal::Cancel { id },
+                        true => FileSignal::Cancel { id: remote },
                         // It never started: the sender hears why rather than wait.
-                        false => FileSignal::Decline { id, reason: "the receiver cannot save it".into() },
+                        false => {
+                            FileSignal::Decline { id: remote, reason: "the receiver cannot save it".into() }
+                        }
                     };
                     self.signal(inc.peer, signal);
                     self.failed(id, reason);
@@ -513,7 +543,7 @@ impl Transfers {
         let Some(r) = inc.receiving.as_mut() else { return };
         r.written = r.written.max(upto);
         let more = r.written == r.submitted && !r.pending.is_empty();
-        let (peer, size) = (inc.peer, inc.size);
+        let size = inc.size;
         let mut resume = None;
         if r.paused && r.queued - r.written <= BACKLOG_LOW {
             r.paused = false;
@@ -529,7 +559,7 @@ impl Transfers {
             self.submit_pending(id);
         }
         if let Some(offset) = resume {
-            self.signal(peer, FileSignal::Accept { id, offset });
+            self.tell_sender(id, |id| FileSignal::Accept { id, offset });
         }
         if let Some(bytes) = progress {
             self.event(ClientEvent::FileProgress { id: id_text(id), bytes, total: size });
@@ -626,14 +656,15 @@ impl Transfers {
 
     /// A message from `peer`'s file channel: `id`, `offset`, bytes.
     pub fn handle_data(&mut self, now: std::time::Instant, peer: IdentityKey, data: &[u8]) {
-        let (Some(id), Some(offset)) = (
+        let (Some(remote_id), Some(offset)) = (
             data.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes),
             data.get(8..16).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes),
         ) else {
             return;
         };
         let bytes = &data[16..];
-        let Some(inc) = self.incoming.get_mut(&id).filter(|i| i.peer == peer) else { return };
+        let Some(&id) = self.by_remote.get(&(peer, remote_id)) else { return };
+        let Some(inc) = self.incoming.get_mut(&id) else { return };
         let size = inc.size;
         let Some(r) = inc.receiving.as_mut().filter(|r| r.created) else { return };
         if offset != r.queued || offset + bytes.len() as u64 > size {
@@ -660,7 +691,7 @@ impl Transfers {
         }
         if pause {
             tracing::debug!(id, "the disk is behind: asking the sender to pause");
-            self.signal(peer, FileSignal::Pause { id });
+            self.signal(peer, FileSignal::Pause { id: remote_id });
         }
     }
 
@@ -693,7 +724,7 @@ impl Transfers {
                 r.paused = false;
                 r.quiet_since = Some(now);
             }
-            self.signal(peer, FileSignal::Accept { id, offset });
+            self.tell_sender(id, |id| FileSignal::Accept { id, offset });
         }
         self.pump(now, peer, links);
     }
@@ -716,7 +747,7 @@ impl Transfers {
             self.incoming.iter().filter(|(_, i)| i.peer == peer && !all_here(i)).map(|(id, _)| *id).collect();
         incoming.sort_unstable();
         for id in incoming {
-            if let Some(inc) = self.incoming.remove(&id) {
+            if let Some(inc) = self.remove_incoming(id) {
                 self.forget_incoming(id, &inc);
                 self.failed(id, why);
             }
@@ -744,18 +775,18 @@ impl Transfers {
     }
 
     pub fn handle_timeout(&mut self, now: std::time::Instant) {
-        let stalled: Vec<(u64, IdentityKey)> = self
+        let stalled: Vec<u64> = self
             .incoming
             .iter()
             .filter(|(_, i)| waiting_since(i).is_some_and(|t| t + STALL_AFTER <= now))
-            .map(|(id, i)| (*id, i.peer))
+            .map(|(id, _)| *id)
             .collect();
-        for (id, peer) in stalled {
+        for id in stalled {
             let Some(r) = self.incoming.get_mut(&id).and_then(|i| i.receiving.as_mut()) else { continue };
             r.quiet_since = Some(now);
             let offset = r.queued;
             tracing::debug!(id, offset, "no file data for a while: asking again");
-            self.signal(peer, FileSignal::Accept { id, offset });
+            self.tell_sender(id, |id| FileSignal::Accept { id, offset });
         }
         let due: Vec<IdentityKey> =
             self.out_of_sight.iter().filter(|(_, at)| **at <= now).map(|(peer, _)| *peer).collect();
@@ -785,6 +816,48 @@ impl Transfers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct NoLinks;
+    impl FileChannel for NoLinks {
+        fn file_buffered(&mut self, _: &IdentityKey) -> Option<usize> {
+            None
+        }
+        fn send_file_data(&mut self, _: std::time::Instant, _: IdentityKey, _: &[u8]) -> FileWrite {
+            FileWrite::NoChannel
+        }
+    }
+
+    #[test]
+    fn offers_get_ids_of_ours_whatever_id_their_sender_picked() {
+        let config =
+            TransferConfig { downloads: PathBuf::from("/d"), auto_accept: false, max_size: u64::MAX };
+        let mut t = Transfers::new(config, 100);
+        let (bob, eve) = (IdentityKey([2; 32]), IdentityKey([3; 32]));
+        let mine = t.send_file(bob, PathBuf::from("/home/a/x"));
+        let now = std::time::Instant::now();
+        // Eve picks the id of our own offer, and bob happens to as well.
+        for peer in [eve, bob] {
+            let offer = FileSignal::Offer { id: mine, name: "f".into(), size: 1, sha256: [0; 32] };
+            t.handle_signal(now, peer, offer, &mut NoLinks);
+        }
+        let ids: Vec<String> = std::iter::from_fn(|| t.poll_output())
+            .filter_map(|o| match o {
+                TransferOutput::Event(ClientEvent::FileOffer { id, .. }) => Some(id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ids.len(), 2);
+        assert!(ids[0] != ids[1] && ids.iter().all(|id| *id != id_text(mine)), "{ids:?}");
+        // Declining eve's offer tells eve, by eve's id, and leaves bob's alone.
+        t.decline(&ids[0]);
+        let out: Vec<TransferOutput> = std::iter::from_fn(|| t.poll_output()).collect();
+        assert!(
+            matches!(&out[..], [TransferOutput::Signal { peer, signal: FileSignal::Decline { id, .. } }] if *peer == eve && *id == mine),
+            "{out:?}"
+        );
+        assert!(t.incoming.values().any(|i| i.peer == bob));
+        assert!(t.outgoing.contains_key(&mine));
+    }
 
     #[test]
     fn offered_names_cannot_escape_the_downloads_folder() {
