@@ -101,14 +101,6 @@ impl Actions {
         self.0.push(UiAction::Command(cmd));
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn as_slice(&self) -> &[UiAction] {
-        &self.0
-    }
-
     pub fn take(&mut self) -> Vec<UiAction> {
         std::mem::take(&mut self.0)
     }

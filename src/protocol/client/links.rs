@@ -14,11 +14,7 @@ impl Client {
     /// hub otherwise (an ICE restart's signals: the link is what is broken).
     pub fn send_link_signal(&mut self, to: IdentityKey, signal: LinkSignal, direct: bool) {
         let Some(packet) = self.seal_signal(to, &PeerMsg::Link(signal)) else { return };
-        if direct && self.peers.get(&to).is_some_and(Peer::takes_signals_on_link) {
-            self.out.push_back(ClientOutput::Direct { peer: to, packet: wire::encode(&packet) });
-        } else {
-            self.relay(to, &packet);
-        }
+        self.send_on_path(to, &packet, direct);
     }
 
     /// Seals an unsequenced message for `to` and sends it the fastest way.
@@ -140,21 +136,27 @@ impl Client {
     }
 
     /// Sends a sealed session packet the fastest way available. (Handshakes go by
-    /// [`Client::send_both_ways`] and [`Client::send_back`].)
+    /// [`Client::send_both_ways`] and [`Client::send_on_path`].)
     pub(super) fn send_packet(&mut self, to: IdentityKey, packet: &PeerPacket) {
         if self.peers.get(&to).is_some_and(|p| p.link.open) {
-            self.out.push_back(ClientOutput::Direct { peer: to, packet: wire::encode(packet) });
+            self.send_on_link(to, packet);
         } else {
             self.relay(to, packet);
         }
     }
 
-    /// A handshake message or a Reset answering one that came from `to` (`direct`: on its
-    /// link): it goes back the way its question came, which just worked. The link may be open
-    /// yet silent (a path that died, not yet noticed), so "the fastest path" could lose it.
-    pub(super) fn send_back(&mut self, to: IdentityKey, packet: &PeerPacket, direct: bool) {
+    fn send_on_link(&mut self, to: IdentityKey, packet: &PeerPacket) {
+        self.out.push_back(ClientOutput::Direct { peer: to, packet: wire::encode(packet) });
+    }
+
+    /// On the link when `direct` and the peer takes signals there, through the hub otherwise.
+    /// Link signals use it, and so do answers to handshake messages and Resets, which go back
+    /// the way their question came (`direct`: on the link), since that just worked: the link
+    /// may be open yet silent (a path that died, not yet noticed), so "the fastest path"
+    /// could lose them.
+    pub(super) fn send_on_path(&mut self, to: IdentityKey, packet: &PeerPacket, direct: bool) {
         if direct && self.peers.get(&to).is_some_and(Peer::takes_signals_on_link) {
-            self.out.push_back(ClientOutput::Direct { peer: to, packet: wire::encode(packet) });
+            self.send_on_link(to, packet);
         } else {
             self.relay(to, packet);
         }
@@ -166,7 +168,7 @@ impl Client {
         let Some(p) = self.peers.get(&to) else { return };
         let on_link = p.takes_signals_on_link();
         if on_link {
-            self.out.push_back(ClientOutput::Direct { peer: to, packet: wire::encode(packet) });
+            self.send_on_link(to, packet);
         }
         if !on_link || matches!(self.link, Link::Up(_)) {
             self.relay(to, packet);

@@ -171,7 +171,7 @@ impl Client {
                         if let Some(p) = self.peers.get_mut(&from) {
                             p.handshake = Some(s);
                         }
-                        self.send_back(from, &reply, direct);
+                        self.send_on_path(from, &reply, direct);
                     }
                     Err(e) => tracing::debug!("bad handshake from peer: {e}"),
                 }
@@ -184,7 +184,7 @@ impl Client {
                         let Some(new) = peer.handshake.take() else { return };
                         peer.previous = peer.session.replace(new);
                         if let Some(reply) = &done.reply {
-                            self.send_back(from, reply, direct);
+                            self.send_on_path(from, reply, direct);
                         }
                         self.on_established(now, from, done.intro, done.sas);
                     }
@@ -205,7 +205,7 @@ impl Client {
                         return;
                     }
                     // They think a session exists that we do not hold: tell them to start over.
-                    return self.send_back(from, &PeerPacket::Reset { session }, direct);
+                    return self.send_on_path(from, &PeerPacket::Reset { session }, direct);
                 };
                 match s.open(session, &noise) {
                     Ok(msg) => self.on_peer_msg(now, from, msg, direct),
