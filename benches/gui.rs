@@ -58,6 +58,7 @@ fn main() {
             text: format!("#{i}: {}", text.join(" ")),
             sent_at: NOW - (MESSAGES - i) as u64 * 20_000,
             expires_at: None,
+            unconfirmed: false,
         });
     }
     h.state_mut().show_fixture(events, "general");

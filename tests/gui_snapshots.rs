@@ -58,6 +58,7 @@ fn message(
         text: text.into(),
         sent_at: NOW - ago_s * 1000,
         expires_at: expires_in_s.map(|s| NOW + s * 1000),
+        unconfirmed: false,
     }
 }
 
@@ -98,6 +99,7 @@ fn conversation() -> Vec<ClientEvent> {
         text: "unread elsewhere".into(),
         sent_at: NOW - 30_000,
         expires_at: None,
+        unconfirmed: false,
     });
     evs
 }

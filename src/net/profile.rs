@@ -73,7 +73,7 @@ impl Profile {
     }
 
     pub fn known_peers(&self) -> Result<KnownPeers, ProfileError> {
-        self.load_json(KNOWN_PEERS_FILE)
+        self.load_json(KNOWN_PEERS_FILE).map(KnownPeers::upgraded)
     }
 
     pub fn save_known_peers(&self, peers: &KnownPeers) -> Result<(), ProfileError> {

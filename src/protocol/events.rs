@@ -171,6 +171,10 @@ pub enum ClientEvent {
         text: String,
         sent_at: u64,
         expires_at: Option<u64>,
+        /// The sender's key took a name (or a look-alike of one) that belonged to another key,
+        /// and the user has not accepted it: these are not the friend's words until they do.
+        #[serde(default)]
+        unconfirmed: bool,
     },
     Sent {
         id: String,

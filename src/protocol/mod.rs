@@ -8,6 +8,7 @@ pub mod events;
 pub mod hub;
 pub mod identity;
 pub mod links;
+pub mod names;
 pub mod nat;
 pub mod negotiation;
 pub mod noise;

@@ -41,12 +41,7 @@ pub enum WireError {
     TooLarge(usize),
 }
 
-/// A display name as shown to users: trimmed, 1 to `MAX_NAME` bytes, no control characters.
-pub fn sanitize_name(name: &str) -> Option<String> {
-    let name = name.trim();
-    let ok = !name.is_empty() && name.len() <= MAX_NAME && !name.chars().any(char::is_control);
-    ok.then(|| name.to_string())
-}
+pub use super::names::sanitize_name;
 
 pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
     encode_with_capacity(msg, 64)

@@ -15,10 +15,17 @@ use super::style;
 /// Space between rows.
 const GAP: f32 = 6.0;
 
-/// One room's laid-out rows, in the room's `seq` order, one per message.
+/// One room's laid-out rows, in the room's `seq` order, one per message, and where each one
+/// starts: a frame finds the rows on screen by binary search and lays out only those, so its
+/// work does not grow with the room.
 #[derive(Debug, Default)]
 pub struct Rows {
     rows: Vec<Row>,
+    /// `tops[i]` is where row `i` starts, `tops[rows.len()]` the total height; right for the
+    /// first `valid + 1` entries at `width`.
+    tops: Vec<f32>,
+    valid: usize,
+    width: f32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -31,7 +38,8 @@ struct Row {
 impl Rows {
     /// Lines the rows up with `messages`: rows of removed messages go, new messages get a row
     /// not yet measured. Messages are only appended or removed, so when the ends and the
-    /// count match nothing changed, and otherwise one merge walk lines them up.
+    /// count match nothing changed, and otherwise one merge walk lines them up. Appending
+    /// keeps the positions already known; a removal recomputes them.
     fn align(&mut self, messages: &[Message]) {
         let ends = |first: Option<u64>, last: Option<u64>| {
             first == messages.first().map(|m| m.seq) && last == messages.last().map(|m| m.seq)
@@ -41,6 +49,10 @@ impl Rows {
         {
             return;
         }
+        let before = self.rows.len();
+        let appended = before <= messages.len()
+            && self.rows.first().map(|r| r.seq) == messages.first().map(|m| m.seq)
+            && self.rows.last().map(|r| r.seq) == before.checked_sub(1).map(|i| messages[i].seq);
         let mut old = std::mem::take(&mut self.rows).into_iter().peekable();
         self.rows = messages
             .iter()
@@ -49,6 +61,44 @@ impl Rows {
                 old.next_if(|r| r.seq == m.seq).unwrap_or(Row { seq: m.seq, measured: None })
             })
             .collect();
+        // The last old row's height may change: a new message can start a group after it.
+        self.valid = if appended { self.valid.min(before.saturating_sub(1)) } else { 0 };
+    }
+
+    /// Brings `tops` up to date at `width`, using measured heights where there are some and
+    /// `estimate` elsewhere.
+    fn place(&mut self, width: f32, estimate: impl Fn(usize) -> f32) {
+        if self.width != width {
+            self.width = width;
+            self.valid = 0;
+        }
+        self.tops.resize(self.rows.len() + 1, 0.0);
+        self.tops[0] = 0.0;
+        for i in self.valid..self.rows.len() {
+            let h = match self.rows[i].measured {
+                Some((w, h)) if w == width => h,
+                _ => estimate(i),
+            };
+            self.tops[i + 1] = self.tops[i] + h + GAP;
+        }
+        self.valid = self.rows.len();
+    }
+
+    /// The first row whose bottom is below `y`.
+    fn first_below(&self, y: f32) -> usize {
+        self.tops[1..].partition_point(|bottom| *bottom < y)
+    }
+
+    /// Records row `i`'s height as drawn; true when it differs from what was assumed.
+    fn measured(&mut self, i: usize, width: f32, h: f32) -> bool {
+        let Some(row) = self.rows.get_mut(i) else { return false };
+        if row.measured == Some((width, h)) {
+            return false;
+        }
+        row.measured = Some((width, h));
+        let assumed = self.tops[i + 1] - self.tops[i] - GAP;
+        self.valid = self.valid.min(i);
+        (h - assumed).abs() > 0.5
     }
 }
 
@@ -76,53 +126,35 @@ pub fn show(
         .stick_to_bottom(true)
         .show_viewport(ui, |ui, viewport| {
             let width = ui.available_width();
-            // Characters per line, for estimates only.
+            // Characters per line, for estimates only: O(1) per message, the line breaks
+            // counted once when it arrived.
             let per_line = (width / (line * 0.5)).max(8.0);
-            let estimate = |i: usize, m: &Message| {
-                let lines = (m.text().len() as f32 / per_line).ceil().max(1.0)
-                    + m.text().matches('\n').count() as f32;
-                let header = if starts_group(&room.messages, i) { line + 4.0 } else { 0.0 };
+            let messages = &room.messages;
+            rows.place(width, |i| {
+                let m = &messages[i];
+                let lines = (m.text().len() as f32 / per_line).ceil().max(1.0) + m.newlines as f32;
+                let header = if starts_group(messages, i) { line + 4.0 } else { 0.0 };
                 header + lines * line
-            };
-            let heights: Vec<f32> = room
-                .messages
-                .iter()
-                .zip(&rows.rows)
-                .enumerate()
-                .map(|(i, (m, row))| match row.measured {
-                    Some((w, h)) if w == width => h,
-                    _ => estimate(i, m),
-                })
-                .collect();
-            let total: f32 = heights.iter().map(|h| h + GAP).sum();
-            ui.set_height(total);
+            });
+            ui.set_height(rows.tops[messages.len()]);
             let top = ui.max_rect().top();
-            let mut y = 0.0;
-            let mut first = 0;
-            while first < heights.len() && y + heights[first] + GAP < viewport.min.y {
-                y += heights[first] + GAP;
-                first += 1;
-            }
-            let mut i = first;
+            let mut i = rows.first_below(viewport.min.y);
+            let mut y = rows.tops[i];
             let mut remeasured = false;
-            while i < room.messages.len() && y <= viewport.max.y {
+            while i < messages.len() && y <= viewport.max.y {
+                let assumed = rows.tops[i + 1] - rows.tops[i] - GAP;
                 let rect = egui::Rect::from_min_size(
                     egui::pos2(ui.max_rect().left(), top + y),
-                    egui::vec2(width, heights[i]),
+                    egui::vec2(width, assumed),
                 );
-                let header = starts_group(&room.messages, i);
-                let msg = &room.messages[i];
+                let header = starts_group(messages, i);
+                let msg = &messages[i];
                 let mut row = ui.new_child(
-                    UiBuilder::new().max_rect(rect).id_salt(i).layout(Layout::top_down(Align::Min)),
+                    UiBuilder::new().max_rect(rect).id_salt(msg.seq).layout(Layout::top_down(Align::Min)),
                 );
                 draw_row(&mut row, msg, header, me, now_ms, utc_offset, dark);
                 let h = row.min_rect().height();
-                if let Some(row) = rows.rows.get_mut(i)
-                    && row.measured != Some((width, h))
-                {
-                    remeasured |= (h - heights[i]).abs() > 0.5;
-                    row.measured = Some((width, h));
-                }
+                remeasured |= rows.measured(i, width, h);
                 if let Some(at) = msg.expires_at.filter(|at| *at > now_ms) {
                     soonest_expiry = Some(soonest_expiry.map_or(at, |s| s.min(at)));
                 }
@@ -151,6 +183,7 @@ fn starts_group(messages: &[Message], i: usize) -> bool {
         || prev.from != m.from
         || m.at_ms.saturating_sub(prev.at_ms) > GROUP_MS
         || prev.expires_at.is_some() != m.expires_at.is_some()
+        || m.unconfirmed
 }
 
 fn draw_row(
@@ -184,11 +217,20 @@ fn draw_row(
                         None => ("You", style::person_color(me, dark)),
                     };
                     ui.label(RichText::new(name).strong().color(color));
+                    if msg.unconfirmed {
+                        ui.label(RichText::new("⚠ unconfirmed key").small().strong().color(style::DANGER))
+                            .on_hover_text(
+                                "This key took a name that belonged to someone else. Until you accept it in the \
+                                 fingerprint dialog, these are not your friend's words.",
+                            );
+                    }
                     ui.label(RichText::new(format_time(msg.at_ms, now_ms, utc_offset)).small().weak());
                     status(ui, msg, now_ms);
                 });
             }
-            let resp = ui.add(egui::Label::new(text.as_str()).wrap().selectable(true));
+            let body = RichText::new(text.as_str());
+            let body = if msg.unconfirmed { body.italics().color(style::DANGER) } else { body };
+            let resp = ui.add(egui::Label::new(body).wrap().selectable(true));
             resp.context_menu(|ui| {
                 if ui.button("Copy text").clicked() {
                     ui.ctx().copy_text(text.clone());
@@ -295,6 +337,7 @@ mod tests {
                 tag: None,
                 newlines: 0,
                 seq: 0,
+                unconfirmed: false,
             });
         }
         room
@@ -324,6 +367,41 @@ mod tests {
         room.messages.clear();
         rows.align(&room.messages);
         assert!(rows.rows.is_empty());
+    }
+
+    #[test]
+    fn rows_are_found_by_position_and_only_changed_ones_are_placed_again() {
+        let mut room = room_of(1000);
+        let mut rows = Rows::default();
+        rows.align(&room.messages);
+        rows.place(300.0, |_| 10.0);
+        let step = 10.0 + GAP;
+        assert_eq!(rows.tops[1000], 1000.0 * step);
+        assert_eq!(rows.first_below(0.0), 0);
+        assert_eq!(rows.first_below(step * 499.5), 499);
+        assert_eq!(rows.first_below(f32::MAX), 1000);
+        // A row drawn taller than estimated moves the rows after it, not those before.
+        assert!(rows.measured(500, 300.0, 20.0));
+        assert!(!rows.measured(500, 300.0, 20.0), "the same height twice is no change");
+        assert_eq!(rows.valid, 500);
+        rows.place(300.0, |i| {
+            assert!(i > 500, "rows up to 500 keep their places");
+            10.0
+        });
+        assert_eq!(rows.tops[1000], 1000.0 * step + 10.0);
+        // Appending places only the new rows (and the one before them, whose group may end).
+        room.push(room_of(1).messages.remove(0));
+        rows.align(&room.messages);
+        assert_eq!(rows.valid, 999);
+        let calls = std::cell::Cell::new(0);
+        rows.place(300.0, |_| {
+            calls.set(calls.get() + 1);
+            10.0
+        });
+        assert_eq!(calls.get(), 2);
+        // Another width: everything is placed again.
+        rows.place(200.0, |_| 10.0);
+        assert_eq!(rows.tops[1001], 1001.0 * step);
     }
 
     #[test]

@@ -99,6 +99,9 @@ pub struct Message {
     /// Its place in the room, increasing, set by [`Room::push`]: the chat view keys the rows
     /// it laid out by it.
     pub seq: u64,
+    /// From a key that took a friend's name (or a look-alike) and that the user has not
+    /// accepted: drawn as such, never as the friend's ordinary words.
+    pub unconfirmed: bool,
 }
 
 impl Message {
@@ -120,13 +123,23 @@ pub struct Room {
     next_seq: u64,
 }
 
+/// Messages a room keeps in the window; older ones go, as in the core's history. A member
+/// flooding a room costs the window this much memory and no more.
+pub const MAX_ROOM_MESSAGES: usize = 10_000;
+
 impl Room {
     /// Appends `m` with the next sequence number: messages are only ever appended (and
-    /// removed), so `messages` stays in `seq` order.
-    pub fn push(&mut self, mut m: Message) {
+    /// removed), so `messages` stays in `seq` order. Past [`MAX_ROOM_MESSAGES`] the oldest
+    /// go, an eighth at a time so the cost is spread out; their ids are returned.
+    pub fn push(&mut self, mut m: Message) -> Vec<String> {
         m.seq = self.next_seq;
         self.next_seq += 1;
         self.messages.push(m);
+        if self.messages.len() <= MAX_ROOM_MESSAGES + MAX_ROOM_MESSAGES / 8 {
+            return Vec::new();
+        }
+        let excess = self.messages.len() - MAX_ROOM_MESSAGES;
+        self.messages.drain(..excess).filter_map(|m| m.id).collect()
     }
 }
 
@@ -209,19 +222,22 @@ impl Model {
         let name = self.me_name.clone();
         let expires_at = expires_in_s.map(|s| now_ms.saturating_add(s.saturating_mul(1000)));
         self.note_expiry(expires_at);
-        let r = self.room_mut(room);
-        r.push(Message {
-            id: None,
-            from: None,
-            name,
-            newlines: text.matches('\n').count(),
-            body: Body::Text(text.to_string()),
-            at_ms: now_ms,
-            expires_at,
-            delivery: Some(Delivery::Sending),
-            tag: Some(tag.clone()),
-            seq: 0,
-        });
+        self.push(
+            room,
+            Message {
+                id: None,
+                from: None,
+                name,
+                newlines: text.matches('\n').count(),
+                body: Body::Text(text.to_string()),
+                at_ms: now_ms,
+                expires_at,
+                delivery: Some(Delivery::Sending),
+                tag: Some(tag.clone()),
+                seq: 0,
+                unconfirmed: false,
+            },
+        );
         tag
     }
 
@@ -406,31 +422,36 @@ impl Model {
                 p.link = kind;
                 p.rtt_ms = rtt_ms;
             }
-            ClientEvent::Message { id, room, from, name, text, sent_at, expires_at } => {
+            ClientEvent::Message { id, room, from, name, text, sent_at, expires_at, unconfirmed } => {
                 let looking = viewing == Some(room.as_str());
                 self.by_id.insert(id.clone(), room.clone());
                 self.note_expiry(expires_at);
-                let r = self.room_mut(&room);
-                r.push(Message {
-                    id: Some(id),
-                    from: Some(from),
-                    name: name.clone(),
-                    newlines: text.matches('\n').count(),
-                    body: Body::Text(text.clone()),
-                    at_ms: sent_at,
-                    expires_at,
-                    delivery: None,
-                    tag: None,
-                    seq: 0,
-                });
+                self.push(
+                    &room,
+                    Message {
+                        id: Some(id),
+                        from: Some(from),
+                        name: name.clone(),
+                        newlines: text.matches('\n').count(),
+                        body: Body::Text(text.clone()),
+                        at_ms: sent_at,
+                        expires_at,
+                        delivery: None,
+                        tag: None,
+                        seq: 0,
+                        unconfirmed,
+                    },
+                );
                 if !looking {
-                    r.unread += 1;
+                    self.room_mut(&room).unread += 1;
                     // A notification outlives the message in the desktop's history: a
-                    // disappearing one is announced without its words.
+                    // disappearing one is announced without its words, and one from an
+                    // unconfirmed key without the name it borrowed being taken at its word.
                     let text = match expires_at {
                         Some(_) => DISAPPEARING_NOTICE.to_string(),
                         None => text,
                     };
+                    let name = if unconfirmed { format!("{name} (unconfirmed key)") } else { name };
                     return Some(Incoming { room, name, text });
                 }
             }
@@ -508,6 +529,13 @@ impl Model {
         self.rooms.get_mut(room)?.messages.iter_mut().rev().find(|m| m.id.as_deref() == Some(id))
     }
 
+    /// Appends to `room`, forgetting the ids of what the history cap pushed out.
+    fn push(&mut self, room: &str, m: Message) {
+        for id in self.room_mut(room).push(m) {
+            self.by_id.remove(&id);
+        }
+    }
+
     fn room_mut(&mut self, name: &str) -> &mut Room {
         self.rooms
             .entry(name.to_string())
@@ -522,18 +550,22 @@ impl Model {
 
     fn notice(&mut self, room: &str, text: String, warning: bool) {
         let now = self.now_ms;
-        self.room_mut(room).push(Message {
-            id: None,
-            from: None,
-            name: String::new(),
-            newlines: 0,
-            body: Body::Notice { text, warning },
-            at_ms: now,
-            expires_at: None,
-            delivery: None,
-            tag: None,
-            seq: 0,
-        });
+        self.push(
+            room,
+            Message {
+                id: None,
+                from: None,
+                name: String::new(),
+                newlines: 0,
+                body: Body::Notice { text, warning },
+                at_ms: now,
+                expires_at: None,
+                delivery: None,
+                tag: None,
+                seq: 0,
+                unconfirmed: false,
+            },
+        );
     }
 }
 
@@ -550,6 +582,7 @@ mod tests {
             text: text.into(),
             sent_at: 1_000,
             expires_at,
+            unconfirmed: false,
         }
     }
 
@@ -564,6 +597,32 @@ mod tests {
         assert_eq!((m.room("general").unwrap().unread, m.room("random").unwrap().unread), (1, 1));
         m.mark_read("general");
         assert_eq!(m.total_unread(), 1);
+    }
+
+    #[test]
+    fn a_room_keeps_a_bounded_history_and_forgets_the_ids_it_dropped() {
+        let mut m = Model::default();
+        let n = MAX_ROOM_MESSAGES + MAX_ROOM_MESSAGES / 8 + 1;
+        for i in 0..n {
+            m.apply(message(&i.to_string(), "general", "flood", None), Some("general"), 1);
+        }
+        let room = m.room("general").unwrap();
+        assert_eq!(room.messages.len(), MAX_ROOM_MESSAGES);
+        assert_eq!(room.messages[0].id.as_deref(), Some((n - MAX_ROOM_MESSAGES).to_string().as_str()));
+        assert!(!m.by_id.contains_key("0"));
+        assert_eq!(m.by_id.len(), MAX_ROOM_MESSAGES);
+    }
+
+    #[test]
+    fn a_message_from_an_unconfirmed_key_is_marked_and_announced_as_such() {
+        let mut m = Model::default();
+        let mut ev = message("1", "general", "it's me, send the code", None);
+        if let ClientEvent::Message { unconfirmed, .. } = &mut ev {
+            *unconfirmed = true;
+        }
+        let inc = m.apply(ev, Some("random"), 1).unwrap();
+        assert_eq!(inc.name, "bob (unconfirmed key)");
+        assert!(m.room("general").unwrap().messages[0].unconfirmed);
     }
 
     #[test]

@@ -385,6 +385,7 @@ impl Client {
         let received = peer.inc.receive(msg);
         let name = peer.name.clone();
         let rooms = peer.rooms.clone();
+        let unconfirmed = self.known.get(&from).is_some_and(|k| k.replaced.is_some());
         if let Some(ack) = received.ack {
             self.seal_and_relay(from, &ack);
         }
@@ -414,6 +415,7 @@ impl Client {
                 text: m.text,
                 sent_at: m.sent_at_ms,
                 expires_at: m.expires_at_ms,
+                unconfirmed,
             });
         }
     }
