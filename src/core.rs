@@ -217,6 +217,14 @@ impl CoreHandle {
                     }
                 };
                 let transfers = Transfers::new(opts.transfers.clone(), rng.next_u64());
+                // What a crash left behind can never finish: transfers start over after a restart.
+                let downloads = opts.transfers.downloads.clone();
+                tokio::task::spawn_blocking(move || {
+                    let removed = disk::sweep_leftovers(&downloads);
+                    if removed > 0 {
+                        tracing::info!(removed, dir = %downloads.display(), "removed unfinished downloads left by an earlier run");
+                    }
+                });
                 let client = Client::new(config, identity, known, rng);
                 let (problems, profile_problems) = mpsc::channel(16);
                 let (disk_done, disk_answers) = mpsc::channel(disk::DONE_QUEUE);

@@ -241,10 +241,12 @@ fn finish(id: u64, part: Part, sha256: [u8; 32], dir: &Path, name: &str) -> Disk
             }
         })
         .and_then(|()| {
-            let target = unused_path(dir, name);
-            std::fs::rename(&tmp, &target)
-                .map(|()| target.clone())
-                .map_err(|e| format!("cannot move the file to {}: {e}", target.display()))
+            let target = claim_unused_path(dir, name)
+                .map_err(|e| format!("cannot create the file in {}: {e}", dir.display()))?;
+            std::fs::rename(&tmp, &target).map(|()| target.clone()).map_err(|e| {
+                let _ = std::fs::remove_file(&target);
+                format!("cannot move the file to {}: {e}", target.display())
+            })
         });
     match placed {
         Ok(path) => DiskDone::Finished { id, path, sha256: digest },
@@ -255,17 +257,61 @@ fn finish(id: u64, part: Part, sha256: [u8; 32], dir: &Path, name: &str) -> Disk
     }
 }
 
-/// `dir/name`, or `dir/stem (n).ext` if that exists.
-fn unused_path(dir: &Path, name: &str) -> PathBuf {
-    let first = dir.join(name);
-    if !first.exists() {
-        return first;
-    }
+/// Candidates for a received file's name: `dir/name`, then `dir/stem (n).ext`.
+fn candidate_paths(dir: &Path, name: &str) -> impl Iterator<Item = PathBuf> {
     let (stem, ext) = match name.rsplit_once('.') {
         Some((s, e)) if !s.is_empty() => (s.to_string(), format!(".{e}")),
         _ => (name.to_string(), String::new()),
     };
-    (1..).map(|n| dir.join(format!("{stem} ({n}){ext}"))).find(|p| !p.exists()).unwrap_or(first)
+    let first = dir.join(name);
+    let dir = dir.to_path_buf();
+    std::iter::once(first).chain((1..10_000).map(move |n| dir.join(format!("{stem} ({n}){ext}"))))
+}
+
+/// The first candidate name nobody has, claimed by creating it empty (`create_new` fails
+/// if anything, even a file made a moment ago by another program, holds the name), so the
+/// rename that follows replaces only our own placeholder and never someone's file.
+fn claim_unused_path(dir: &Path, name: &str) -> std::io::Result<PathBuf> {
+    for path in candidate_paths(dir, name) {
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(_) => return Ok(path),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, format!("every name like {name} is taken")))
+}
+
+/// How long a part file must have been left alone before a start-up sweep removes it. Part
+/// files of another running Kith (another profile sharing the downloads folder) are written
+/// to or re-asked for long before this.
+const LEFTOVER_AGE: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
+/// Removes part files (`.NAME.kith-part-ID`) that a crash or a kill left in `dir`: transfers
+/// do not resume across restarts, so nothing will ever finish them. Returns how many went.
+pub fn sweep_leftovers(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let now = std::time::SystemTime::now();
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let is_part = name.starts_with('.')
+            && name
+                .rsplit_once(".kith-part-")
+                .is_some_and(|(_, id)| id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()));
+        let stale = entry
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file())
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age >= LEFTOVER_AGE);
+        if is_part && stale && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 #[cfg(test)]
@@ -277,8 +323,42 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("photo.jpg"), b"x").unwrap();
         std::fs::write(dir.path().join("photo (1).jpg"), b"x").unwrap();
-        assert_eq!(unused_path(dir.path(), "photo.jpg"), dir.path().join("photo (2).jpg"));
-        assert_eq!(unused_path(dir.path(), "notes"), dir.path().join("notes"));
+        assert_eq!(claim_unused_path(dir.path(), "photo.jpg").unwrap(), dir.path().join("photo (2).jpg"));
+        // The name is held from then on: a second claim moves on rather than share it.
+        assert_eq!(claim_unused_path(dir.path(), "photo.jpg").unwrap(), dir.path().join("photo (3).jpg"));
+        assert_eq!(claim_unused_path(dir.path(), "notes").unwrap(), dir.path().join("notes"));
+        assert_eq!(std::fs::read(dir.path().join("photo.jpg")).unwrap(), b"x");
+    }
+
+    #[test]
+    fn only_stale_part_files_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = std::time::SystemTime::now() - LEFTOVER_AGE - std::time::Duration::from_secs(60);
+        let write = |name: &str, stale: bool| {
+            let f = File::create(dir.path().join(name)).unwrap();
+            if stale {
+                f.set_modified(old).unwrap();
+            }
+        };
+        write(".photo.jpg.kith-part-00000000000000aa", true);
+        write(".kith-part-00000000000000bb", true);
+        write(".video.mp4.kith-part-00000000000000cc", false);
+        write("notes.kith-part-00000000000000dd", true);
+        write(".config.kith-part-backup", true);
+        assert_eq!(sweep_leftovers(dir.path()), 2);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ".config.kith-part-backup",
+                ".video.mp4.kith-part-00000000000000cc",
+                "notes.kith-part-00000000000000dd"
+            ]
+        );
     }
 
     #[tokio::test]

@@ -13,6 +13,7 @@
 //! When a link drops mid-transfer, the receiver asks again from what it has once a link is
 //! back.
 
+use super::names::is_invisible;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 
@@ -43,8 +44,10 @@ const WRITE_SIZE: usize = 8 * CHUNK;
 const PROGRESS_STEP: u64 = 8 * 1024 * 1024;
 /// Default largest file a receiver accepts.
 pub const DEFAULT_MAX_SIZE: u64 = 16 * 1024 * 1024 * 1024;
-/// Offers from one peer that may wait for an answer; more are declined.
+/// Unfinished offers from one peer (waiting for an answer or arriving); more are declined.
 pub const MAX_PENDING_OFFERS: usize = 16;
+/// Unfinished incoming files from everyone together.
+pub const MAX_INCOMING: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct TransferConfig {
@@ -221,15 +224,34 @@ fn parse_id(text: &str) -> Option<u64> {
 }
 
 /// The name to save an offered file under: its last path component, without characters
-/// that mean something to file systems, never empty, never hidden, never `..`.
+/// that mean something to file systems or draw nothing (a right-to-left override turns
+/// `photo\u{202E}gpj.exe` into what a file manager shows as `photoexe.jpg`), never empty,
+/// never hidden, never `..`, never a name Windows keeps for a device (`CON`, `nul.txt`,
+/// `COM1.jpg`) or drops the end of (trailing dots and spaces).
 pub fn safe_name(offered: &str) -> String {
     let base = offered.rsplit(['/', '\\']).next().unwrap_or("");
     let cleaned: String = base
         .chars()
+        .filter(|c| !is_invisible(*c))
         .map(|c| if c.is_control() || matches!(c, ':' | '*' | '?' | '"' | '<' | '>' | '|') { '_' } else { c })
         .collect();
-    let trimmed = cleaned.trim().trim_start_matches('.').trim();
-    if trimmed.is_empty() { "file".to_string() } else { trimmed.to_string() }
+    let trimmed = cleaned.trim().trim_start_matches('.').trim_end_matches(['.', ' ']).trim();
+    let name = if trimmed.is_empty() { "file" } else { trimmed };
+    if is_windows_device(name) { format!("_{name}") } else { name.to_string() }
+}
+
+/// `CON`, `PRN`, `AUX`, `NUL`, `COM1`–`COM9` and `LPT1`–`LPT9` (also with ¹²³), in any case and
+/// with any extension: Windows opens the device instead of a file of that name.
+fn is_windows_device(name: &str) -> bool {
+    let stem = name.split('.').next().unwrap_or(name).trim_end().to_ascii_uppercase();
+    let mut chars = stem.chars();
+    let prefix: String = chars.by_ref().take(3).collect();
+    let rest: Vec<char> = chars.collect();
+    match (prefix.as_str(), rest.as_slice()) {
+        ("CON" | "PRN" | "AUX" | "NUL", []) => true,
+        ("COM" | "LPT", [d]) => matches!(d, '1'..='9' | '¹' | '²' | '³'),
+        _ => false,
+    }
 }
 
 impl Transfers {
@@ -377,10 +399,16 @@ impl Transfers {
                 if self.by_remote.contains_key(&(peer, id)) || name.len() > MAX_FILE_NAME {
                     return;
                 }
-                let waiting =
-                    self.incoming.values().filter(|i| i.peer == peer && i.receiving.is_none()).count();
-                if waiting >= MAX_PENDING_OFFERS {
-                    let reason = format!("the receiver has {MAX_PENDING_OFFERS} offers from you waiting");
+                // Accepted or not, every unfinished offer holds something of ours (a row, a part
+                // file and its descriptor once accepted): bounded per peer and in total.
+                let from_peer = self.incoming.values().filter(|i| i.peer == peer).count();
+                if from_peer >= MAX_PENDING_OFFERS {
+                    let reason = format!("the receiver has {MAX_PENDING_OFFERS} files from you unfinished");
+                    return self.signal(peer, FileSignal::Decline { id, reason });
+                }
+                if self.incoming.len() >= MAX_INCOMING {
+                    let reason =
+                        "the receiver has too many files coming in; offer it again later".to_string();
                     return self.signal(peer, FileSignal::Decline { id, reason });
                 }
                 if size > self.config.max_size {
@@ -860,6 +888,30 @@ mod tests {
     }
 
     #[test]
+    fn a_flood_of_offers_is_bounded_per_peer_and_in_total_even_when_accepting_everything() {
+        let config = TransferConfig { downloads: PathBuf::from("/d"), auto_accept: true, max_size: u64::MAX };
+        let mut t = Transfers::new(config, 100);
+        let now = std::time::Instant::now();
+        let mut declined = 0;
+        for p in 0..10u8 {
+            let peer = IdentityKey([p + 1; 32]);
+            for id in 0..10_000u64 {
+                let offer = FileSignal::Offer { id, name: "f".into(), size: 1, sha256: [0; 32] };
+                t.handle_signal(now, peer, offer, &mut NoLinks);
+                while let Some(o) = t.poll_output() {
+                    declined += usize::from(matches!(
+                        o,
+                        TransferOutput::Signal { signal: FileSignal::Decline { .. }, .. }
+                    ));
+                }
+            }
+            assert!(t.incoming.values().filter(|i| i.peer == peer).count() <= MAX_PENDING_OFFERS);
+        }
+        assert_eq!(t.incoming.len(), MAX_INCOMING);
+        assert_eq!(declined, 100_000 - MAX_INCOMING, "every offer not taken is declined, with a reason");
+    }
+
+    #[test]
     fn offered_names_cannot_escape_the_downloads_folder() {
         assert_eq!(safe_name("../../etc/passwd"), "passwd");
         assert_eq!(safe_name("C:\\Windows\\evil.exe"), "evil.exe");
@@ -867,5 +919,17 @@ mod tests {
         assert_eq!(safe_name(".bashrc"), "bashrc");
         assert_eq!(safe_name("a\u{0}b|c.txt"), "a_b_c.txt");
         assert_eq!(safe_name(""), "file");
+        // Invisible and reordering characters go; what is left is what a file manager shows.
+        assert_eq!(safe_name("photo\u{202E}gpj.exe"), "photogpj.exe");
+        assert_eq!(safe_name("a\u{200B}b\u{FEFF}.txt"), "ab.txt");
+        // Windows: device names keep their place but lose their meaning; trailing dots go.
+        for device in ["CON", "nul.txt", "Com1.jpg", "LPT9", "aux .tar.gz", "COM\u{00B9}"] {
+            assert!(safe_name(device).starts_with('_'), "{device}");
+        }
+        for ordinary in ["CONSOLE.txt", "COM10", "com.txt", "nullify"] {
+            assert!(!safe_name(ordinary).starts_with('_'), "{ordinary}");
+        }
+        assert_eq!(safe_name("report.pdf. . "), "report.pdf");
+        assert_eq!(safe_name("..."), "file");
     }
 }
