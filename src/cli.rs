@@ -239,7 +239,7 @@ async fn wait_for_signal() {
 }
 
 fn run_headless(profile: Option<PathBuf>, args: HeadlessArgs) -> ExitCode {
-    let profile = match Profile::open(profile.as_deref()) {
+    let profile = match Profile::open_exclusive(profile.as_deref()) {
         Ok(p) => p,
         Err(e) => return error_line("profile", e.to_string(), true),
     };

@@ -151,6 +151,27 @@ fn unreachable_hub_is_a_fatal_error() {
 }
 
 #[test]
+fn a_second_process_on_one_profile_is_refused_and_the_first_keeps_its_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = HubProc::start(&dir.path().join("hub"), PW, &[]);
+    let mut a = Peer::join("alice", &dir.path().join("alice"), &hub.addr, PW);
+    let fp = a.fingerprint();
+    let mut again = Peer::join("alice", &dir.path().join("alice"), &hub.addr, PW);
+    assert_ne!(again.wait_exit(), 0);
+    let err = &again.log[0];
+    assert_eq!(err["code"], "profile", "{err}");
+    let message = err["message"].as_str().unwrap();
+    assert!(
+        message.contains("in use by another Kith") && message.contains(&a.child.id().to_string()),
+        "{message}"
+    );
+    assert_eq!(a.quit(), 0);
+    let mut later = Peer::join("alice", &dir.path().join("alice"), &hub.addr, PW);
+    assert_eq!(later.fingerprint(), fp);
+    assert_eq!(later.quit(), 0);
+}
+
+#[test]
 fn bad_command_lines_are_errors_not_exits() {
     let dir = tempfile::tempdir().unwrap();
     let hub = HubProc::start(&dir.path().join("hub"), PW, &[]);

@@ -96,7 +96,7 @@ pub struct KithApp {
 impl KithApp {
     pub fn new(ctx: &egui::Context, opts: AppOptions) -> Self {
         super::style::install(ctx);
-        let profile = Profile::open(opts.profile_dir.as_deref());
+        let profile = Profile::open_exclusive(opts.profile_dir.as_deref());
         let (profile, screen) = match profile {
             Ok(p) => (Some(p), None),
             Err(e) => (None, Some(Screen::Broken(e.to_string()))),
