@@ -119,6 +119,9 @@ struct PeerLink {
     /// The peer's relayed candidates (from its SDP and trickled candidates): a pair using one
     /// is a relayed path even when ours is not.
     remote_relays: Vec<SocketAddr>,
+    /// Candidates the peer trickled since its last offer or answer: each is memory and STUN
+    /// checks towards an address the peer picks, so they are capped.
+    trickled: usize,
     /// An ICE restart under way on this open link.
     restart: Option<Restart>,
     /// When this link last took a datagram.
@@ -169,6 +172,10 @@ pub struct Links {
     /// retransmission.
     unclaimed: VecDeque<(Instant, SocketAddr, SocketAddr, Vec<u8>)>,
 }
+
+/// Trickled remote candidates a link takes between offers: a host with many interfaces,
+/// both families, a server-reflexive and a relayed address each, stays far below it.
+const MAX_TRICKLED: usize = 32;
 
 /// How many unclaimed datagrams are kept, and for how long.
 const UNCLAIMED_MAX: usize = 64;
@@ -398,6 +405,7 @@ impl Links {
         match l.neg.on_offer(&mut l.rtc, seq, &sdp) {
             Ok(Some(signal)) => {
                 l.remote_relays = relayed_in(&sdp);
+                l.trickled = 0;
                 self.out.push_back(LinkOutput::Signal { peer, signal, direct });
                 self.kick(now, peer);
             }
@@ -443,6 +451,7 @@ impl Links {
                     Ok(Some(signal)) => {
                         let mut l = PeerLink::new(link, rtc, false, neg, now);
                         l.remote_relays = relayed_in(&sdp);
+                        l.trickled = 0;
                         self.links.insert(peer, l);
                         self.out.push_back(LinkOutput::Signal { peer, signal, direct });
                         self.kick(now, peer);
@@ -456,6 +465,7 @@ impl Links {
                 match l.neg.on_answer(&mut l.rtc, seq, &sdp) {
                     Ok(Answered::Agreed) => {
                         l.remote_relays = relayed_in(&sdp);
+                        l.trickled = 0;
                         self.media_changed(peer);
                         self.kick(now, peer);
                         // Whatever changed meanwhile goes in the next offer.
@@ -473,6 +483,11 @@ impl Links {
             }
             LinkSignal::Candidate { link, candidate } => {
                 let Some(l) = self.links.get_mut(&peer).filter(|l| l.id == link) else { return };
+                if l.trickled >= MAX_TRICKLED {
+                    tracing::debug!(peer = %peer.fingerprint(), "more trickled candidates than any host has; ignored");
+                    return;
+                }
+                l.trickled += 1;
                 match Candidate::from_sdp_string(&candidate) {
                     Ok(c) => {
                         if c.kind() == CandidateKind::Relayed {
@@ -518,14 +533,18 @@ impl Links {
             self.unclaimed.push_back((now, source, destination, contents.to_vec()));
             return false;
         }
-        // That input may have taught a link the address of datagrams waiting unclaimed.
-        if !self.unclaimed.is_empty() {
+        // A link took a datagram from `source`, so it now takes that address: the datagrams
+        // from it waiting unclaimed are tried once, and those it still refuses go. Others
+        // wait for their own source to be learnt, so a stream of datagrams from anywhere never
+        // makes each good one cost the whole buffer again.
+        let from_source = self.unclaimed.iter().any(|(_, s, _, _)| *s == source);
+        if from_source {
             let waiting = std::mem::take(&mut self.unclaimed);
-            for (at, source, destination, contents) in waiting {
-                if now.duration_since(at) < UNCLAIMED_FOR
-                    && !self.deliver(now, source, destination, &contents)
-                {
-                    self.unclaimed.push_back((at, source, destination, contents));
+            for (at, from, destination, contents) in waiting {
+                if from != source {
+                    self.unclaimed.push_back((at, from, destination, contents));
+                } else if now.duration_since(at) < UNCLAIMED_FOR {
+                    self.deliver(now, from, destination, &contents);
                 }
             }
         }
@@ -874,6 +893,7 @@ impl PeerLink {
             last_source: None,
             last_destination: None,
             remote_relays: Vec::new(),
+            trickled: 0,
             restart: None,
             last_heard: now,
         }
