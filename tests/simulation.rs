@@ -686,6 +686,47 @@ fn a_hostile_hub_cannot_put_its_own_words_in_front_of_the_user() {
     assert!(shown.iter().any(|s| s.starts_with("no_such_room: This hub has no such room")), "{shown:?}");
 }
 
+/// A hostile hub announces thousands of members with made-up keys: the client keeps a
+/// bounded number, says so once, and still chats with the real member.
+#[test]
+fn a_hub_announcing_thousands_of_fake_members_does_not_grow_the_client() {
+    use kith::protocol::client::{MAX_PEERS, MAX_ROOM_MEMBERS};
+    let names = ["alice", "bob"];
+    let mut sim = Sim::new(12, &names, 0.0, 0);
+    sim.run_until(60_000, Sim::all_secure);
+    let now = sim_now(sim.base, sim.now, sim.wall_jump);
+    for i in 0..5_000u32 {
+        let mut key = [0x77; 32];
+        key[..4].copy_from_slice(&i.to_le_bytes());
+        // In the room, and in rooms of the hub's invention.
+        let room = if i % 2 == 0 { "general".to_string() } else { format!("made-up-{}", i % 40) };
+        let lie = wire::HubToClient::MemberJoined {
+            room,
+            member: wire::MemberInfo { key: IdentityKey(key), name: format!("fake {i}") },
+        };
+        sim.nodes[0].client.inject_hub_plaintext(now, &wire::encode(&lie));
+    }
+    sim.settle();
+    assert!(sim.nodes[0].client.peer_count() <= MAX_PEERS);
+    let joined_general =
+        sim.count(0, |e| matches!(e, ClientEvent::PeerJoined { room, .. } if room == "general"));
+    assert!(joined_general <= MAX_ROOM_MEMBERS, "{joined_general}");
+    assert_eq!(
+        sim.count(0, |e| matches!(e, ClientEvent::Error { code, .. } if code == "too_many_members")),
+        1
+    );
+    sim.command(
+        0,
+        ClientCommand::Send {
+            room: "general".into(),
+            text: "still here".into(),
+            expires_in_s: None,
+            tag: None,
+        },
+    );
+    sim.run_until(30_000, |s| s.messages(1).iter().any(|(_, t)| t == "still here"));
+}
+
 #[test]
 fn a_member_that_never_acknowledges_does_not_block_the_room() {
     let names = ["alice", "bob", "carol"];

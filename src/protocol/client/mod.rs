@@ -35,6 +35,9 @@ pub const RESEND_AFTER: Duration = Duration::from_secs(2);
 /// Messages kept in memory; older ones leave the history (not the screen of a front-end that
 /// copied them).
 pub const MAX_STORED_MESSAGES: usize = 50_000;
+/// Members of one room we keep (the hub's own limit), and peers in all.
+pub const MAX_ROOM_MEMBERS: usize = super::hub::MAX_ROOM_MEMBERS;
+pub const MAX_PEERS: usize = 1024;
 /// Messages in flight to one peer before its acks must catch up.
 const SEND_WINDOW: u64 = 256;
 /// How many of the oldest unacknowledged messages one retransmission sends.
@@ -253,6 +256,8 @@ pub struct Client {
     was_ready: bool,
     /// Authentic hub messages of kinds this version does not know.
     ignored_hub_messages: u64,
+    /// Said once that the hub announced more members than we keep.
+    crowd_warned: bool,
     /// The time of the latest input: `poll_timeout` turns wall-clock expiries into instants
     /// from it.
     last_now: Option<Now>,
@@ -272,6 +277,7 @@ impl Client {
             joined: BTreeSet::new(),
             joining: VecDeque::new(),
             peers: HashMap::new(),
+            crowd_warned: false,
             known,
             messages: BTreeMap::new(),
             history: VecDeque::new(),
@@ -354,6 +360,11 @@ impl Client {
     #[doc(hidden)]
     pub fn texts_held_for(&self, peer: &IdentityKey) -> usize {
         self.peers.get(peer).map_or(0, |p| p.out.texts_held())
+    }
+
+    /// How many peers this client keeps state for.
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
     }
 
     /// Remembers the time of an input (see `last_now`).

@@ -5,13 +5,17 @@ use super::*;
 
 impl Client {
     pub(super) fn add_member(&mut self, now: Now, room: &str, mut m: MemberInfo) {
-        if m.key == self.me {
+        // Members of a room we are not in are no business of ours (a hub inventing rooms).
+        if m.key == self.me || !self.joined.contains(room) {
             return;
         }
         // The hub says what the member is called until its own intro does: held to the same
         // rules, since a hostile hub could send anything (D26).
         m.name = sanitize_name(&m.name)
             .unwrap_or_else(|| format!("member {}", &m.key.fingerprint().to_string()[..8]));
+        if !self.peers.contains_key(&m.key) && !self.make_room_for_peer(room) {
+            return;
+        }
         let stream = self.stream;
         let peer = self.peers.entry(m.key).or_insert_with(|| Peer {
             key: m.key,
@@ -53,6 +57,30 @@ impl Client {
             });
         }
         self.maybe_initiate(now, m.key);
+    }
+
+    /// Whether one more peer fits in `room` and in total, forgetting a departed peer when
+    /// the total is full. Every peer costs a handshake, a session and a row, and a hostile
+    /// hub can announce members with made-up keys without end.
+    fn make_room_for_peer(&mut self, room: &str) -> bool {
+        let in_room = self.peers.values().filter(|p| p.rooms.contains(room)).count();
+        let fits = in_room < MAX_ROOM_MEMBERS
+            && (self.peers.len() < MAX_PEERS || {
+                // Someone who left everything we share, with nothing of ours undelivered first.
+                let departed = |p: &&Peer| p.rooms.is_empty() && p.hub_absent.is_empty();
+                let gone =
+                    self.peers.values().filter(departed).min_by_key(|p| p.out.pending()).map(|p| p.key);
+                gone.map(|k| self.peers.remove(&k)).is_some()
+            });
+        if !fits && !self.crowd_warned {
+            self.crowd_warned = true;
+            let message = format!(
+                "the hub announced more members than Kith keeps ({MAX_ROOM_MEMBERS} a room, {MAX_PEERS} in all); \
+                 the rest are not shown and get no messages"
+            );
+            self.emit(ClientEvent::error("too_many_members", message));
+        }
+        fits
     }
 
     pub(super) fn remove_member(&mut self, room: &str, key: IdentityKey, by: Departure) {
