@@ -189,7 +189,7 @@ impl World {
             while let Some(out) = self.hub.poll_output() {
                 moved = true;
                 match out {
-                    HubOutput::Send { conn, frame } => self.to_client.push_back((conn, frame)),
+                    HubOutput::Send { conn, frame, .. } => self.to_client.push_back((conn, frame)),
                     HubOutput::Close { conn, .. } => {
                         if let Some(&i) = self.conn_owner.get(&conn)
                             && self.nodes[i].conn == Some(conn)

@@ -23,10 +23,14 @@ fn t(ms: u64) -> Now {
 }
 
 fn client(seed: u64, password: &str) -> Client {
+    client_in(seed, password, &["general"])
+}
+
+fn client_in(seed: u64, password: &str, rooms: &[&str]) -> Client {
     let config = ClientConfig {
         name: format!("c{seed}"),
         password: Zeroizing::new(password.into()),
-        rooms: vec!["general".into()],
+        rooms: rooms.iter().map(|r| r.to_string()).collect(),
         hub_label: "h".into(),
         hub_pin: None,
         accept_changed_hub_key: false,
@@ -90,7 +94,7 @@ fn parallel_guesses_do_not_escape_the_rate_limit() {
     }
     let mut replies: Vec<(u64, Vec<u8>)> = Vec::new();
     while let Some(out) = hub.poll_output() {
-        if let HubOutput::Send { conn, frame } = out {
+        if let HubOutput::Send { conn, frame, .. } = out {
             replies.push((conn, frame));
         }
     }
@@ -158,4 +162,105 @@ fn hub_and_client_ignore_message_kinds_they_do_not_know() {
     assert_eq!(hub.ignored_messages(), 1);
     assert_eq!(c.ignored_hub_messages(), 1);
     assert!(c.is_ready() && hub.member_count() == 1);
+}
+
+/// Moves frames between `clients` (connection `i + 1` each) and the hub at `ms` until
+/// nothing moves; returns the relayed frames each connection was sent.
+fn pump_all(hub: &mut Hub, clients: &mut [Client], ms: u64) -> Vec<usize> {
+    let mut relayed = vec![0; clients.len()];
+    for _ in 0..50 {
+        let mut moved = false;
+        for (i, c) in clients.iter_mut().enumerate() {
+            for f in frames_to_hub(c) {
+                moved = true;
+                hub.handle_frame(at(ms), i as u64 + 1, &f);
+            }
+        }
+        while let Some(out) = hub.poll_output() {
+            moved = true;
+            if let HubOutput::Send { conn, frame, relay } = out {
+                relayed[conn as usize - 1] += usize::from(relay);
+                clients[conn as usize - 1].handle_hub_frame(t(ms), &frame);
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    relayed
+}
+
+#[test]
+fn members_are_capped_per_address_and_pending_connections_in_total() {
+    use kith::protocol::hub::{MAX_MEMBERS_PER_ADDR, MAX_PENDING_TOTAL};
+    let config =
+        HubConfig { name: "h".into(), password: Zeroizing::new("pw".into()), rooms: vec!["general".into()] };
+    let mut hub = Hub::new(config, Keypair::from_secret_bytes([5; 32]), ChaCha20Rng::seed_from_u64(2));
+    let addr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 20));
+    // In no room, so they do not all meet each other.
+    let mut clients: Vec<Client> =
+        (0..=MAX_MEMBERS_PER_ADDR as u64).map(|i| client_in(100 + i, "pw", &[])).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        hub.handle_connect(at(0), i as u64 + 1, addr);
+        c.handle_hub_connected(t(0));
+    }
+    pump_all(&mut hub, &mut clients, 0);
+    let ready = clients.iter().filter(|c| c.is_ready()).count();
+    assert_eq!(ready, MAX_MEMBERS_PER_ADDR);
+    assert_eq!(hub.member_count(), MAX_MEMBERS_PER_ADDR);
+
+    // Half-open connections from many addresses together hold at most MAX_PENDING_TOTAL slots.
+    let base = 10_000;
+    for i in 0..MAX_PENDING_TOTAL as u64 + 10 {
+        let addr = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i as u32));
+        hub.handle_connect(at(0), base + i, addr);
+    }
+    let closed =
+        std::iter::from_fn(|| hub.poll_output()).filter(|o| matches!(o, HubOutput::Close { .. })).count();
+    assert_eq!(closed, 10);
+    // A slot freed is a slot for someone else.
+    hub.handle_disconnect(at(0), base);
+    hub.handle_connect(at(0), base - 1, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 99)));
+    assert!(hub.poll_output().is_none());
+}
+
+#[test]
+fn a_member_relaying_faster_than_its_rate_loses_its_own_relays() {
+    use kith::protocol::hub::RelayLimit;
+    use kith::protocol::wire::{self, ClientToHub};
+    let config =
+        HubConfig { name: "h".into(), password: Zeroizing::new("pw".into()), rooms: vec!["general".into()] };
+    let mut hub = Hub::new(config, Keypair::from_secret_bytes([6; 32]), ChaCha20Rng::seed_from_u64(3));
+    // The default limit scaled down 32 times, so the test moves megabytes, not tens of them.
+    let limit = RelayLimit { rate: RelayLimit::default().rate / 32, burst: RelayLimit::default().burst / 32 };
+    hub.set_relay_limit(limit);
+    const SIZE: usize = 4_000;
+    let mut clients = vec![client(200, "pw"), client(201, "pw")];
+    for (i, c) in clients.iter_mut().enumerate() {
+        hub.handle_connect(at(0), i as u64 + 1, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 30 + i as u8)));
+        c.handle_hub_connected(t(0));
+    }
+    pump_all(&mut hub, &mut clients, 0);
+    assert!(clients.iter().all(|c| c.is_ready()));
+    let victim = clients[1].identity_key();
+    let flood = |c: &mut Client, n: usize| {
+        for _ in 0..n {
+            let relay = ClientToHub::Relay { to: victim, payload: vec![0x5a; SIZE] };
+            c.send_raw_to_hub(&wire::encode(&relay));
+        }
+    };
+    // Four times the burst in one instant: about the burst gets through.
+    let sent = 4 * limit.burst as usize / SIZE;
+    flood(&mut clients[0], sent);
+    let passed = pump_all(&mut hub, &mut clients, 1)[1];
+    let burst = limit.burst as usize / SIZE;
+    assert!(passed >= burst - 2 && passed <= burst + 2, "{passed} of {sent} passed, burst {burst}");
+    assert!(hub.relays_throttled() as usize >= sent - passed - 2);
+    // A second later the sender has a second's worth again; nobody was disconnected.
+    flood(&mut clients[0], sent);
+    let passed = pump_all(&mut hub, &mut clients, 1_001)[1];
+    let per_second = limit.rate as usize / SIZE;
+    assert!(passed >= per_second - 2 && passed <= per_second + 2, "{passed}");
+    assert_eq!(hub.member_count(), 2);
+    assert!(clients.iter().all(|c| c.is_ready()));
 }

@@ -334,7 +334,7 @@ impl Sim {
             while let Some(out) = self.hub.poll_output() {
                 progress = true;
                 match out {
-                    HubOutput::Send { conn, frame } => self.to_client.push_back((conn, frame)),
+                    HubOutput::Send { conn, frame, .. } => self.to_client.push_back((conn, frame)),
                     HubOutput::Close { conn, .. } => {
                         if let Some(&i) = self.conn_owner.get(&conn)
                             && self.nodes[i].conn == Some(conn)

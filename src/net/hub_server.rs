@@ -2,6 +2,8 @@
 //! turns frames into events and a writer task drains a bounded queue to the socket.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use futures::future::{AbortHandle, Abortable};
@@ -18,8 +20,14 @@ use crate::protocol::hub::{CloseReason, ConnId, Hub, HubConfig, HubOutput, KeySu
 use crate::protocol::identity::{Fingerprint, IdentityKey};
 use crate::protocol::noise::Keypair;
 
-/// Frames queued towards one connection before it counts as too slow and is dropped.
-const WRITE_QUEUE: usize = 1024;
+/// Bytes queued towards one connection past which relays to it are dropped (the peers'
+/// sessions resend): a fast sender cannot get a slow receiver disconnected.
+const RELAY_QUEUE_BYTES: usize = 4 << 20;
+/// Bytes queued towards one connection past which it is too slow even for the hub's own
+/// messages, and is dropped.
+const MAX_QUEUE_BYTES: usize = 16 << 20;
+/// Bytes queued towards all connections together past which relays are dropped.
+const TOTAL_QUEUE_BYTES: usize = 1 << 30;
 /// Events from all connections to the hub task.
 const EVENT_QUEUE: usize = 8192;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
@@ -41,8 +49,26 @@ pub struct HubOptions {
     pub key_substitution: Option<KeySubstitution>,
 }
 
+/// The way to one connection's writer task, and the bytes waiting in it.
+struct Writer {
+    frames: mpsc::UnboundedSender<Bytes>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// What the hub task holds per connection.
+struct Connection {
+    writer: Writer,
+    reader: AbortHandle,
+}
+
+/// Relays dropped because a receiver was behind, and bytes queued to all connections.
+struct Backlog {
+    total: Arc<AtomicUsize>,
+    dropped_relays: u64,
+}
+
 enum ConnEvent {
-    Opened { id: ConnId, addr: SocketAddr, writer: mpsc::Sender<Bytes>, reader: AbortHandle },
+    Opened { id: ConnId, addr: SocketAddr, writer: Writer, reader: AbortHandle },
     Frame { id: ConnId, frame: BytesMut },
     Closed { id: ConnId },
 }
@@ -137,9 +163,10 @@ pub fn spawn_hub(listener: TcpListener, opts: HubOptions, keypair: Keypair) -> s
 
 async fn run(listener: TcpListener, mut hub: Hub, max_conns: usize, mut shutdown: oneshot::Receiver<()>) {
     let (ev_tx, mut ev_rx) = mpsc::channel::<ConnEvent>(EVENT_QUEUE);
-    let accept = tokio::spawn(accept_loop(listener, ev_tx));
-    let mut conns: std::collections::HashMap<ConnId, (mpsc::Sender<Bytes>, AbortHandle)> =
-        std::collections::HashMap::new();
+    let total = Arc::new(AtomicUsize::new(0));
+    let accept = tokio::spawn(accept_loop(listener, ev_tx, total.clone()));
+    let mut conns: std::collections::HashMap<ConnId, Connection> = std::collections::HashMap::new();
+    let mut backlog = Backlog { total, dropped_relays: 0 };
     loop {
         let timer = hub.poll_timeout();
         tokio::select! {
@@ -149,7 +176,7 @@ async fn run(listener: TcpListener, mut hub: Hub, max_conns: usize, mut shutdown
                 // Drain a batch before flushing outputs: one wake-up, many frames.
                 let mut budget = 256;
                 while let Some(ev) = next.take() {
-                    handle_event(&mut hub, &mut conns, max_conns, ev);
+                    handle_event(&mut hub, &mut conns, max_conns, &backlog.total, ev);
                     budget -= 1;
                     if budget == 0 { break; }
                     next = ev_rx.try_recv().ok();
@@ -160,11 +187,11 @@ async fn run(listener: TcpListener, mut hub: Hub, max_conns: usize, mut shutdown
             }
             _ = &mut shutdown => break,
         }
-        flush_outputs(&mut hub, &mut conns);
+        flush_outputs(&mut hub, &mut conns, &mut backlog);
     }
     accept.abort();
-    for (_, (_, reader)) in conns.drain() {
-        reader.abort();
+    for (_, c) in conns.drain() {
+        c.reader.abort();
     }
 }
 
@@ -172,10 +199,20 @@ fn far_future() -> tokio::time::Instant {
     tokio::time::Instant::now() + std::time::Duration::from_secs(86_400)
 }
 
+/// Stops reading from `id` and drops the hub's end of its writer (which then flushes what is
+/// queued and ends); what it still had queued stops counting against the total.
+fn forget(conns: &mut std::collections::HashMap<ConnId, Connection>, id: ConnId, total: &AtomicUsize) {
+    if let Some(c) = conns.remove(&id) {
+        c.reader.abort();
+        total.fetch_sub(c.writer.queued.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+    }
+}
+
 fn handle_event(
     hub: &mut Hub,
-    conns: &mut std::collections::HashMap<ConnId, (mpsc::Sender<Bytes>, AbortHandle)>,
+    conns: &mut std::collections::HashMap<ConnId, Connection>,
     max_conns: usize,
+    total: &AtomicUsize,
     ev: ConnEvent,
 ) {
     let now = std::time::Instant::now();
@@ -186,7 +223,7 @@ fn handle_event(
                 reader.abort();
                 return;
             }
-            conns.insert(id, (writer, reader));
+            conns.insert(id, Connection { writer, reader });
             hub.handle_connect(now, id, limit_key(addr.ip()));
         }
         ConnEvent::Frame { id, frame } => {
@@ -195,9 +232,7 @@ fn handle_event(
             }
         }
         ConnEvent::Closed { id } => {
-            if let Some((_, reader)) = conns.remove(&id) {
-                reader.abort();
-            }
+            forget(conns, id, total);
             hub.handle_disconnect(now, id);
         }
     }
@@ -205,17 +240,36 @@ fn handle_event(
 
 fn flush_outputs(
     hub: &mut Hub,
-    conns: &mut std::collections::HashMap<ConnId, (mpsc::Sender<Bytes>, AbortHandle)>,
+    conns: &mut std::collections::HashMap<ConnId, Connection>,
+    backlog: &mut Backlog,
 ) {
     while let Some(out) = hub.poll_output() {
         match out {
-            HubOutput::Send { conn, frame } => {
-                let Some((writer, _)) = conns.get(&conn) else { continue };
-                if writer.try_send(Bytes::from(frame)).is_err() {
-                    tracing::warn!(conn, "client too slow, dropping its connection");
-                    if let Some((_, reader)) = conns.remove(&conn) {
-                        reader.abort();
+            HubOutput::Send { conn, frame, relay } => {
+                let Some(c) = conns.get(&conn) else { continue };
+                let queued = c.writer.queued.load(Ordering::Relaxed);
+                let total = backlog.total.load(Ordering::Relaxed);
+                let len = frame.len();
+                // A receiver that is behind loses relays, which its peers resend, and stays
+                // connected; only one that cannot take even the hub's own messages goes.
+                if relay && (queued + len > RELAY_QUEUE_BYTES || total + len > TOTAL_QUEUE_BYTES) {
+                    backlog.dropped_relays += 1;
+                    if backlog.dropped_relays.is_power_of_two() {
+                        tracing::info!(
+                            conn,
+                            dropped = backlog.dropped_relays,
+                            "receiver behind, relays dropped"
+                        );
                     }
+                    continue;
+                }
+                // Counted before it is handed over, so the writer never takes away more than
+                // was added.
+                c.writer.queued.fetch_add(len, Ordering::Relaxed);
+                backlog.total.fetch_add(len, Ordering::Relaxed);
+                if queued + len > MAX_QUEUE_BYTES || c.writer.frames.send(Bytes::from(frame)).is_err() {
+                    tracing::warn!(conn, "client too slow, dropping its connection");
+                    forget(conns, conn, &backlog.total);
                     hub.handle_disconnect(std::time::Instant::now(), conn);
                 }
             }
@@ -227,15 +281,13 @@ fn flush_outputs(
                     _ => tracing::debug!(conn, ?reason, "closing connection"),
                 }
                 // Dropping the writer lets its task flush what is queued, then close.
-                if let Some((_, reader)) = conns.remove(&conn) {
-                    reader.abort();
-                }
+                forget(conns, conn, &backlog.total);
             }
         }
     }
 }
 
-async fn accept_loop(listener: TcpListener, ev_tx: mpsc::Sender<ConnEvent>) {
+async fn accept_loop(listener: TcpListener, ev_tx: mpsc::Sender<ConnEvent>, total: Arc<AtomicUsize>) {
     let mut next_id: ConnId = 1;
     loop {
         let (socket, addr) = match listener.accept().await {
@@ -253,18 +305,34 @@ async fn accept_loop(listener: TcpListener, ev_tx: mpsc::Sender<ConnEvent>) {
         let id = next_id;
         next_id += 1;
         let (rd, wr) = socket.into_split();
-        let (wtx, mut wrx) = mpsc::channel::<Bytes>(WRITE_QUEUE);
+        // Unbounded in frames, bounded in bytes: the hub task counts what it queues here
+        // (`queued`, and `total` over all connections) and this task what it has written.
+        let (wtx, mut wrx) = mpsc::unbounded_channel::<Bytes>();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let (mine, all) = (queued.clone(), total.clone());
         tokio::spawn(async move {
             let mut sink = FramedWrite::new(wr, framing::codec());
+            // Never below zero, and the total loses exactly what this connection did, so the
+            // total stays the sum of the connections' counts (the hub task takes what is left
+            // when it forgets the connection, which may happen first).
+            let written = |n: usize| {
+                let old =
+                    mine.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(n)));
+                let old = old.unwrap_or_else(|v| v);
+                all.fetch_sub(old - old.saturating_sub(n), Ordering::Relaxed);
+            };
             // A client that stops reading must not pin this task, its socket and its queue
             // forever: every write gets a deadline.
             let write = async {
                 while let Some(frame) = wrx.recv().await {
+                    let mut n = frame.len();
                     timeout_io(sink.feed(frame)).await?;
                     while let Ok(more) = wrx.try_recv() {
+                        n += more.len();
                         timeout_io(sink.feed(more)).await?;
                     }
                     timeout_io(SinkExt::<Bytes>::flush(&mut sink)).await?;
+                    written(n);
                 }
                 timeout_io(SinkExt::<Bytes>::close(&mut sink)).await
             };
@@ -292,7 +360,7 @@ async fn accept_loop(listener: TcpListener, ev_tx: mpsc::Sender<ConnEvent>) {
         };
         // Announce the connection before its reader can produce a frame.
         let (abort, registration) = AbortHandle::new_pair();
-        let opened = ConnEvent::Opened { id, addr, writer: wtx, reader: abort };
+        let opened = ConnEvent::Opened { id, addr, writer: Writer { frames: wtx, queued }, reader: abort };
         if ev_tx.send(opened).await.is_err() {
             return;
         }

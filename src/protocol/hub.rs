@@ -41,6 +41,12 @@ fn after(now: Instant, ms: u64) -> Instant {
 }
 /// Connections from one address still handshaking or authenticating.
 pub const MAX_PENDING_PER_ADDR: usize = 256;
+/// Connections handshaking or authenticating from everywhere together: many addresses (a
+/// /56 holds 256 /64s) must not be able to hold every slot of the hub.
+pub const MAX_PENDING_TOTAL: usize = 1024;
+/// Members connected from one address: identities are free, so one host could otherwise
+/// open thousands, each with its queue on the hub.
+pub const MAX_MEMBERS_PER_ADDR: usize = 64;
 /// Kith is for groups who know each other; this also keeps the member list in one frame.
 pub const MAX_ROOM_MEMBERS: usize = 256;
 
@@ -63,8 +69,10 @@ pub enum CloseReason {
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum HubOutput {
-    /// Write this frame to the connection.
-    Send { conn: ConnId, frame: Vec<u8> },
+    /// Write this frame to the connection. A `relay` (a member's packet for another) may be
+    /// dropped by the writer when the connection is behind: the peers' sessions resend, and a
+    /// fast sender must not get a slow receiver disconnected. Anything else must arrive.
+    Send { conn: ConnId, frame: Vec<u8>, relay: bool },
     /// Flush what was sent, then close the connection.
     Close { conn: ConnId, reason: CloseReason },
 }
@@ -84,6 +92,53 @@ struct Conn {
     key: Option<IdentityKey>,
     name: String,
     rooms: BTreeSet<String>,
+    relay_budget: Bucket,
+}
+
+/// Relayed bytes a member may send per second, and in one burst (a 16 KiB message to a full
+/// room of 256 is 4 MiB). Chat needs far less; files go on direct links.
+pub const RELAY_RATE: u64 = 4 << 20;
+pub const RELAY_BURST: u64 = 16 << 20;
+
+/// How fast a member may relay: bytes per second, and in one burst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayLimit {
+    pub rate: u64,
+    pub burst: u64,
+}
+
+impl Default for RelayLimit {
+    fn default() -> Self {
+        Self { rate: RELAY_RATE, burst: RELAY_BURST }
+    }
+}
+
+/// A token bucket of bytes.
+struct Bucket {
+    tokens: u64,
+    at: Instant,
+    limit: RelayLimit,
+}
+
+impl Bucket {
+    fn full(now: Instant, limit: RelayLimit) -> Self {
+        Self { tokens: limit.burst, at: now, limit }
+    }
+
+    fn take(&mut self, now: Instant, bytes: usize) -> bool {
+        let elapsed = now.saturating_duration_since(self.at);
+        let refill = (elapsed.as_micros() as u64).saturating_mul(self.limit.rate) / 1_000_000;
+        if refill > 0 {
+            self.tokens = self.tokens.saturating_add(refill).min(self.limit.burst);
+            self.at = now;
+        }
+        let bytes = bytes as u64;
+        if self.tokens < bytes {
+            return false;
+        }
+        self.tokens -= bytes;
+        true
+    }
 }
 
 struct FailureWindow {
@@ -106,8 +161,14 @@ pub struct Hub {
     by_key: HashMap<IdentityKey, ConnId>,
     rooms: BTreeMap<String, BTreeSet<ConnId>>,
     failures: HashMap<IpAddr, FailureWindow>,
-    /// Connections per address still handshaking or authenticating.
+    /// Connections per address still handshaking or authenticating, and in all.
     pending: HashMap<IpAddr, usize>,
+    pending_total: usize,
+    /// Authenticated connections per address.
+    members_per_addr: HashMap<IpAddr, usize>,
+    /// Relays dropped because their sender went over its rate.
+    relays_throttled: u64,
+    relay_limit: RelayLimit,
     out: VecDeque<HubOutput>,
     substitute: Option<KeySubstitution>,
     tap: Option<RelayTap>,
@@ -130,12 +191,21 @@ impl Hub {
             rooms,
             failures: HashMap::new(),
             pending: HashMap::new(),
+            pending_total: 0,
+            members_per_addr: HashMap::new(),
+            relays_throttled: 0,
+            relay_limit: RelayLimit::default(),
             out: VecDeque::new(),
             substitute: None,
             tap: None,
             auth_timeout_ms: AUTH_TIMEOUT_MS,
             ignored_messages: 0,
         }
+    }
+
+    /// The relay rate for connections made from now on.
+    pub fn set_relay_limit(&mut self, limit: RelayLimit) {
+        self.relay_limit = RelayLimit { rate: limit.rate.max(1), burst: limit.burst.max(1) };
     }
 
     pub fn set_auth_timeout(&mut self, ms: u64) {
@@ -151,13 +221,19 @@ impl Hub {
     #[doc(hidden)]
     pub fn inject_relay(&mut self, from: IdentityKey, to: IdentityKey, payload: Vec<u8>) {
         if let Some(&target) = self.by_key.get(&to) {
-            self.send(target, &HubToClient::Relayed { from, payload });
+            let frame = wire::encode(&HubToClient::Relayed { from, payload });
+            self.encrypt_to(target, &frame, true);
         }
     }
 
     #[doc(hidden)]
     pub fn set_key_substitution(&mut self, f: KeySubstitution) {
         self.substitute = Some(f);
+    }
+
+    /// Relays dropped so far because their sender went over its [`RelayLimit`].
+    pub fn relays_throttled(&self) -> u64 {
+        self.relays_throttled
     }
 
     /// Members' messages of unknown kinds ignored so far.
@@ -191,11 +267,15 @@ impl Hub {
         // per address so one host cannot fill the hub.
         // Counted, not scanned: with thousands of members a scan per connect would be quadratic.
         let pending = self.pending.entry(addr).or_insert(0);
-        if *pending >= MAX_PENDING_PER_ADDR {
+        if *pending >= MAX_PENDING_PER_ADDR || self.pending_total >= MAX_PENDING_TOTAL {
+            if *pending == 0 {
+                self.pending.remove(&addr);
+            }
             self.out.push_back(HubOutput::Close { conn, reason: CloseReason::RateLimited });
             return;
         }
         *pending += 1;
+        self.pending_total += 1;
         let e = Keypair::generate(&mut self.rng);
         let hs = Handshake::new(Role::Responder, &self.keypair, e, PROLOGUE);
         self.conns.insert(
@@ -207,6 +287,7 @@ impl Hub {
                 key: None,
                 name: String::new(),
                 rooms: BTreeSet::new(),
+                relay_budget: Bucket::full(now, self.relay_limit),
             },
         );
     }
@@ -232,7 +313,9 @@ impl Hub {
             Phase::Handshake(hs) => {
                 let result = advance_handshake(hs, frame);
                 match result {
-                    Ok(Some(reply)) => self.out.push_back(HubOutput::Send { conn, frame: reply }),
+                    Ok(Some(reply)) => {
+                        self.out.push_back(HubOutput::Send { conn, frame: reply, relay: false })
+                    }
                     Ok(None) => {
                         let Phase::Handshake(hs) = std::mem::replace(&mut c.phase, Phase::Moving) else {
                             return;
@@ -286,7 +369,7 @@ impl Hub {
             }
             (true, ClientToHub::Join { room }) => self.join(conn, room),
             (true, ClientToHub::Leave { room }) => self.leave(conn, &room),
-            (true, ClientToHub::Relay { to, payload }) => self.relay(conn, to, payload),
+            (true, ClientToHub::Relay { to, payload }) => self.relay(now, conn, to, payload),
             (true, ClientToHub::Ping { nonce }) => self.send(conn, &HubToClient::Pong { nonce }),
         }
     }
@@ -319,6 +402,20 @@ impl Hub {
             self.close(conn, CloseReason::Protocol("bad name".into()));
             return;
         };
+        // A member reconnecting from its address replaces its old connection, so that one
+        // does not count against it.
+        let replacing = self
+            .conns
+            .get(&conn)
+            .and_then(|c| c.key)
+            .and_then(|k| self.by_key.get(&k))
+            .and_then(|old| self.conns.get(old))
+            .is_some_and(|old| old.addr == addr);
+        if !replacing && self.members_per_addr.get(&addr).copied().unwrap_or(0) >= MAX_MEMBERS_PER_ADDR {
+            self.send(conn, &HubToClient::AuthFailed { reason: AuthFailure::RateLimited });
+            self.close(conn, CloseReason::RateLimited);
+            return;
+        }
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -333,6 +430,7 @@ impl Hub {
         c.name = name;
         c.deadline = after(now, IDLE_TIMEOUT_MS);
         self.unpend(addr);
+        *self.members_per_addr.entry(addr).or_insert(0) += 1;
         // One live connection per identity: a reconnecting client replaces its old one.
         if let Some(old) = self.by_key.insert(key, conn)
             && old != conn
@@ -398,11 +496,18 @@ impl Hub {
         }
     }
 
-    fn relay(&mut self, conn: ConnId, to: IdentityKey, payload: Vec<u8>) {
+    fn relay(&mut self, now: Instant, conn: ConnId, to: IdentityKey, payload: Vec<u8>) {
         let to = self.undisguise_key(to);
-        let Some(from_key) = self.conns.get(&conn).and_then(|c| c.key) else {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(from_key) = c.key else {
             return;
         };
+        // Each member relays at a bounded rate, whatever its uplink: beyond it, its packets
+        // are dropped here (its sessions resend), not queued for a receiver to choke on.
+        if !c.relay_budget.take(now, payload.len()) {
+            self.relays_throttled += 1;
+            return;
+        }
         let target = self.by_key.get(&to).copied();
         let shares_room = target.is_some_and(|t| {
             let mine = self.conns.get(&conn).map(|c| &c.rooms);
@@ -417,7 +522,8 @@ impl Hub {
                     None => Some(payload),
                 };
                 if let Some(payload) = payload {
-                    self.send(target, &HubToClient::Relayed { from, payload });
+                    let frame = wire::encode(&HubToClient::Relayed { from, payload });
+                    self.encrypt_to(target, &frame, true);
                 }
             }
             _ => {
@@ -458,6 +564,12 @@ impl Hub {
     }
 
     fn send_plaintext(&mut self, conn: ConnId, plaintext: &[u8]) {
+        self.encrypt_to(conn, plaintext, false);
+    }
+
+    /// Encrypts for `conn`. Frames carry their nonce, so the client takes them with gaps (a
+    /// dropped relay) as well as in order.
+    fn encrypt_to(&mut self, conn: ConnId, plaintext: &[u8], relay: bool) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -465,7 +577,7 @@ impl Hub {
             return;
         };
         match t.encrypt(plaintext) {
-            Ok(frame) => self.out.push_back(HubOutput::Send { conn, frame }),
+            Ok(frame) => self.out.push_back(HubOutput::Send { conn, frame, relay }),
             Err(e) => self.close(conn, CloseReason::Protocol(e.to_string())),
         }
     }
@@ -481,7 +593,14 @@ impl Hub {
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
-        if !matches!(c.phase, Phase::Member(_)) {
+        if matches!(c.phase, Phase::Member(_)) {
+            if let Some(n) = self.members_per_addr.get_mut(&c.addr) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.members_per_addr.remove(&c.addr);
+                }
+            }
+        } else {
             self.unpend(c.addr);
         }
         let Some(key) = c.key else { return };
@@ -504,6 +623,7 @@ impl Hub {
     fn unpend(&mut self, addr: IpAddr) {
         if let Some(n) = self.pending.get_mut(&addr) {
             *n = n.saturating_sub(1);
+            self.pending_total = self.pending_total.saturating_sub(1);
             if *n == 0 {
                 self.pending.remove(&addr);
             }
