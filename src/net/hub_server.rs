@@ -20,17 +20,22 @@ use crate::protocol::hub::{CloseReason, ConnId, Hub, HubConfig, HubOutput, KeySu
 use crate::protocol::identity::{Fingerprint, IdentityKey};
 use crate::protocol::noise::Keypair;
 
-/// Bytes queued towards one connection past which relays to it are dropped (the peers'
-/// sessions resend): a fast sender cannot get a slow receiver disconnected.
+/// Bytes queued towards one connection past which the hub drops relays to it (the peers'
+/// sessions resend) until it is down to half: a fast sender cannot get a slow receiver
+/// disconnected.
 const RELAY_QUEUE_BYTES: usize = 4 << 20;
 /// Bytes queued towards one connection past which it is too slow even for the hub's own
 /// messages, and is dropped.
 const MAX_QUEUE_BYTES: usize = 16 << 20;
 /// Bytes queued towards all connections together past which relays are dropped.
 const TOTAL_QUEUE_BYTES: usize = 1 << 30;
+/// Frames one connection may have waiting for the hub task.
+const FRAMES_IN_FLIGHT: usize = 4;
 /// Events from all connections to the hub task.
 const EVENT_QUEUE: usize = 8192;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
+/// Bytes written to a connection between flushes.
+const WRITE_BATCH: usize = 256 << 10;
 /// Longest a flush to one client may take before the connection is given up.
 const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -61,16 +66,52 @@ struct Connection {
     reader: AbortHandle,
 }
 
-/// Relays dropped because a receiver was behind, and bytes queued to all connections.
+/// Bytes queued to all connections, and the connections the hub was told are behind.
 struct Backlog {
     total: Arc<AtomicUsize>,
-    dropped_relays: u64,
+    behind: std::collections::HashSet<ConnId>,
+    congested: bool,
+}
+
+impl Backlog {
+    /// Tells the hub which writers caught up (to half the mark, so a queue near it does not
+    /// flap) and whether all of them together are still over theirs.
+    fn refresh(&mut self, hub: &mut Hub, conns: &std::collections::HashMap<ConnId, Connection>) {
+        self.behind.retain(|id| {
+            let queued = conns.get(id).map_or(0, |c| c.writer.queued.load(Ordering::Relaxed));
+            let still = queued > RELAY_QUEUE_BYTES / 2;
+            if !still {
+                hub.set_behind(*id, false);
+            }
+            still
+        });
+        let total = self.total.load(Ordering::Relaxed);
+        let congested =
+            if self.congested { total > TOTAL_QUEUE_BYTES / 2 } else { total > TOTAL_QUEUE_BYTES };
+        if congested != self.congested {
+            self.congested = congested;
+            hub.set_congested(congested);
+            tracing::warn!(total, congested, "the hub's writers together are behind; relays held back");
+        }
+    }
 }
 
 enum ConnEvent {
-    Opened { id: ConnId, addr: SocketAddr, writer: Writer, reader: AbortHandle },
-    Frame { id: ConnId, frame: BytesMut },
-    Closed { id: ConnId },
+    Opened {
+        id: ConnId,
+        addr: SocketAddr,
+        writer: Writer,
+        reader: AbortHandle,
+    },
+    /// A frame, holding one of its connection's [`FRAMES_IN_FLIGHT`] permits until handled.
+    Frame {
+        id: ConnId,
+        frame: BytesMut,
+        _permit: tokio::sync::OwnedSemaphorePermit,
+    },
+    Closed {
+        id: ConnId,
+    },
 }
 
 /// A running hub. Dropping the handle does not stop it; call [`RunningHub::shutdown`].
@@ -166,7 +207,7 @@ async fn run(listener: TcpListener, mut hub: Hub, max_conns: usize, mut shutdown
     let total = Arc::new(AtomicUsize::new(0));
     let accept = tokio::spawn(accept_loop(listener, ev_tx, total.clone()));
     let mut conns: std::collections::HashMap<ConnId, Connection> = std::collections::HashMap::new();
-    let mut backlog = Backlog { total, dropped_relays: 0 };
+    let mut backlog = Backlog { total, behind: Default::default(), congested: false };
     loop {
         let timer = hub.poll_timeout();
         tokio::select! {
@@ -188,6 +229,7 @@ async fn run(listener: TcpListener, mut hub: Hub, max_conns: usize, mut shutdown
             _ = &mut shutdown => break,
         }
         flush_outputs(&mut hub, &mut conns, &mut backlog);
+        backlog.refresh(&mut hub, &conns);
     }
     accept.abort();
     for (_, c) in conns.drain() {
@@ -226,7 +268,7 @@ fn handle_event(
             conns.insert(id, Connection { writer, reader });
             hub.handle_connect(now, id, limit_key(addr.ip()));
         }
-        ConnEvent::Frame { id, frame } => {
+        ConnEvent::Frame { id, frame, .. } => {
             if conns.contains_key(&id) {
                 hub.handle_frame(now, id, &frame);
             }
@@ -245,32 +287,24 @@ fn flush_outputs(
 ) {
     while let Some(out) = hub.poll_output() {
         match out {
-            HubOutput::Send { conn, frame, relay } => {
+            HubOutput::Send { conn, frame, .. } => {
                 let Some(c) = conns.get(&conn) else { continue };
-                let queued = c.writer.queued.load(Ordering::Relaxed);
-                let total = backlog.total.load(Ordering::Relaxed);
                 let len = frame.len();
-                // A receiver that is behind loses relays, which its peers resend, and stays
-                // connected; only one that cannot take even the hub's own messages goes.
-                if relay && (queued + len > RELAY_QUEUE_BYTES || total + len > TOTAL_QUEUE_BYTES) {
-                    backlog.dropped_relays += 1;
-                    if backlog.dropped_relays.is_power_of_two() {
-                        tracing::info!(
-                            conn,
-                            dropped = backlog.dropped_relays,
-                            "receiver behind, relays dropped"
-                        );
-                    }
-                    continue;
-                }
                 // Counted before it is handed over, so the writer never takes away more than
                 // was added.
-                c.writer.queued.fetch_add(len, Ordering::Relaxed);
+                let queued = c.writer.queued.fetch_add(len, Ordering::Relaxed) + len;
                 backlog.total.fetch_add(len, Ordering::Relaxed);
-                if queued + len > MAX_QUEUE_BYTES || c.writer.frames.send(Bytes::from(frame)).is_err() {
+                // Only one that cannot take even the hub's own messages is dropped.
+                if queued > MAX_QUEUE_BYTES || c.writer.frames.send(Bytes::from(frame)).is_err() {
                     tracing::warn!(conn, "client too slow, dropping its connection");
                     forget(conns, conn, &backlog.total);
+                    backlog.behind.remove(&conn);
                     hub.handle_disconnect(std::time::Instant::now(), conn);
+                    continue;
+                }
+                if queued > RELAY_QUEUE_BYTES && backlog.behind.insert(conn) {
+                    tracing::info!(conn, queued, "receiver behind, relays to it held back");
+                    hub.set_behind(conn, true);
                 }
             }
             HubOutput::Close { conn, reason } => {
@@ -323,11 +357,16 @@ async fn accept_loop(listener: TcpListener, ev_tx: mpsc::Sender<ConnEvent>, tota
             };
             // A client that stops reading must not pin this task, its socket and its queue
             // forever: every write gets a deadline.
+            // Batches stay small enough that each flush is progress a live reader makes
+            // within the deadline (WRITE_BATCH in WRITE_TIMEOUT is 25 KB/s): one on a slow
+            // downlink is kept, one that stopped reading is let go.
             let write = async {
                 while let Some(frame) = wrx.recv().await {
                     let mut n = frame.len();
                     timeout_io(sink.feed(frame)).await?;
-                    while let Ok(more) = wrx.try_recv() {
+                    while n < WRITE_BATCH
+                        && let Ok(more) = wrx.try_recv()
+                    {
                         n += more.len();
                         timeout_io(sink.feed(more)).await?;
                     }
@@ -341,12 +380,17 @@ async fn accept_loop(listener: TcpListener, ev_tx: mpsc::Sender<ConnEvent>, tota
             }
         });
         let reader_tx = ev_tx.clone();
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(FRAMES_IN_FLIGHT));
         let reader = async move {
             let mut frames = FramedRead::new(rd, framing::codec());
             while let Some(item) = frames.next().await {
                 match item {
                     Ok(frame) => {
-                        if reader_tx.send(ConnEvent::Frame { id, frame }).await.is_err() {
+                        // A connection waits for its own frames to be handled, not for everyone's:
+                        // one sending as fast as it can holds a few places in the hub's queue and
+                        // is slowed by TCP, while the others' frames go by.
+                        let Ok(permit) = in_flight.clone().acquire_owned().await else { return };
+                        if reader_tx.send(ConnEvent::Frame { id, frame, _permit: permit }).await.is_err() {
                             return;
                         }
                     }

@@ -69,9 +69,9 @@ pub enum CloseReason {
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum HubOutput {
-    /// Write this frame to the connection. A `relay` (a member's packet for another) may be
-    /// dropped by the writer when the connection is behind: the peers' sessions resend, and a
-    /// fast sender must not get a slow receiver disconnected. Anything else must arrive.
+    /// Write this frame to the connection, after those before it: the link is an ordered
+    /// stream and a gap ends it. `relay` says it is a member's packet for another (relays are
+    /// what [`Hub::set_behind`] holds back).
     Send { conn: ConnId, frame: Vec<u8>, relay: bool },
     /// Flush what was sent, then close the connection.
     Close { conn: ConnId, reason: CloseReason },
@@ -93,6 +93,8 @@ struct Conn {
     name: String,
     rooms: BTreeSet<String>,
     relay_budget: Bucket,
+    /// Its writer is behind: relays to it are dropped until it catches up.
+    behind: bool,
 }
 
 /// Relayed bytes a member may send per second, and in one burst (a 16 KiB message to a full
@@ -168,6 +170,10 @@ pub struct Hub {
     members_per_addr: HashMap<IpAddr, usize>,
     /// Relays dropped because their sender went over its rate.
     relays_throttled: u64,
+    /// Relays dropped because their receiver was behind.
+    relays_dropped_behind: u64,
+    /// Every writer together holds too much: relays to anyone are dropped.
+    congested: bool,
     relay_limit: RelayLimit,
     out: VecDeque<HubOutput>,
     substitute: Option<KeySubstitution>,
@@ -194,6 +200,8 @@ impl Hub {
             pending_total: 0,
             members_per_addr: HashMap::new(),
             relays_throttled: 0,
+            relays_dropped_behind: 0,
+            congested: false,
             relay_limit: RelayLimit::default(),
             out: VecDeque::new(),
             substitute: None,
@@ -201,6 +209,24 @@ impl Hub {
             auth_timeout_ms: AUTH_TIMEOUT_MS,
             ignored_messages: 0,
         }
+    }
+
+    /// The writer of `conn` is behind (or caught up again): the server side says so, since
+    /// only it sees its queues.
+    pub fn set_behind(&mut self, conn: ConnId, behind: bool) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.behind = behind;
+        }
+    }
+
+    /// All writers together hold too much (or no longer do).
+    pub fn set_congested(&mut self, congested: bool) {
+        self.congested = congested;
+    }
+
+    /// Relays dropped so far because their receiver was behind.
+    pub fn relays_dropped_behind(&self) -> u64 {
+        self.relays_dropped_behind
     }
 
     /// The relay rate for connections made from now on.
@@ -288,6 +314,7 @@ impl Hub {
                 name: String::new(),
                 rooms: BTreeSet::new(),
                 relay_budget: Bucket::full(now, self.relay_limit),
+                behind: false,
             },
         );
     }
@@ -515,6 +542,13 @@ impl Hub {
             matches!((mine, theirs), (Some(a), Some(b)) if !a.is_disjoint(b))
         });
         match target {
+            // A receiver that is behind (a slow downlink) loses relays, which its peers'
+            // sessions resend, and stays connected: a fast sender must not get it dropped.
+            Some(target)
+                if shares_room && (self.congested || self.conns.get(&target).is_some_and(|c| c.behind)) =>
+            {
+                self.relays_dropped_behind += 1;
+            }
             Some(target) if shares_room => {
                 let from = self.disguise_key(from_key);
                 let payload = match self.tap.as_mut() {

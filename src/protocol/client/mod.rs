@@ -367,6 +367,11 @@ impl Client {
         self.peers.len()
     }
 
+    /// The identity keys of the peers this client keeps state for.
+    pub fn peer_keys(&self) -> Vec<IdentityKey> {
+        self.peers.keys().copied().collect()
+    }
+
     /// Remembers the time of an input (see `last_now`).
     fn tick(&mut self, now: Now) {
         self.last_now = Some(now);
