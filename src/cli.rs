@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 
 use crate::core::{
     ClientCommand, ClientEvent, CoreHandle, CoreOptions, HUB_MAX_CONNECTIONS as DEFAULT_MAX_CONNECTIONS,
-    HubConfig, HubOptions, IceServers, Profile, Target, TransferConfig, TurnServer, spawn_hub,
+    HubConfig, HubOptions, IceServers, Invitation, Profile, Target, TransferConfig, TurnServer, spawn_hub,
 };
 
 /// `0.1.0 (commit abc123, x86_64-unknown-linux-gnu)`.
@@ -26,8 +26,11 @@ pub struct Cli {
     /// Desktop app: join this hub (host:port) at start, with the password from KITH_PASSWORD.
     #[arg(long, value_name = "HOST:PORT")]
     pub join: Option<String>,
+    /// Desktop app: a kith:// invitation to join (how the desktop opens kith:// links).
+    #[arg(value_name = "KITH_LINK", conflicts_with = "join")]
+    pub link: Option<String>,
     /// Desktop app: the room to join with --join.
-    #[arg(long = "room", value_name = "ROOM", default_value = "general", requires = "join")]
+    #[arg(long = "room", value_name = "ROOM", default_value = "general")]
     pub join_room: String,
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -69,13 +72,19 @@ pub struct HeadlessArgs {
     #[arg(long)]
     pub name: String,
     /// Hub to connect to (host:port).
-    #[arg(long, conflicts_with = "host", required_unless_present = "host")]
+    #[arg(long, conflicts_with_all = ["host", "invite"], required_unless_present_any = ["host", "invite"])]
     pub hub: Option<String>,
-    /// Host the hub in this process, listening on this address ([::]:PORT for IPv4 and IPv6).
-    #[arg(long)]
+    /// Host the hub in this process, listening on this address ([::]:PORT for IPv4 and IPv6);
+    /// prints the invitation friends join with.
+    #[arg(long, conflicts_with = "invite")]
     pub host: Option<SocketAddr>,
+    /// Join with an invitation (a kith:// link) in place of --hub: the hub's key is pinned
+    /// and the inviter known and verified before anyone is met.
+    #[arg(long, value_name = "LINK")]
+    pub invite: Option<String>,
+    /// The hub's password (not needed when the invitation carries it).
     #[arg(long, env = "KITH_PASSWORD", hide_env_values = true)]
-    pub password: String,
+    pub password: Option<String>,
     /// Room to join; repeat for several.
     #[arg(long = "room", default_value = "general")]
     pub rooms: Vec<String>,
@@ -115,7 +124,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Some(Command::Hub(args)) => run_hub(cli.profile, args),
         Some(Command::Headless(args)) => run_headless(cli.profile, args),
-        None => match crate::ui::run(cli.profile, autojoin(cli.join, cli.join_room), started) {
+        None => match crate::ui::run(cli.profile, autojoin(cli.join.or(cli.link), cli.join_room), started) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 let text = e.to_string();
@@ -243,6 +252,11 @@ fn run_headless(profile: Option<PathBuf>, args: HeadlessArgs) -> ExitCode {
         Ok(p) => p,
         Err(e) => return error_line("profile", e.to_string(), true),
     };
+    let invitation = match args.invite.as_deref().map(Invitation::parse) {
+        Some(Ok(inv)) => Some(inv),
+        Some(Err(e)) => return error_line("bad_invitation", e.to_string(), true),
+        None => None,
+    };
     let target = match (&args.hub, args.host) {
         (_, Some(listen)) => {
             let mut rooms = args.hub_rooms.clone();
@@ -255,11 +269,20 @@ fn run_headless(profile: Option<PathBuf>, args: HeadlessArgs) -> ExitCode {
             Target::Host { listen, rooms, hub_name, stun: args.stun.clone() }
         }
         (Some(addr), None) => Target::Hub(addr.clone()),
-        (None, None) => return error_line("usage", "pass --hub ADDR or --host ADDR", true),
+        (None, None) => match &invitation {
+            Some(inv) => Target::Hub(inv.hubs[0].clone()),
+            None => return error_line("usage", "pass --hub ADDR, --host ADDR or --invite LINK", true),
+        },
+    };
+    let password = match (args.password, invitation.as_ref().and_then(|i| i.password.clone())) {
+        (Some(p), _) => Zeroizing::new(p),
+        (None, Some(p)) => p,
+        (None, None) => return error_line("usage", "pass --password (or set KITH_PASSWORD)", true),
     };
     let opts = CoreOptions {
         name: args.name,
-        password: Zeroizing::new(args.password),
+        password,
+        invitation,
         rooms: args.rooms,
         target,
         accept_new_hub_key: args.accept_new_hub_key,

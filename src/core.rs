@@ -37,6 +37,7 @@ pub use crate::protocol::nat::{IceServers, TurnServer};
 pub use crate::protocol::events::{ClientCommand, ClientEvent, LinkKind};
 pub use crate::protocol::hub::HubConfig;
 pub use crate::protocol::identity::{IdentityKey, SAS_EMOJI};
+pub use crate::protocol::invite::{Invitation, InviteError};
 pub use crate::protocol::wire::{MAX_NAME, MAX_ROOM, MAX_TEXT, sanitize_name};
 
 /// Commands queued towards the core; a full queue is reported, never waited on by the UI.
@@ -66,6 +67,9 @@ pub struct CoreOptions {
     pub transfers: TransferConfig,
     /// STUN and TURN servers for the direct links' candidates.
     pub ice: IceServers,
+    /// Joining with an invitation: its hub key is pinned and its inviter known and verified
+    /// before anyone is met.
+    pub invitation: Option<Invitation>,
 }
 
 impl CoreOptions {
@@ -120,8 +124,16 @@ impl CoreHandle {
     /// core thread.
     pub fn start(opts: CoreOptions, wake: Option<Waker>) -> anyhow::Result<Self> {
         let identity = opts.profile.identity()?;
-        let known = opts.profile.known_peers()?;
-        let pins = opts.profile.hub_pins()?;
+        let me = IdentityKey::from(&identity.public);
+        let mut known = opts.profile.known_peers()?;
+        let mut pins = opts.profile.hub_pins()?;
+        if let (Some(inv), Target::Hub(addr)) = (&opts.invitation, &opts.target) {
+            known.introduce(inv.inviter, &inv.inviter_name, now_ms());
+            opts.profile.save_known_peers(&known)?;
+            // The invitation's key is the hub's, whatever was pinned for the address before.
+            pins.hubs.insert(addr.clone(), inv.hub_key);
+            opts.profile.save_hub_pins(&pins)?;
+        }
         let hub_key = match &opts.target {
             Target::Host { .. } => Some(opts.profile.hub_key()?),
             Target::Hub(_) => None,
@@ -172,6 +184,13 @@ impl CoreHandle {
                         };
                         let local = hub.local_addr;
                         let lan = hub_server::join_addresses(local);
+                        let invitation = Invitation {
+                            hubs: if lan.is_empty() { vec![local.to_string()] } else { lan.clone() },
+                            hub_key: hub.key,
+                            inviter: me,
+                            inviter_name: opts.name.clone(),
+                            password: None,
+                        };
                         let _ = ev_tx
                             .send(ClientEvent::Hosting {
                                 addr: local.to_string(),
@@ -179,6 +198,8 @@ impl CoreHandle {
                                 lan,
                             })
                             .await;
+                        let invite = ClientEvent::Invite { link: invitation.to_link(), text: invitation.to_text() };
+                        let _ = ev_tx.send(invite).await;
                         if let Some(wake) = &wake {
                             wake();
                         }

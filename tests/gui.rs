@@ -177,6 +177,34 @@ fn onboarding_creates_the_identity_and_shows_its_fingerprint() {
     again.get_by_label_contains("Signed in as Alice");
 }
 
+/// The host's invitation, pasted where the address goes, joins and knows the host at once.
+#[test]
+fn an_invitation_pasted_in_the_join_form_joins_and_knows_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut alice = app(&dir.path().join("alice"), &Recorder::default());
+    onboard(&mut alice, "alice");
+    host(&mut alice);
+    alice.get_by_label("📨 Invite").click();
+    alice.run_steps(2);
+    let link =
+        alice.state().model().hosting.as_ref().and_then(|h| h.invite.clone()).expect("an invitation").0;
+    assert!(alice.get_all_by_label_contains("kith://join?").next().is_some(), "the link is shown to copy");
+    alice.get_by_label("Done").click();
+    settle(&mut alice);
+
+    let mut bob = app(&dir.path().join("bob"), &Recorder::default());
+    onboard(&mut bob, "bob");
+    bob.get_by_label("🔗 Join a hub").click();
+    bob.run_steps(2);
+    fill(&mut bob, "Hub address", &link);
+    fill(&mut bob, "Password", PASSWORD);
+    bob.get_by_label("Join").click();
+    wait_for(&mut [&mut bob, &mut alice], "bob to secure alice", |b| {
+        b.screen_name() == "main" && peer_named(b, "alice").is_some_and(|p| p.secure)
+    });
+    assert!(peer_named(bob.state(), "alice").is_some_and(|p| p.verified), "the inviter is verified");
+}
+
 #[test]
 fn host_and_join_then_chat_both_ways_and_verify() {
     let dir = tempfile::tempdir().unwrap();

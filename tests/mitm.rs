@@ -142,3 +142,54 @@ fn people_meeting_for_the_first_time_through_it_see_different_safety_numbers() {
     // The attacker's halves match each side's: the numbers are honest about whom each talks to.
     assert_eq!(with_carol["safety_number"], carol_sees["safety_number"]);
 }
+
+/// An invitation closes the first-contact gap: it carries the hub's key and the inviter's, so
+/// an attacker who took over the hub (it even holds the hub's key) and introduces its own
+/// "alice" to someone joining with alice's invitation raises the identity-change warning at
+/// the very first meeting; a hub with another key is refused outright.
+#[test]
+fn an_invitation_makes_a_substituted_inviter_a_loud_warning_at_first_contact() {
+    use kith::protocol::invite::Invitation;
+    let dir = tempfile::tempdir().unwrap();
+    let mut alice = Peer::start("alice", &dir.path().join("alice"), &["--host", "127.0.0.1:0"], "pw");
+    let alice_fp = alice.fingerprint();
+    // Said when the hub is up, before ready.
+    let invite = alice.log.iter().find(|e| e["event"] == "invite").cloned().expect("an invite event");
+    let link = invite["link"].as_str().unwrap().to_string();
+    assert!(link.starts_with("kith://join?"), "{link}");
+    assert!(!link.contains("password"), "the password stays out unless asked for");
+    assert!(invite["text"].as_str().unwrap().contains("alice's fingerprint"));
+
+    // Honest: carol joins with the invitation and knows alice at once.
+    let mut carol = Peer::start("carol", &dir.path().join("carol"), &["--invite", &link], "pw");
+    let seen = secure_with(&mut carol, &alice_fp);
+    assert_eq!(seen["verified"], true, "{seen}");
+    assert_eq!(seen["identity_changed"], false, "{seen}");
+    assert!(!carol.log.iter().any(|e| e["event"] == "identity_changed"));
+
+    // The attacker runs the hub with alice's hub key and its own "alice" on it.
+    let evil_profile = dir.path().join("evil-hub");
+    std::fs::create_dir_all(&evil_profile).unwrap();
+    std::fs::copy(dir.path().join("alice/hub.key"), evil_profile.join("hub.key")).unwrap();
+    let evil = HubProc::start(&evil_profile, "pw", &[]);
+    let mut fake_alice = Peer::join("alice", &dir.path().join("fake-alice"), &evil.addr, "pw");
+    let fake_fp = fake_alice.fingerprint();
+    let mut redirected = Invitation::parse(&link).unwrap();
+    redirected.hubs = vec![evil.addr.clone()];
+    let mut dave = Peer::start("dave", &dir.path().join("dave"), &["--invite", &redirected.to_link()], "pw");
+    let changed = dave.wait_event("identity_changed");
+    assert_eq!(changed["old"], alice_fp.as_str(), "{changed}");
+    assert_eq!(changed["new"], fake_fp.as_str(), "{changed}");
+    dave.send(json!({"cmd": "send", "room": "general", "text": "hi alice"}));
+    dave.wait_for("refusal", |e| e["event"] == "error" && e["code"] == "identity_unacknowledged");
+    secure_with(&mut fake_alice, &dave.fingerprint());
+    fake_alice.drain(Duration::from_millis(500));
+    assert!(!got_any_message(&fake_alice), "{:#?}", fake_alice.log);
+
+    // A hub with a key of its own at the invitation's address is refused before anything.
+    let other = HubProc::start(&dir.path().join("other-hub"), "pw", &[]);
+    redirected.hubs = vec![other.addr.clone()];
+    let mut erin = Peer::start("erin", &dir.path().join("erin"), &["--invite", &redirected.to_link()], "pw");
+    assert_ne!(erin.wait_exit(), 0);
+    assert!(erin.log.iter().any(|e| e["code"] == "hub_key_changed"), "{:#?}", erin.log);
+}

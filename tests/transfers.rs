@@ -279,3 +279,23 @@ fn an_empty_file_arrives_too() {
     assert_eq!(w.received(), Some(&data));
     w.run_until(Duration::from_secs(10), |w| w.count(0, |e| matches!(e, ClientEvent::FileSent { .. })) == 1);
 }
+
+/// The path dies mid-transfer and never comes back: after ten minutes without a byte the
+/// transfer ends on both sides with a reason, and bob's part file goes.
+#[test]
+fn a_transfer_that_moves_nothing_for_ten_minutes_ends_on_both_sides() {
+    use kith::protocol::transfer::IDLE_LIMIT;
+    let mut w = World::new();
+    w.sides[1].disk.write_delay = Duration::from_millis(1);
+    w.send(pattern(24 * 1024 * 1024));
+    w.run_until(Duration::from_secs(30), |w| w.sides[1].disk.parts.values().any(|p| p.len() > 4 << 20));
+    w.cut = true;
+    let failed = |w: &World, i: usize| w.count(i, |e| matches!(e, ClientEvent::FileFailed { .. }));
+    w.run_until(IDLE_LIMIT + Duration::from_secs(120), |w| failed(w, 0) == 1 && failed(w, 1) == 1);
+    let reason = w.sides[1].events.iter().find_map(|e| match e {
+        ClientEvent::FileFailed { reason, .. } => Some(reason.clone()),
+        _ => None,
+    });
+    assert!(reason.as_deref().is_some_and(|r| r.contains("ten minutes")), "{reason:?}");
+    assert!(w.sides[1].disk.parts.is_empty(), "the part file is removed");
+}

@@ -106,6 +106,12 @@ impl Core {
     /// A command from the front-end. File commands are the transfers'; the rest the client's.
     pub fn handle_command(&mut self, now: Now, cmd: ClientCommand) {
         match cmd {
+            // Files move only on direct links; without a link socket one would wait forever.
+            ClientCommand::SendFile { .. } if !self.direct => {
+                let msg =
+                    "files need a direct link, and direct links are off (--no-direct, or no UDP socket)";
+                self.out.push_back(CoreOutput::Event(ClientEvent::error("no_direct_links", msg)));
+            }
             ClientCommand::SendFile { peer, path } => match self.client.secure_peer(&peer) {
                 Some(key) => {
                     self.transfers.send_file(key, std::path::PathBuf::from(path));

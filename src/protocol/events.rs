@@ -131,6 +131,12 @@ pub enum ClientEvent {
     },
     /// A STUN server saw our traffic come from this public IP; with the hub's port forwarded
     /// on the router, friends outside the LAN connect there.
+    /// We host: the invitation friends join with (`kith://` link, and the same as text). It
+    /// carries the hub's addresses and key and our identity key, not the password.
+    Invite {
+        link: String,
+        text: String,
+    },
     PublicAddress {
         addr: String,
         via: String,

@@ -786,6 +786,10 @@ impl Links {
             Event::ChannelClose(id) if Some(id) == l.chat => {
                 self.fail(now, peer, "the chat channel closed", false);
             }
+            // Transfers would stall on it without a word; a new link resumes them.
+            Event::ChannelClose(id) if Some(id) == l.file => {
+                self.fail(now, peer, "the file channel closed", false);
+            }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 if l.chat.is_some() {
                     self.restart_ice(now, peer, "the direct path stopped answering");

@@ -7,6 +7,7 @@ pub mod delivery;
 pub mod events;
 pub mod hub;
 pub mod identity;
+pub mod invite;
 pub mod links;
 pub mod names;
 pub mod nat;

@@ -127,6 +127,13 @@ struct Outgoing {
     /// dropped link are recognised when they come back.
     generation: u64,
     last_progress: u64,
+    /// The hash offered, to offer again if the offer may have been lost with a link.
+    sha256: Option<[u8; 32]>,
+    /// The receiver answered the offer (accepted it, or asked for a pause).
+    answered: bool,
+    /// When the receiver last asked for bytes or we last sent some: an accepted transfer
+    /// idle for [`IDLE_LIMIT`] ends (a Complete lost with a link, a receiver gone quiet).
+    moved_at: Option<std::time::Instant>,
 }
 
 /// An accepted outgoing transfer moving bytes.
@@ -171,6 +178,10 @@ struct Receiving {
     /// When we last asked for bytes or got some; None until the first Accept. A receiver
     /// that hears nothing for `STALL_AFTER` asks again.
     quiet_since: Option<std::time::Instant>,
+    /// When bytes last arrived (or the part file was made): a transfer with none for
+    /// [`IDLE_LIMIT`] ends, whatever the reason (a sender gone quiet, a link that never
+    /// comes back), instead of waiting forever.
+    moved_at: Option<std::time::Instant>,
     finishing: bool,
     last_progress: u64,
 }
@@ -181,6 +192,10 @@ struct Receiving {
 /// Long enough that a slow relayed path (a 64 KiB chunk every few seconds) is not "nothing".
 pub const STALL_AFTER: std::time::Duration = std::time::Duration::from_secs(20);
 
+/// An accepted transfer that receives nothing for this long ends with `file_failed` on both
+/// sides. Our own pause for a slow disk does not count: the disk, not the sender, is late.
+pub const IDLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
 /// How long transfers with a peer the hub stopped listing wait for it to come back.
 pub const OUT_OF_SIGHT_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
 
@@ -189,6 +204,13 @@ pub const OUT_OF_SIGHT_GRACE: std::time::Duration = std::time::Duration::from_se
 fn waiting_since(i: &Incoming) -> Option<std::time::Instant> {
     let r = i.receiving.as_ref().filter(|r| r.created && !r.paused && !r.finishing && r.queued < i.size)?;
     r.quiet_since
+}
+
+/// Since when an accepted transfer has received nothing, unless we paused it or it is
+/// being finished.
+fn idle_since(i: &Incoming) -> Option<std::time::Instant> {
+    let r = i.receiving.as_ref().filter(|r| !r.paused && !r.finishing && r.queued < i.size)?;
+    r.moved_at
 }
 
 pub struct Transfers {
@@ -308,6 +330,9 @@ impl Transfers {
             sending: None,
             last_progress: 0,
             generation: 0,
+            sha256: None,
+            answered: false,
+            moved_at: None,
         };
         self.outgoing.insert(id, o);
         self.disk(DiskRequest::Open { id, path });
@@ -427,13 +452,19 @@ impl Transfers {
                 }
             }
             FileSignal::Accept { id, offset } => {
-                let Some(o) = self.outgoing.get_mut(&id).filter(|o| o.peer == peer) else { return };
+                // An accept for nothing we send (we restarted, or cancelled and the Cancel was
+                // lost) is answered, so the receiver does not wait for bytes forever.
+                let Some(o) = self.outgoing.get_mut(&id).filter(|o| o.peer == peer) else {
+                    return self.signal(peer, FileSignal::Cancel { id });
+                };
                 let Some(size) = o.size.filter(|s| offset <= *s) else {
                     self.outgoing.remove(&id);
                     self.disk(DiskRequest::CloseRead { id });
                     return self.failed(id, "the peer asked for bytes past the end");
                 };
                 o.generation += 1;
+                o.answered = true;
+                o.moved_at = Some(now);
                 let generation = o.generation;
                 // Progress is counted again from where the receiver is.
                 o.last_progress = offset;
@@ -453,6 +484,8 @@ impl Transfers {
             FileSignal::Pause { id } => {
                 if let Some(o) = self.outgoing.get_mut(&id).filter(|o| o.peer == peer) {
                     o.sending = None;
+                    o.answered = true;
+                    o.moved_at = Some(now);
                 }
             }
             FileSignal::Decline { id, reason } => {
@@ -507,6 +540,7 @@ impl Transfers {
                 };
                 o.size = Some(size);
                 o.offered = true;
+                o.sha256 = Some(sha256);
                 let (peer, name) = (o.peer, o.name.clone());
                 self.event(ClientEvent::FileOffered { id: id_text(id) });
                 self.signal(peer, FileSignal::Offer { id, name, size, sha256 });
@@ -524,6 +558,7 @@ impl Transfers {
                 let Some(r) = inc.receiving.as_mut() else { return };
                 r.created = true;
                 r.quiet_since = Some(now);
+                r.moved_at = Some(now);
                 let size = inc.size;
                 self.tell_sender(id, |id| FileSignal::Accept { id, offset: 0 });
                 if size == 0 {
@@ -656,6 +691,7 @@ impl Transfers {
                 s.ready.remove(&start);
             }
             s.next_send += len as u64;
+            o.moved_at = Some(now);
             let sent = s.next_send;
             if sent - o.last_progress >= PROGRESS_STEP || sent == size {
                 o.last_progress = sent;
@@ -708,6 +744,7 @@ impl Transfers {
         }
         r.queued += bytes.len() as u64;
         r.quiet_since = Some(now);
+        r.moved_at = Some(now);
         r.pending.extend_from_slice(bytes);
         let pause = !r.paused && r.queued - r.written > BACKLOG_HIGH && r.queued < size;
         if pause {
@@ -754,6 +791,19 @@ impl Transfers {
             }
             self.tell_sender(id, |id| FileSignal::Accept { id, offset });
         }
+        // An offer not answered yet may have gone down with the old link: offered again (the
+        // receiver knows it by our id and does not show it twice).
+        let unanswered: Vec<FileSignal> = self
+            .outgoing
+            .iter()
+            .filter(|(_, o)| o.peer == peer && o.offered && !o.answered)
+            .filter_map(|(id, o)| {
+                Some(FileSignal::Offer { id: *id, name: o.name.clone(), size: o.size?, sha256: o.sha256? })
+            })
+            .collect();
+        for offer in unanswered {
+            self.signal(peer, offer);
+        }
         self.pump(now, peer, links);
     }
 
@@ -799,10 +849,38 @@ impl Transfers {
 
     pub fn poll_timeout(&self) -> Option<std::time::Instant> {
         let stalls = self.incoming.values().filter_map(|i| Some(waiting_since(i)? + STALL_AFTER));
-        self.out_of_sight.values().copied().chain(stalls).min()
+        let idle = self.incoming.values().filter_map(|i| Some(idle_since(i)? + IDLE_LIMIT));
+        let idle_out = self.outgoing.values().filter_map(|o| Some(o.moved_at? + IDLE_LIMIT));
+        self.out_of_sight.values().copied().chain(stalls).chain(idle).chain(idle_out).min()
     }
 
     pub fn handle_timeout(&mut self, now: std::time::Instant) {
+        let idle: Vec<u64> = self
+            .incoming
+            .iter()
+            .filter(|(_, i)| idle_since(i).is_some_and(|t| t + IDLE_LIMIT <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in idle {
+            if let Some(inc) = self.remove_incoming(id) {
+                self.forget_incoming(id, &inc);
+                self.signal(inc.peer, FileSignal::Cancel { id: inc.remote_id });
+                self.failed(id, "nothing arrived for ten minutes");
+            }
+        }
+        let idle_out: Vec<u64> = self
+            .outgoing
+            .iter()
+            .filter(|(_, o)| o.moved_at.is_some_and(|t| t + IDLE_LIMIT <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in idle_out {
+            if let Some(o) = self.outgoing.remove(&id) {
+                self.disk(DiskRequest::CloseRead { id });
+                self.signal(o.peer, FileSignal::Cancel { id });
+                self.failed(id, "nothing moved for ten minutes");
+            }
+        }
         let stalled: Vec<u64> = self
             .incoming
             .iter()

@@ -131,6 +131,27 @@ impl KnownPeers {
         result
     }
 
+    /// Someone we know out of band (their invitation) is `key` under `name`: known and
+    /// verified before we ever meet, so another key introduced under that name (or a name
+    /// that looks like it) is an identity change, not a first meeting.
+    pub fn introduce(&mut self, key: IdentityKey, name: &str, now_ms: u64) {
+        self.version = VERSION;
+        if !self.peers.contains_key(&key.to_hex()) {
+            self.make_room();
+        }
+        let entry = self.peers.entry(key.to_hex()).or_insert_with(|| KnownPeer {
+            key,
+            name: name.to_string(),
+            verified: true,
+            first_seen_ms: now_ms,
+            last_seen_ms: now_ms,
+            replaced: None,
+        });
+        entry.verified = true;
+        entry.replaced = None;
+        self.rebind(name, key);
+    }
+
     pub fn set_verified(&mut self, key: &IdentityKey, verified: bool) -> bool {
         let Some(p) = self.peers.get_mut(&key.to_hex()) else { return false };
         p.verified = verified;
@@ -298,6 +319,17 @@ mod tests {
         assert_eq!(k.holder_of("\u{0410}lice"), Some(alice));
         assert_eq!(k.holder_of("gone"), None, "a name of a key no longer known is dropped");
         assert_eq!(k.version, VERSION);
+    }
+
+    #[test]
+    fn an_introduced_peer_is_verified_and_holds_its_name_before_we_meet() {
+        let mut k = KnownPeers::default();
+        let alice = IdentityKey([1; 32]);
+        let impostor = IdentityKey([2; 32]);
+        k.introduce(alice, "alice", 1);
+        assert_eq!(k.sighted(impostor, "\u{0430}lice", 2), Sighting::IdentityChanged { old: alice });
+        assert_eq!(k.sighted(alice, "alice", 3), Sighting::Known);
+        assert!(k.get(&alice).unwrap().verified);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use super::model::Model;
 use super::settings::Settings;
-use crate::core::{ClientCommand, Target};
+use crate::core::{ClientCommand, Invitation, Target};
 
 /// Who picked or dropped files go to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +28,8 @@ pub struct Launch {
     pub room: String,
     /// What the user typed, for the recent list and messages.
     pub label: String,
+    /// Joining with an invitation: its hub key is pinned and its inviter known.
+    pub invitation: Option<Invitation>,
 }
 
 impl std::fmt::Debug for Launch {

@@ -141,12 +141,17 @@ impl KithApp {
         };
         if let (Some(join), Screen::Connect(form)) = (opts.autojoin, &mut app.screen) {
             form.mode = connect::Mode::Join;
+            // An invitation without a password waits on the form for the user to type it.
+            let needs_password = join.password.is_empty()
+                && crate::core::Invitation::parse(&join.addr).is_ok_and(|i| i.password.is_none());
             form.join_addr = join.addr;
             form.join_room = join.room;
             form.join_password = join.password;
-            let mut out = Actions::default();
-            connect::join(form, false, &mut out);
-            app.apply(ctx, out);
+            if !needs_password {
+                let mut out = Actions::default();
+                connect::join(form, false, &mut out);
+                app.apply(ctx, out);
+            }
         }
         app
     }
@@ -241,6 +246,7 @@ impl KithApp {
             link_port: Some(0),
             transfers: self.settings.transfer_config(CoreOptions::default_downloads(&profile)),
             ice: self.settings.ice_servers(),
+            invitation: launch.invitation.clone(),
         };
         let repaint = ctx.clone();
         let waker: crate::core::Waker = Arc::new(move || repaint.request_repaint());

@@ -9,7 +9,7 @@ use super::actions::{Actions, Frame, Launch, UiAction};
 use super::model::{Connection, Fatal};
 use super::settings::{RecentHub, Settings};
 use super::style;
-use crate::core::{MAX_ROOM, Target};
+use crate::core::{Invitation, MAX_ROOM, Target};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -202,8 +202,15 @@ fn host_form(ui: &mut Ui, form: &mut ConnectForm, action: &mut Option<Choice>) {
 fn join_form(ui: &mut Ui, form: &mut ConnectForm, recent: &[RecentHub], action: &mut Option<Choice>) {
     egui::Grid::new("join_grid").num_columns(2).spacing([12.0, 8.0]).show(ui, |ui| {
         let l = ui.label("Hub address");
-        ui.add(egui::TextEdit::singleline(&mut form.join_addr).hint_text("host:port").desired_width(260.0))
-            .labelled_by(l.id);
+        ui.add(
+            egui::TextEdit::singleline(&mut form.join_addr)
+                .hint_text("host:port, or paste an invitation")
+                .desired_width(260.0),
+        )
+        .labelled_by(l.id)
+        .on_hover_text(
+            "An invitation (kith://…) from the host also tells Kith the hub's key and who invited you",
+        );
         ui.end_row();
         let l = ui.label("Password");
         let pw =
@@ -270,13 +277,30 @@ fn host_launch(form: &mut ConnectForm, settings: &Settings) -> Option<(Launch, u
         password: form.host_password.clone(),
         room,
         label: format!("port {port}"),
+        invitation: None,
     };
     Some((launch, port))
 }
 
 /// Asks to join the hub the form names, or the form shows what is wrong.
 pub(super) fn join(form: &mut ConnectForm, accept_new_hub_key: bool, out: &mut Actions) {
-    let addr = form.join_addr.trim().to_string();
+    // An invitation pasted (or opened as a kith:// link) in place of the address.
+    let invitation = match form.join_addr.contains("kith://").then(|| Invitation::parse(&form.join_addr)) {
+        Some(Ok(inv)) => Some(inv),
+        Some(Err(e)) => {
+            form.problem = Some(simple(&format!("That invitation cannot be read: {e}.")));
+            return;
+        }
+        None => None,
+    };
+    let addr = match &invitation {
+        Some(inv) => inv.hubs[0].clone(),
+        None => form.join_addr.trim().to_string(),
+    };
+    let password = match invitation.as_ref().and_then(|i| i.password.clone()) {
+        Some(pw) if form.join_password.is_empty() => pw,
+        _ => form.join_password.clone(),
+    };
     if addr.is_empty() || !addr.contains(':') {
         form.problem = Some(simple("Enter the hub's address as host:port, e.g. 192.168.1.20:7777."));
         return;
@@ -289,8 +313,7 @@ pub(super) fn join(form: &mut ConnectForm, accept_new_hub_key: bool, out: &mut A
         }
     };
     form.problem = None;
-    let launch =
-        Launch { target: Target::Hub(addr.clone()), password: form.join_password.clone(), room, label: addr };
+    let launch = Launch { target: Target::Hub(addr.clone()), password, room, label: addr, invitation };
     out.push(UiAction::Join { launch, accept_new_hub_key });
 }
 

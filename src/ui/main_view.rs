@@ -332,7 +332,24 @@ fn invite_window(ctx: &egui::Context, h: &Hosting, view: &mut ViewState) {
     let mut open = true;
     let mut done = false;
     egui::Window::new("Invite friends").open(&mut open).collapsible(false).resizable(false).show(ctx, |ui| {
-        ui.label("You are hosting. Friends choose Join and enter one of these addresses and the password.");
+        if let Some((link, text)) = &h.invite {
+            ui.label(RichText::new("Invitation").strong());
+            ui.label(
+                "Send friends this link. Joining with it, their Kith knows your hub's key and your \
+                 identity, so nobody can put themselves between you unnoticed.",
+            );
+            style::copy_field(ui, link, true);
+            if ui
+                .button("📋 Copy as a message")
+                .on_hover_text("The link with what it says, to paste in a chat or mail")
+                .clicked()
+            {
+                ui.ctx().copy_text(text.clone());
+            }
+            ui.label(RichText::new("The password is not in it: tell them over a channel you trust.").weak());
+            ui.add_space(8.0);
+        }
+        ui.label("Or: friends choose Join and enter one of these addresses and the password.");
         ui.add_space(6.0);
         ui.label(RichText::new("On your network").strong());
         if h.lan.is_empty() {

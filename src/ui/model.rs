@@ -27,6 +27,8 @@ pub struct Hosting {
     pub hub_fingerprint: String,
     pub lan: Vec<String>,
     pub public: PublicAddress,
+    /// The invitation friends join with: the link, and the same as a message.
+    pub invite: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -318,7 +320,13 @@ impl Model {
                 }
             }
             ClientEvent::Hosting { addr, hub_fingerprint, lan } => {
-                self.hosting = Some(Hosting { addr, hub_fingerprint, lan, public: PublicAddress::Asking });
+                self.hosting =
+                    Some(Hosting { addr, hub_fingerprint, lan, public: PublicAddress::Asking, invite: None });
+            }
+            ClientEvent::Invite { link, text } => {
+                if let Some(h) = &mut self.hosting {
+                    h.invite = Some((link, text));
+                }
             }
             ClientEvent::PublicAddress { addr, via } => {
                 if let Some(h) = &mut self.hosting {
