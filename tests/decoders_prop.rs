@@ -10,8 +10,8 @@ use kith::protocol::identity::{Fingerprint, IdentityKey};
 use kith::protocol::noise::{Handshake, Keypair, Role};
 use kith::protocol::trust::KnownPeers;
 use kith::protocol::wire::{
-    self, ChatMessage, ClientHello, ClientToHub, HubToClient, Intro, MemberInfo, MessageId, PeerMsg,
-    PeerPacket,
+    self, ChatMessage, ClientHello, ClientToHub, FileSignal, HubToClient, Intro, LinkSignal, MemberInfo,
+    MessageId, PeerMsg, PeerPacket,
 };
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
@@ -64,6 +64,18 @@ fn peer_msg() -> impl Strategy<Value = PeerMsg> {
             })),
         (any::<u64>(), any::<[u8; 16]>()).prop_map(|(seq, id)| PeerMsg::Skip { seq, id: MessageId(id) }),
         (any::<u64>(), any::<u64>()).prop_map(|(stream, next)| PeerMsg::Ack { stream, next }),
+        ".{0,70}".prop_map(|room| PeerMsg::Left { room }),
+        (any::<u64>(), any::<u64>(), ".{0,300}")
+            .prop_map(|(link, seq, sdp)| PeerMsg::Link(LinkSignal::Offer { link, seq, sdp })),
+        (any::<u64>(), ".{0,100}")
+            .prop_map(|(link, candidate)| PeerMsg::Link(LinkSignal::Candidate { link, candidate })),
+        any::<u64>().prop_map(|link| PeerMsg::Link(LinkSignal::Close { link })),
+        any::<u64>().prop_map(|link| PeerMsg::Link(LinkSignal::Restart { link })),
+        (any::<u64>(), ".{0,300}", any::<u64>(), any::<[u8; 32]>())
+            .prop_map(|(id, name, size, sha256)| PeerMsg::File(FileSignal::Offer { id, name, size, sha256 })),
+        (any::<u64>(), any::<u64>())
+            .prop_map(|(id, offset)| PeerMsg::File(FileSignal::Accept { id, offset })),
+        any::<u64>().prop_map(|id| PeerMsg::File(FileSignal::Cancel { id })),
     ]
 }
 
@@ -135,19 +147,6 @@ proptest! {
     }
 
     #[test]
-    fn hub_survives_arbitrary_frames(frames in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), 1..8)) {
-        let config = HubConfig { name: "h".into(), password: Zeroizing::new("pw".into()), rooms: vec!["general".into()] };
-        let mut hub = Hub::new(config, Keypair::from_secret_bytes([8; 32]), ChaCha20Rng::seed_from_u64(1));
-        let now = std::time::Instant::now();
-        hub.handle_connect(now, 1, IpAddr::V4(Ipv4Addr::LOCALHOST));
-        for f in &frames {
-            hub.handle_frame(now, 1, f);
-        }
-        while hub.poll_output().is_some() {}
-        prop_assert!(hub.connection_count() <= 1);
-    }
-
-    #[test]
     fn client_survives_arbitrary_hub_messages(msgs in proptest::collection::vec(hub_to_client(), 1..10), junk in proptest::collection::vec(any::<u8>(), 0..300)) {
         let config = ClientConfig {
             name: "a".into(),
@@ -176,4 +175,168 @@ proptest! {
         let _ = Fingerprint::parse(&line);
         let _ = MessageId::parse(&line);
     }
+}
+
+/// Two members authenticated on a hub (connections 1 and 2), frames moved until quiet.
+fn authenticated_pair(hub: &mut Hub) -> [Client; 2] {
+    let mut clients = [0u64, 1].map(|i| {
+        let config = ClientConfig {
+            name: format!("m{i}"),
+            password: Zeroizing::new("pw".into()),
+            rooms: vec!["general".into()],
+            hub_label: "h".into(),
+            hub_pin: None,
+            accept_changed_hub_key: false,
+        };
+        let mut rng = ChaCha20Rng::seed_from_u64(40 + i);
+        Client::new(config, Keypair::generate(&mut rng), KnownPeers::default(), rng)
+    });
+    let now = std::time::Instant::now();
+    let t = Now { at: now, unix_ms: 1_800_000_000_000 };
+    for (i, c) in clients.iter_mut().enumerate() {
+        hub.handle_connect(now, i as u64 + 1, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1 + i as u8)));
+        c.handle_hub_connected(t);
+    }
+    pump(hub, &mut clients);
+    clients
+}
+
+/// Moves frames both ways until nothing moves; returns how many frames each connection got.
+fn pump(hub: &mut Hub, clients: &mut [Client; 2]) -> [usize; 2] {
+    use kith::protocol::client::ClientOutput;
+    use kith::protocol::hub::HubOutput;
+    let now = std::time::Instant::now();
+    let t = Now { at: now, unix_ms: 1_800_000_000_000 };
+    let mut got = [0; 2];
+    for _ in 0..40 {
+        let mut moved = false;
+        for (i, c) in clients.iter_mut().enumerate() {
+            while let Some(out) = c.poll_output() {
+                if let ClientOutput::ToHub(f) = out {
+                    moved = true;
+                    hub.handle_frame(now, i as u64 + 1, &f);
+                }
+            }
+        }
+        while let Some(out) = hub.poll_output() {
+            if let HubOutput::Send { conn, frame, .. } = out {
+                moved = true;
+                got[conn as usize - 1] += 1;
+                clients[conn as usize - 1].handle_hub_frame(t, &frame);
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    got
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// What an authenticated member sends inside its session, garbage or well-formed (auth
+    /// again, joins and leaves of any room, relays to anyone, pings), never panics the hub
+    /// and never costs the other member its place: it still gets an answer to a ping.
+    #[test]
+    fn hub_survives_anything_an_authenticated_member_sends(
+        msgs in proptest::collection::vec(
+            prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..200),
+                client_to_hub().prop_map(|m| wire::encode(&m)),
+            ],
+            1..12,
+        )
+    ) {
+        let config = HubConfig { name: "h".into(), password: Zeroizing::new("pw".into()), rooms: vec!["general".into()] };
+        let mut hub = Hub::new(config, Keypair::from_secret_bytes([8; 32]), ChaCha20Rng::seed_from_u64(1));
+        let mut clients = authenticated_pair(&mut hub);
+        prop_assert!(clients.iter().all(|c| c.is_ready()));
+        for m in &msgs {
+            clients[0].send_raw_to_hub(m);
+            pump(&mut hub, &mut clients);
+        }
+        prop_assert!(clients[1].is_ready());
+        clients[1].send_raw_to_hub(&wire::encode(&ClientToHub::Ping { nonce: 7 }));
+        let got = pump(&mut hub, &mut clients);
+        prop_assert!(got[1] >= 1, "the other member got no answer");
+        prop_assert!(clients[1].is_ready());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Past the handshake: whatever an authenticated peer sends inside an established session
+    /// (any message of any kind with any fields, or bytes that decode to nothing) never panics
+    /// the client and never ends the session; chat the other way still arrives.
+    #[test]
+    fn an_established_session_survives_anything_the_peer_sends(
+        msgs in proptest::collection::vec(
+            prop_oneof![
+                peer_msg().prop_map(|m| wire::encode(&m)),
+                proptest::collection::vec(any::<u8>(), 0..200),
+            ],
+            1..16,
+        ),
+        direct in any::<bool>(),
+    ) {
+        use kith::protocol::events::ClientEvent;
+        let config = HubConfig { name: "h".into(), password: Zeroizing::new("pw".into()), rooms: vec!["general".into()] };
+        let mut hub = Hub::new(config, Keypair::from_secret_bytes([9; 32]), ChaCha20Rng::seed_from_u64(2));
+        let mut clients = authenticated_pair(&mut hub);
+        let keys = [clients[0].identity_key(), clients[1].identity_key()];
+        let fps = keys.map(|k| k.fingerprint().to_string());
+        prop_assert!(clients[0].secure_peer(&fps[1]).is_some(), "no session to start from");
+        let t = Now { at: std::time::Instant::now(), unix_ms: 1_800_000_000_000 };
+        for m in &msgs {
+            clients[0].inject_peer_plaintext(t, keys[1], m, direct);
+            pump(&mut hub, &mut clients);
+        }
+        prop_assert!(clients[0].secure_peer(&fps[1]).is_some(), "the session ended");
+        clients[0].handle_command(t, ClientCommand::Send { room: "general".into(), text: "still here".into(), expires_in_s: None, tag: None });
+        let events = pump_events(&mut hub, &mut clients, 1);
+        prop_assert!(
+            events.iter().any(|e| matches!(e, ClientEvent::Message { text, .. } if text == "still here")),
+            "chat stopped: {events:?}"
+        );
+    }
+}
+
+/// Like [`pump`], keeping client `keep`'s events.
+fn pump_events(
+    hub: &mut Hub,
+    clients: &mut [Client; 2],
+    keep: usize,
+) -> Vec<kith::protocol::events::ClientEvent> {
+    use kith::protocol::client::ClientOutput;
+    use kith::protocol::hub::HubOutput;
+    let now = std::time::Instant::now();
+    let t = Now { at: now, unix_ms: 1_800_000_000_000 };
+    let mut events = Vec::new();
+    for _ in 0..40 {
+        let mut moved = false;
+        for (i, c) in clients.iter_mut().enumerate() {
+            while let Some(out) = c.poll_output() {
+                match out {
+                    ClientOutput::ToHub(f) => {
+                        moved = true;
+                        hub.handle_frame(now, i as u64 + 1, &f);
+                    }
+                    ClientOutput::Event(e) if i == keep => events.push(e),
+                    _ => {}
+                }
+            }
+        }
+        while let Some(out) = hub.poll_output() {
+            if let HubOutput::Send { conn, frame, .. } = out {
+                moved = true;
+                clients[conn as usize - 1].handle_hub_frame(t, &frame);
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    events
 }

@@ -326,10 +326,23 @@ fn a_changed_identity_pauses_sending_until_acknowledged() {
         alice.get_by(|n| n.role() == Role::MultilineTextInput).value().as_deref(),
         Some("secret plans")
     );
-    for _ in 0..20 {
-        alice.step();
-        bob2.step();
-    }
+    // The new key's words reach alice (so the path works both ways), marked as such; hers
+    // did not reach it.
+    say(&mut bob2, "it's me, really");
+    wait_for(&mut [&mut alice, &mut bob2], "the new key's message", |a| {
+        messages(a, "general").contains(&"it's me, really".into())
+    });
+    let shown = alice
+        .state()
+        .model()
+        .room("general")
+        .unwrap()
+        .messages
+        .iter()
+        .find(|m| m.text() == "it's me, really");
+    assert!(shown.is_some_and(|m| m.unconfirmed), "marked as from an unconfirmed key");
+    alice.run_steps(2);
+    alice.get_by_label("⚠ unconfirmed key");
     assert!(!messages(bob2.state(), "general").contains(&"secret plans".into()));
 
     alice.get_by_label("Review bob").click();

@@ -20,12 +20,13 @@ fn send_numbered(p: &mut Peer, prefix: &str, n: usize) {
 }
 
 /// Two secure peers whose hub has just gone away; the closure starts it again at the same
-/// address with the same key.
+/// address with the same key. Without direct links (`--no-direct`), so what they send while
+/// it is down can only go through it.
 fn pair_with_hub_down(dir: &std::path::Path) -> (Peer, Peer, impl FnOnce() -> HubProc) {
     let hub_profile = dir.join("hub");
     let hub = HubProc::start(&hub_profile, PW, &[]);
     let addr = hub.addr.clone();
-    let (mut a, mut b) = secure_pair(dir, &addr, PW);
+    let (mut a, mut b) = common::secure_pair_with(dir, &addr, PW, &["--no-direct"]);
     drop(hub);
     a.wait_event("disconnected");
     b.wait_event("disconnected");

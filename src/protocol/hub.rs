@@ -454,6 +454,7 @@ impl Hub {
             return;
         };
         c.phase = Phase::Member(t);
+        tracing::debug!(conn, member = %key.fingerprint(), "member authenticated");
         c.name = name;
         c.deadline = after(now, IDLE_TIMEOUT_MS);
         self.unpend(addr);
@@ -556,6 +557,7 @@ impl Hub {
                     None => Some(payload),
                 };
                 if let Some(payload) = payload {
+                    tracing::trace!(from = %from_key.fingerprint(), to = %to.fingerprint(), bytes = payload.len(), "relay");
                     let frame = wire::encode(&HubToClient::Relayed { from, payload });
                     self.encrypt_to(target, &frame, true);
                 }

@@ -52,6 +52,11 @@ impl HubProc {
         Self::start_in(None, profile, listen, password, extra)
     }
 
+    /// Like `start`, with every log line (trace and up) written to `log`.
+    pub fn start_logged(profile: &std::path::Path, password: &str, log: &std::path::Path) -> Self {
+        Self::spawn(None, profile, "127.0.0.1:0", password, &[], Some(log))
+    }
+
     /// Like `start_on`, inside network namespace `netns` when given.
     pub fn start_in(
         netns: Option<&str>,
@@ -60,14 +65,30 @@ impl HubProc {
         password: &str,
         extra: &[&str],
     ) -> Self {
+        Self::spawn(netns, profile, listen, password, extra, None)
+    }
+
+    fn spawn(
+        netns: Option<&str>,
+        profile: &std::path::Path,
+        listen: &str,
+        password: &str,
+        extra: &[&str],
+        log: Option<&std::path::Path>,
+    ) -> Self {
+        let stderr = match log {
+            Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+            None => Stdio::inherit(),
+        };
         let mut child = kith_command(netns)
+            .env("RUST_LOG", if log.is_some() { "trace" } else { "warn" })
             .arg("--profile")
             .arg(profile)
             .args(["hub", "--listen", listen, "--password", password])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn kith hub");
         let lines = read_json_lines(child.stdout.take().unwrap());
@@ -288,9 +309,15 @@ fn read_json_lines(out: impl std::io::Read + Send + 'static) -> mpsc::Receiver<V
 
 /// Starts two peers on `hub`, waits until they hold a secure session with each other.
 pub fn secure_pair(dir: &std::path::Path, hub: &str, password: &str) -> (Peer, Peer) {
-    let mut a = Peer::join("alice", &dir.join("alice"), hub, password);
+    secure_pair_with(dir, hub, password, &[])
+}
+
+/// [`secure_pair`] with more arguments for both (`--no-direct`, say).
+pub fn secure_pair_with(dir: &std::path::Path, hub: &str, password: &str, extra: &[&str]) -> (Peer, Peer) {
+    let args: Vec<&str> = ["--hub", hub].into_iter().chain(extra.iter().copied()).collect();
+    let mut a = Peer::start("alice", &dir.join("alice"), &args, password);
     let fa = a.fingerprint();
-    let mut b = Peer::join("bob", &dir.join("bob"), hub, password);
+    let mut b = Peer::start("bob", &dir.join("bob"), &args, password);
     let fb = b.fingerprint();
     let sa = a.wait_for("peer_secure", |e| e["event"] == "peer_secure" && e["peer"] == fb.as_str());
     let sb = b.wait_for("peer_secure", |e| e["event"] == "peer_secure" && e["peer"] == fa.as_str());

@@ -551,6 +551,27 @@ impl Client {
         }
     }
 
+    /// For fuzzing and property tests: a decrypted message from `from`, as if it came inside
+    /// the established session with it (and on the direct link when `direct`). Nothing
+    /// happens without an established session, as with a real packet.
+    #[doc(hidden)]
+    pub fn inject_peer_plaintext(&mut self, now: Now, from: IdentityKey, plaintext: &[u8], direct: bool) {
+        self.tick(now);
+        let established =
+            self.peers.get(&from).and_then(|p| p.session.as_ref()).is_some_and(|s| s.is_established());
+        if !established {
+            return;
+        }
+        match wire::decode::<PeerMsg>(plaintext) {
+            Ok(msg) => self.on_peer_msg(now, from, msg, direct),
+            Err(_) => {
+                if let Some(p) = self.peers.get_mut(&from) {
+                    p.ignored_messages += 1;
+                }
+            }
+        }
+    }
+
     /// For fuzzing and property tests: force the link up without a hub.
     #[doc(hidden)]
     pub fn pretend_link_up(&mut self, now: Now) {
