@@ -244,7 +244,20 @@ fn host_and_join_then_chat_both_ways_and_verify() {
     bob.run_steps(2);
     bob.get_by_label("✓✓");
 
-    say(&mut alice, "hi bob\nsecond line");
+    // Shift+Enter is a new line in the composer; Enter sends.
+    let composer = alice.get_by(|n| n.role() == Role::MultilineTextInput);
+    composer.focus();
+    alice.run_steps(1);
+    alice.get_by(|n| n.role() == Role::MultilineTextInput).type_text("hi bob");
+    alice.run_steps(1);
+    alice.key_press_modifiers(egui::Modifiers::SHIFT, egui::Key::Enter);
+    alice.run_steps(1);
+    assert_eq!(
+        alice.get_by(|n| n.role() == Role::MultilineTextInput).value().as_deref(),
+        Some("hi bob\n"),
+        "Shift+Enter does not send"
+    );
+    say(&mut alice, "second line");
     wait_for(&mut [&mut bob, &mut alice], "bob to receive", |b| {
         messages(b, "general").contains(&"hi bob\nsecond line".into())
     });

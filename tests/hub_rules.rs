@@ -264,3 +264,30 @@ fn a_member_relaying_faster_than_its_rate_loses_its_own_relays() {
     assert_eq!(hub.member_count(), 2);
     assert!(clients.iter().all(|c| c.is_ready()));
 }
+
+#[test]
+fn relays_to_a_member_whose_writer_is_behind_are_dropped_and_it_stays() {
+    use kith::protocol::wire::{self, ClientToHub};
+    let config =
+        HubConfig { name: "h".into(), password: Zeroizing::new("pw".into()), rooms: vec!["general".into()] };
+    let mut hub = Hub::new(config, Keypair::from_secret_bytes([7; 32]), ChaCha20Rng::seed_from_u64(4));
+    let mut clients = vec![client(300, "pw"), client(301, "pw")];
+    for (i, c) in clients.iter_mut().enumerate() {
+        hub.handle_connect(at(0), i as u64 + 1, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 40 + i as u8)));
+        c.handle_hub_connected(t(0));
+    }
+    pump_all(&mut hub, &mut clients, 0);
+    let to = clients[1].identity_key();
+    let relay =
+        |c: &mut Client| c.send_raw_to_hub(&wire::encode(&ClientToHub::Relay { to, payload: vec![1; 100] }));
+    // The server says connection 2's writer is behind: relays to it go nowhere, it stays.
+    hub.set_behind(2, true);
+    relay(&mut clients[0]);
+    assert_eq!(pump_all(&mut hub, &mut clients, 1)[1], 0);
+    assert_eq!(hub.relays_dropped_behind(), 1);
+    assert_eq!(hub.member_count(), 2);
+    // Caught up: they flow again.
+    hub.set_behind(2, false);
+    relay(&mut clients[0]);
+    assert_eq!(pump_all(&mut hub, &mut clients, 2)[1], 1);
+}

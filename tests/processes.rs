@@ -172,6 +172,41 @@ fn a_second_process_on_one_profile_is_refused_and_the_first_keeps_its_identity()
     assert_eq!(later.quit(), 0);
 }
 
+/// The safety number belongs to the pair of identities and survives restarts; the emoji
+/// (SAS) belong to one session and change with the next.
+#[test]
+fn the_safety_number_stays_across_restarts_and_the_emoji_change_per_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = HubProc::start(&dir.path().join("hub"), PW, &[]);
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let (mut a, mut b) = secure_pair(dir.path(), &hub.addr, PW);
+        let fb = b.fingerprint();
+        let secure =
+            a.log.iter().find(|e| e["event"] == "peer_secure" && e["peer"] == fb.as_str()).cloned().unwrap();
+        seen.push((secure["safety_number"].clone(), secure["sas"].clone(), secure["sas_digits"].clone()));
+        assert_eq!(a.quit(), 0);
+        assert_eq!(b.quit(), 0);
+    }
+    assert_eq!(seen[0].0, seen[1].0, "the safety number is the pair's");
+    assert_ne!(seen[0].1, seen[1].1, "each session has its own emoji");
+    assert_ne!(seen[0].2, seen[1].2, "and its own digits");
+}
+
+/// `kith headless … < /dev/null` is a listener: the end of its input is not a quit.
+#[test]
+fn the_end_of_input_is_not_a_quit() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = HubProc::start(&dir.path().join("hub"), PW, &[]);
+    let (mut a, mut b) = secure_pair(dir.path(), &hub.addr, PW);
+    b.stdin = None;
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(b.child.try_wait().unwrap().is_none(), "it exited at the end of its input");
+    a.send(json!({"cmd": "send", "room": "general", "text": "anyone listening?"}));
+    assert_eq!(b.wait_event("message")["text"], "anyone listening?");
+    a.wait_event("delivered");
+}
+
 #[test]
 fn bad_command_lines_are_errors_not_exits() {
     let dir = tempfile::tempdir().unwrap();

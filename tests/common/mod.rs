@@ -113,7 +113,7 @@ impl Drop for HubProc {
 pub struct Peer {
     pub name: String,
     pub child: Child,
-    stdin: Option<ChildStdin>,
+    pub stdin: Option<ChildStdin>,
     events: mpsc::Receiver<Value>,
     /// Everything seen so far, in order.
     pub log: Vec<Value>,
