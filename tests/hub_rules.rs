@@ -208,6 +208,17 @@ fn members_are_capped_per_address_and_pending_connections_in_total() {
     let ready = clients.iter().filter(|c| c.is_ready()).count();
     assert_eq!(ready, MAX_MEMBERS_PER_ADDR);
     assert_eq!(hub.member_count(), MAX_MEMBERS_PER_ADDR);
+    // Loopback is not capped: behind a reverse proxy every member comes from there.
+    let mut local: Vec<Client> =
+        (0..=MAX_MEMBERS_PER_ADDR as u64).map(|i| client_in(500 + i, "pw", &[])).collect();
+    let first = 1 + clients.len() as u64;
+    for (i, c) in local.iter_mut().enumerate() {
+        hub.handle_connect(at(0), first + i as u64, IpAddr::V4(Ipv4Addr::LOCALHOST));
+        c.handle_hub_connected(t(0));
+    }
+    let mut all: Vec<Client> = clients.into_iter().chain(local).collect();
+    pump_all(&mut hub, &mut all, 0);
+    assert_eq!(hub.member_count(), 2 * MAX_MEMBERS_PER_ADDR + 1);
 
     // Half-open connections from many addresses together hold at most MAX_PENDING_TOTAL slots.
     let base = 10_000;

@@ -296,7 +296,7 @@ fn flush_outputs(
                 backlog.total.fetch_add(len, Ordering::Relaxed);
                 // Only one that cannot take even the hub's own messages is dropped.
                 if queued > MAX_QUEUE_BYTES || c.writer.frames.send(Bytes::from(frame)).is_err() {
-                    tracing::warn!(conn, "client too slow, dropping its connection");
+                    tracing::warn!(conn, "client too slow (or gone), dropping its connection");
                     forget(conns, conn, &backlog.total);
                     backlog.behind.remove(&conn);
                     hub.handle_disconnect(std::time::Instant::now(), conn);

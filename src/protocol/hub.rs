@@ -44,8 +44,8 @@ pub const MAX_PENDING_PER_ADDR: usize = 256;
 /// Connections handshaking or authenticating from everywhere together: many addresses (a
 /// /56 holds 256 /64s) must not be able to hold every slot of the hub.
 pub const MAX_PENDING_TOTAL: usize = 1024;
-/// Members connected from one address: identities are free, so one host could otherwise
-/// open thousands, each with its queue on the hub.
+/// Members connected from one address (loopback excepted): identities are free, so one host
+/// could otherwise open thousands, each with its queue on the hub.
 pub const MAX_MEMBERS_PER_ADDR: usize = 64;
 /// Kith is for groups who know each other; this also keeps the member list in one frame.
 pub const MAX_ROOM_MEMBERS: usize = 256;
@@ -438,7 +438,10 @@ impl Hub {
             .and_then(|k| self.by_key.get(&k))
             .and_then(|old| self.conns.get(old))
             .is_some_and(|old| old.addr == addr);
-        if !replacing && self.members_per_addr.get(&addr).copied().unwrap_or(0) >= MAX_MEMBERS_PER_ADDR {
+        // Loopback is exempt: behind a reverse proxy every member comes from there, and so
+        // does everything a host runs on itself.
+        let capped = !addr.is_loopback() && !replacing;
+        if capped && self.members_per_addr.get(&addr).copied().unwrap_or(0) >= MAX_MEMBERS_PER_ADDR {
             self.send(conn, &HubToClient::AuthFailed { reason: AuthFailure::RateLimited });
             self.close(conn, CloseReason::RateLimited);
             return;
