@@ -201,27 +201,38 @@ fn authenticated_pair(hub: &mut Hub) -> [Client; 2] {
     clients
 }
 
-/// Moves frames both ways until nothing moves; returns how many frames each connection got.
-fn pump(hub: &mut Hub, clients: &mut [Client; 2]) -> [usize; 2] {
+/// What [`pump`] moved: frames each connection got from the hub, and each client's events.
+#[derive(Default)]
+struct Pumped {
+    frames: [usize; 2],
+    events: [Vec<kith::protocol::events::ClientEvent>; 2],
+}
+
+/// Moves frames both ways until nothing moves.
+fn pump(hub: &mut Hub, clients: &mut [Client; 2]) -> Pumped {
     use kith::protocol::client::ClientOutput;
     use kith::protocol::hub::HubOutput;
     let now = std::time::Instant::now();
     let t = Now { at: now, unix_ms: 1_800_000_000_000 };
-    let mut got = [0; 2];
+    let mut got = Pumped::default();
     for _ in 0..40 {
         let mut moved = false;
         for (i, c) in clients.iter_mut().enumerate() {
             while let Some(out) = c.poll_output() {
-                if let ClientOutput::ToHub(f) = out {
-                    moved = true;
-                    hub.handle_frame(now, i as u64 + 1, &f);
+                match out {
+                    ClientOutput::ToHub(f) => {
+                        moved = true;
+                        hub.handle_frame(now, i as u64 + 1, &f);
+                    }
+                    ClientOutput::Event(e) => got.events[i].push(e),
+                    _ => {}
                 }
             }
         }
         while let Some(out) = hub.poll_output() {
             if let HubOutput::Send { conn, frame, .. } = out {
                 moved = true;
-                got[conn as usize - 1] += 1;
+                got.frames[conn as usize - 1] += 1;
                 clients[conn as usize - 1].handle_hub_frame(t, &frame);
             }
         }
@@ -259,7 +270,7 @@ proptest! {
         prop_assert!(clients[1].is_ready());
         clients[1].send_raw_to_hub(&wire::encode(&ClientToHub::Ping { nonce: 7 }));
         let got = pump(&mut hub, &mut clients);
-        prop_assert!(got[1] >= 1, "the other member got no answer");
+        prop_assert!(got.frames[1] >= 1, "the other member got no answer");
         prop_assert!(clients[1].is_ready());
     }
 }
@@ -295,48 +306,10 @@ proptest! {
         }
         prop_assert!(clients[0].secure_peer(&fps[1]).is_some(), "the session ended");
         clients[0].handle_command(t, ClientCommand::Send { room: "general".into(), text: "still here".into(), expires_in_s: None, tag: None });
-        let events = pump_events(&mut hub, &mut clients, 1);
+        let [_, events] = pump(&mut hub, &mut clients).events;
         prop_assert!(
             events.iter().any(|e| matches!(e, ClientEvent::Message { text, .. } if text == "still here")),
             "chat stopped: {events:?}"
         );
     }
-}
-
-/// Like [`pump`], keeping client `keep`'s events.
-fn pump_events(
-    hub: &mut Hub,
-    clients: &mut [Client; 2],
-    keep: usize,
-) -> Vec<kith::protocol::events::ClientEvent> {
-    use kith::protocol::client::ClientOutput;
-    use kith::protocol::hub::HubOutput;
-    let now = std::time::Instant::now();
-    let t = Now { at: now, unix_ms: 1_800_000_000_000 };
-    let mut events = Vec::new();
-    for _ in 0..40 {
-        let mut moved = false;
-        for (i, c) in clients.iter_mut().enumerate() {
-            while let Some(out) = c.poll_output() {
-                match out {
-                    ClientOutput::ToHub(f) => {
-                        moved = true;
-                        hub.handle_frame(now, i as u64 + 1, &f);
-                    }
-                    ClientOutput::Event(e) if i == keep => events.push(e),
-                    _ => {}
-                }
-            }
-        }
-        while let Some(out) = hub.poll_output() {
-            if let HubOutput::Send { conn, frame, .. } = out {
-                moved = true;
-                clients[conn as usize - 1].handle_hub_frame(t, &frame);
-            }
-        }
-        if !moved {
-            break;
-        }
-    }
-    events
 }

@@ -108,17 +108,7 @@ impl KnownPeers {
             _ if known => Sighting::Known,
             _ => Sighting::New,
         };
-        if !known {
-            self.make_room();
-        }
-        let entry = self.peers.entry(key.to_hex()).or_insert_with(|| KnownPeer {
-            key,
-            name: name.to_string(),
-            verified: false,
-            first_seen_ms: now_ms,
-            last_seen_ms: now_ms,
-            replaced: None,
-        });
+        let entry = self.entry(key, name, now_ms);
         entry.name = name.to_string();
         entry.last_seen_ms = now_ms;
         match result {
@@ -136,17 +126,7 @@ impl KnownPeers {
     /// that looks like it) is an identity change, not a first meeting.
     pub fn introduce(&mut self, key: IdentityKey, name: &str, now_ms: u64) {
         self.version = VERSION;
-        if !self.peers.contains_key(&key.to_hex()) {
-            self.make_room();
-        }
-        let entry = self.peers.entry(key.to_hex()).or_insert_with(|| KnownPeer {
-            key,
-            name: name.to_string(),
-            verified: true,
-            first_seen_ms: now_ms,
-            last_seen_ms: now_ms,
-            replaced: None,
-        });
+        let entry = self.entry(key, name, now_ms);
         entry.verified = true;
         entry.replaced = None;
         self.rebind(name, key);
@@ -155,9 +135,8 @@ impl KnownPeers {
     pub fn set_verified(&mut self, key: &IdentityKey, verified: bool) -> bool {
         let Some(p) = self.peers.get_mut(&key.to_hex()) else { return false };
         p.verified = verified;
-        if verified && p.replaced.take().is_some() {
-            let name = p.name.clone();
-            self.rebind(&name, *key);
+        if verified {
+            self.acknowledge_change(key);
         }
         true
     }
@@ -169,6 +148,21 @@ impl KnownPeers {
             let name = p.name.clone();
             self.rebind(&name, *key);
         }
+    }
+
+    /// `key`'s entry, made (unverified, first seen now) if it is new, after room is made for it.
+    fn entry(&mut self, key: IdentityKey, name: &str, now_ms: u64) -> &mut KnownPeer {
+        if !self.peers.contains_key(&key.to_hex()) {
+            self.make_room();
+        }
+        self.peers.entry(key.to_hex()).or_insert_with(|| KnownPeer {
+            key,
+            name: name.to_string(),
+            verified: false,
+            first_seen_ms: now_ms,
+            last_seen_ms: now_ms,
+            replaced: None,
+        })
     }
 
     /// Gives `name` to `key` if nobody holds it and `key` holds few enough names.
