@@ -11,8 +11,8 @@ use kith::protocol::client::{Client, ClientConfig, ClientOutput, Now};
 use kith::protocol::events::{ClientCommand, ClientEvent, LinkKind, PeerSummary};
 use kith::protocol::hub::{Hub, HubConfig, HubOutput};
 use kith::protocol::identity::IdentityKey;
-use kith::protocol::noise::Keypair;
-use kith::protocol::session::PeerSession;
+use kith::protocol::noise::{Handshake, Keypair, Role};
+use kith::protocol::session::{self, PeerSession};
 use kith::protocol::trust::KnownPeers;
 use kith::protocol::wire::{self, LinkSignal, PeerPacket};
 use rand_chacha::ChaCha20Rng;
@@ -1074,6 +1074,41 @@ fn a_hostile_hub_cannot_end_a_session_that_runs_on_a_direct_link() {
     assert!(at_alice.dropped_packets >= 1, "{at_alice:?}");
     assert_eq!(at_bob.dropped_packets + at_alice.dropped_packets, 4, "{at_bob:?} {at_alice:?}");
     assert!(at_bob.secure && at_alice.secure);
+}
+
+#[test]
+fn a_hub_forging_a_first_handshake_message_learns_nothing_from_the_answer() {
+    // Review D15: the responder's intro (its process, how many messages it acknowledged) went
+    // in message 2, to an initiator nobody had authenticated yet.
+    let (mut sim, _) = chatting_pair(37, 3);
+    let (alice, bob) = (sim.key(0), sim.key(1));
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    let forger = Keypair::generate(&mut rng);
+    let mut hs = Handshake::new(Role::Initiator, &forger, Keypair::generate(&mut rng), session::PROLOGUE);
+    let session = 0x5eed;
+    let noise = hs.write_message(&[]).unwrap();
+    let before = sim.net.lock().unwrap().seen.len();
+    sim.hub.inject_relay(alice, bob, wire::encode(&PeerPacket::Handshake { session, step: 0, noise }));
+    sim.settle();
+    let answers: Vec<_> = sim.net.lock().unwrap().seen[before..]
+        .iter()
+        .filter(|(from, to, _)| (*from, *to) == (bob, alice))
+        .filter_map(|(_, _, p)| match wire::decode::<PeerPacket>(p) {
+            Ok(PeerPacket::Handshake { session: s, step, noise }) if s == session => Some((step, noise)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(answers.len(), 1, "bob answers once, with message 2 and nothing after");
+    let (step, msg2) = &answers[0];
+    assert_eq!(*step, 1);
+    // The forger reads message 2 as any initiator would (it holds the ephemeral key): empty.
+    let payload = hs.read_message(msg2).expect("message 2 opens for the forger");
+    assert_eq!(payload, Vec::<u8>::new(), "message 2 told the forger something");
+    // The forger cannot go on: its message 3 proves its own key, not alice's.
+    let msg3 = hs.write_message(&[]).unwrap();
+    sim.hub.inject_relay(alice, bob, wire::encode(&PeerPacket::Handshake { session, step: 2, noise: msg3 }));
+    sim.settle();
+    assert!(sim.peers(0)[0].secure && sim.peers(1)[0].secure, "the real session stays");
 }
 
 #[test]

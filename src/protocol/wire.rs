@@ -21,7 +21,9 @@ use super::noise::MAX_MESSAGE_LEN;
 /// 2: capabilities in the `Intro`, numbered offers and answers, `PeerMsg::Left`,
 /// `FileSignal::Pause`, `LinkSignal::Media`. A version-1 peer gets a clear error rather than
 /// handshakes that fail without a word.
-pub const WIRE_VERSION: u8 = 2;
+/// 3: the responder's intro travels after handshake message 3, not in message 2 (peer
+/// session prologue v2).
+pub const WIRE_VERSION: u8 = 3;
 /// Largest frame on the hub link: one Noise message.
 pub const MAX_FRAME: usize = MAX_MESSAGE_LEN;
 /// Largest chat text in bytes (UTF-8). Leaves room for two layers of Noise and headers.
@@ -178,7 +180,8 @@ impl MessageId {
     }
 }
 
-/// Introduces a sender's outgoing stream; carried in handshake messages 2 and 3.
+/// Introduces a sender's outgoing stream: the initiator's in handshake message 3, the
+/// responder's in the step after it (see `session`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Intro {
     pub name: String,

@@ -18,7 +18,7 @@ use super::events::{ClientCommand, ClientEvent, LinkKind, PeerSummary};
 use super::hub::PROLOGUE as HUB_PROLOGUE;
 use super::identity::{Fingerprint, IdentityKey, Sas, safety_number};
 use super::noise::{Handshake, Keypair, Role, Transport};
-use super::session::{HANDSHAKE_TIMEOUT, PeerSession, SessionError};
+use super::session::{HANDSHAKE_TIMEOUT, PeerSession, Progress, SessionError};
 pub use super::time::Now;
 use super::trust::{KnownPeers, Sighting};
 use super::wire::{

@@ -193,8 +193,7 @@ impl Client {
                 if peer.handshake.as_ref().is_some_and(|h| h.id == session) {
                     return;
                 }
-                let intro = peer.intro(&self.config.name);
-                match PeerSession::respond(now.at, &self.identity, &mut self.rng, session, &noise, &intro) {
+                match PeerSession::respond(now.at, &self.identity, &mut self.rng, session, &noise) {
                     Ok((s, reply)) => {
                         if let Some(p) = self.peers.get_mut(&from) {
                             p.handshake = Some(s);
@@ -208,7 +207,8 @@ impl Client {
                 let intro = peer.intro(&self.config.name);
                 let Some(h) = peer.handshake.as_mut() else { return };
                 match h.on_handshake(session, step, &noise, &from, &intro) {
-                    Ok(done) => {
+                    Ok(Progress::Reply(reply)) => self.send_on_path(from, &reply, direct),
+                    Ok(Progress::Established(done)) => {
                         let Some(new) = peer.handshake.take() else { return };
                         peer.previous = peer.session.replace(new);
                         if let Some(reply) = &done.reply {
@@ -217,6 +217,8 @@ impl Client {
                         self.on_established(now, from, done.intro, done.sas);
                     }
                     Err(SessionError::StaleSession) => {}
+                    // A forged or garbled intro: the handshake waits on for the real one.
+                    Err(_) if !h.is_failed() => peer.dropped_packets += 1,
                     Err(e) => self.handshake_failed(now, from, e),
                 }
             }
