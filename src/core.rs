@@ -151,8 +151,18 @@ impl CoreHandle {
             let failed = runtime.block_on(async move {
                 let mut hosted = None;
                 let mut own_hub = None;
-                let (hub_addr, hub_label) = match &opts.target {
-                    Target::Hub(addr) => (addr.clone(), addr.clone()),
+                let (hub_addrs, hub_label) = match &opts.target {
+                    Target::Hub(addr) => {
+                        // The invitation's other addresses after the one chosen: a friend
+                        // may reach the host only by the second.
+                        let mut addrs = vec![addr.clone()];
+                        for other in opts.invitation.iter().flat_map(|i| &i.hubs) {
+                            if !addrs.contains(other) {
+                                addrs.push(other.clone());
+                            }
+                        }
+                        (addrs, addr.clone())
+                    }
                     Target::Host { listen, rooms, hub_name, stun } => {
                         let listener = match hub_server::bind_listener(*listen) {
                             Ok(l) => l,
@@ -210,7 +220,7 @@ impl CoreHandle {
                             local
                         };
                         hosted = Some(hub);
-                        (connect.to_string(), format!("self:{}", local.port()))
+                        (vec![connect.to_string()], format!("self:{}", local.port()))
                     }
                 };
                 let config = ClientConfig {
@@ -265,7 +275,7 @@ impl CoreHandle {
                     udp,
                     ice: opts.ice.clone(),
                     servers: mpsc::channel(16),
-                    hub_addr,
+                    hub_addrs,
                     hub_label,
                     profile: ProfileWriter::spawn(opts.profile.clone(), problems),
                     profile_problems,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use egui::accesskit::Role;
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use kith::ui::notify::Notify;
 use kith::ui::{AppOptions, KithApp};
 
@@ -177,7 +177,8 @@ fn onboarding_creates_the_identity_and_shows_its_fingerprint() {
     again.get_by_label_contains("Signed in as Alice");
 }
 
-/// The host's invitation, pasted where the address goes, joins and knows the host at once.
+/// The host's invitation, pasted where the address goes, joins and knows the host at once;
+/// with "Include the password" ticked it is all a friend needs.
 #[test]
 fn an_invitation_pasted_in_the_join_form_joins_and_knows_the_host() {
     let dir = tempfile::tempdir().unwrap();
@@ -186,9 +187,23 @@ fn an_invitation_pasted_in_the_join_form_joins_and_knows_the_host() {
     host(&mut alice);
     alice.get_by_label("📨 Invite").click();
     alice.run_steps(2);
-    let link =
-        alice.state().model().hosting.as_ref().and_then(|h| h.invite.clone()).expect("an invitation").0;
-    assert!(alice.get_all_by_label_contains("kith://join?").next().is_some(), "the link is shown to copy");
+    let shown = |a: &Harness<'static, KithApp>| {
+        let links: Vec<String> = a
+            .get_all_by_label_contains("kith://join?")
+            .filter_map(|n| n.accesskit_node().label().or_else(|| n.value()))
+            .collect();
+        assert_eq!(links.len(), 1, "one link is shown to copy: {links:?}");
+        links[0].clone()
+    };
+    let without = shown(&alice);
+    assert!(!without.contains("password"), "{without}");
+    alice.get_by_label_contains("The password is not in it");
+    alice.get_by_label("Include the password").click();
+    alice.run_steps(2);
+    let link = shown(&alice);
+    let carried = kith::protocol::invite::Invitation::parse(&link).expect("the shown link parses").password;
+    assert_eq!(carried.as_deref().map(String::as_str), Some(PASSWORD), "{link}");
+    alice.get_by_label_contains("anyone who sees the link can join");
     alice.get_by_label("Done").click();
     settle(&mut alice);
 
@@ -196,8 +211,8 @@ fn an_invitation_pasted_in_the_join_form_joins_and_knows_the_host() {
     onboard(&mut bob, "bob");
     bob.get_by_label("🔗 Join a hub").click();
     bob.run_steps(2);
+    // No password typed: the link carries it.
     fill(&mut bob, "Hub address", &link);
-    fill(&mut bob, "Password", PASSWORD);
     bob.get_by_label("Join").click();
     wait_for(&mut [&mut bob, &mut alice], "bob to secure alice", |b| {
         b.screen_name() == "main" && peer_named(b, "alice").is_some_and(|p| p.secure)

@@ -166,6 +166,13 @@ fn an_invitation_makes_a_substituted_inviter_a_loud_warning_at_first_contact() {
     assert_eq!(seen["verified"], true, "{seen}");
     assert_eq!(seen["identity_changed"], false, "{seen}");
     assert!(!carol.log.iter().any(|e| e["event"] == "identity_changed"));
+    // An invitation may name several addresses (LAN and public): one that does not answer is
+    // passed over for the next.
+    let mut two = Invitation::parse(&link).unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    two.hubs.insert(0, dead);
+    let mut frank = Peer::start("frank", &dir.path().join("frank"), &["--invite", &two.to_link()], "pw");
+    assert_eq!(secure_with(&mut frank, &alice_fp)["verified"], true);
 
     // The attacker runs the hub with alice's hub key and its own "alice" on it.
     let evil_profile = dir.path().join("evil-hub");

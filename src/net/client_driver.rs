@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+use super::connect;
 use super::disk::Disk;
 use super::front::FrontEnd;
 use super::hub_conn::{CLOSE_TIMEOUT, HubConn};
@@ -36,7 +37,9 @@ fn now() -> Now {
 
 pub struct Driver {
     pub core: Core,
-    pub hub_addr: String,
+    /// Where the hub listens, best first (an invitation may give several: LAN addresses and a
+    /// public one). The first to answer is used (`connect::connect_first`).
+    pub hub_addrs: Vec<String>,
     pub hub_label: String,
     /// Saves the profile files the client asks for, off the loop; says what failed.
     pub profile: ProfileWriter,
@@ -152,9 +155,8 @@ fn route_from(server: SocketAddr) -> std::io::Result<IpAddr> {
     Ok(probe.local_addr()?.ip())
 }
 
-type Connecting = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<std::io::Result<TcpStream>, tokio::time::error::Elapsed>>>,
->;
+/// The stream and which of `hub_addrs` it reached, or why none could be reached.
+type Connecting = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(TcpStream, usize), String>>>>;
 
 enum Step {
     Continue,
@@ -177,6 +179,8 @@ impl Driver {
         // up neither the links nor the commands.
         let mut connecting: Option<Connecting> = None;
         let mut ever_connected = false;
+        // Which of the hub's addresses answered last: reconnecting tries it first.
+        let mut last_worked = 0;
         let mut was_ready = false;
         let mut backoff = Duration::from_millis(250);
         let mut reconnect_at = Some(tokio::time::Instant::now());
@@ -191,9 +195,16 @@ impl Driver {
                 && reconnect_at.is_some_and(|t| t <= tokio::time::Instant::now())
             {
                 reconnect_at = None;
-                tracing::info!(addr = %self.hub_addr, "connecting to the hub");
-                let addr = self.hub_addr.clone();
-                connecting = Some(Box::pin(tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))));
+                // The address that worked last goes first.
+                let mut addrs = self.hub_addrs.clone();
+                let count = addrs.len().max(1);
+                let offset = last_worked % count;
+                addrs.rotate_left(offset);
+                tracing::info!(?addrs, "connecting to the hub");
+                connecting = Some(Box::pin(async move {
+                    let (stream, i) = connect::connect_first(&addrs, CONNECT_TIMEOUT).await?;
+                    Ok((stream, (i + offset) % count))
+                }));
             }
             let core_timer = self.core.poll_timeout().map(tokio::time::Instant::from_std);
             let wake_at = [core_timer, reconnect_at, network_check].into_iter().flatten().min();
@@ -202,21 +213,19 @@ impl Driver {
                 connected = finish_connecting(&mut connecting) => {
                     connecting = None;
                     match connected {
-                        Ok(Ok(stream)) => {
+                        Ok((stream, index)) => {
+                            last_worked = index;
                             let _ = stream.set_nodelay(true);
                             ever_connected = true;
                             hub = Some(HubConn::new(stream));
                             self.core.handle_hub_connected(now());
                         }
-                        failure => {
+                        Err(why) => {
                             if !ever_connected {
-                                let why = match failure {
-                                    Ok(Err(e)) => format!("cannot reach the hub at {}: {e}", self.hub_addr),
-                                    _ => format!("timed out reaching the hub at {}", self.hub_addr),
-                                };
                                 self.fatal("hub_unreachable", why);
                                 return true;
                             }
+                            tracing::info!("{why}");
                             reconnect_at = Some(tokio::time::Instant::now() + backoff);
                             backoff = (backoff * 2).min(MAX_BACKOFF);
                         }
@@ -396,9 +405,7 @@ impl Driver {
 }
 
 /// The connection being made, if any (pending otherwise, so `select!` can always poll it).
-async fn finish_connecting(
-    connecting: &mut Option<Connecting>,
-) -> Result<std::io::Result<TcpStream>, tokio::time::error::Elapsed> {
+async fn finish_connecting(connecting: &mut Option<Connecting>) -> Result<(TcpStream, usize), String> {
     match connecting {
         Some(c) => c.await,
         None => std::future::pending().await,

@@ -2,6 +2,7 @@
 //! Nothing here makes a protocol decision.
 
 pub mod client_driver;
+pub mod connect;
 pub mod disk;
 pub mod framing;
 pub mod front;

@@ -118,4 +118,6 @@ pub struct Frame<'a> {
     pub settings_error: Option<&'a str>,
     /// A file dialog is up; another cannot open.
     pub picker_open: bool,
+    /// The password of the hub we host, for an invitation that includes it.
+    pub host_password: Option<&'a str>,
 }

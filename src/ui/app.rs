@@ -543,6 +543,11 @@ impl eframe::App for KithApp {
             settings: &self.settings,
             settings_error: self.settings_error.as_deref(),
             picker_open: self.pickers.is_open(),
+            host_password: self
+                .launch
+                .as_ref()
+                .filter(|l| matches!(l.target, Target::Host { .. }))
+                .map(|l| l.password.as_str()),
         };
         match &mut self.screen {
             Screen::Broken(why) => {

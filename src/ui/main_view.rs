@@ -2,6 +2,7 @@
 //! composer at the bottom, and the dialogs on top.
 
 use egui::{RichText, Ui};
+use zeroize::Zeroizing;
 
 use super::actions::{Actions, Frame, Recipients, UiAction};
 use super::model::{Connection, Hosting, Peer, PublicAddress};
@@ -47,7 +48,7 @@ pub fn show(ui: &mut Ui, ctx: &egui::Context, f: &Frame, view: &mut ViewState, o
     if view.invite_open
         && let Some(hosting) = &f.model.hosting
     {
-        invite_window(ctx, hosting, view);
+        invite_window(ctx, hosting, f.host_password, view);
     }
 }
 
@@ -328,25 +329,41 @@ fn send_draft(view: &mut ViewState, room: &str, out: &mut Actions) {
     out.push(UiAction::Send { room: room.to_string(), text, expires_in_s: view.expiry });
 }
 
-fn invite_window(ctx: &egui::Context, h: &Hosting, view: &mut ViewState) {
+fn invite_window(ctx: &egui::Context, h: &Hosting, password: Option<&str>, view: &mut ViewState) {
     let mut open = true;
     let mut done = false;
     egui::Window::new("Invite friends").open(&mut open).collapsible(false).resizable(false).show(ctx, |ui| {
-        if let Some((link, text)) = &h.invite {
+        if let Some(invitation) = &h.invitation {
             ui.label(RichText::new("Invitation").strong());
             ui.label(
                 "Send friends this link. Joining with it, their Kith knows your hub's key and your \
                  identity, so nobody can put themselves between you unnoticed.",
             );
-            style::copy_field(ui, link, true);
+            let password = password.filter(|p| !p.is_empty());
+            let mut invitation = invitation.clone();
+            if view.invite_with_password
+                && let Some(p) = password
+            {
+                invitation.password = Some(Zeroizing::new(p.to_string()));
+            }
+            style::copy_field(ui, &invitation.to_link(), true);
             if ui
                 .button("📋 Copy as a message")
                 .on_hover_text("The link with what it says, to paste in a chat or mail")
                 .clicked()
             {
-                ui.ctx().copy_text(text.clone());
+                ui.ctx().copy_text(invitation.to_text());
             }
-            ui.label(RichText::new("The password is not in it: tell them over a channel you trust.").weak());
+            if password.is_some() {
+                ui.checkbox(&mut view.invite_with_password, "Include the password")
+                    .on_hover_text("Anyone who sees the link can then join: send it only where you trust");
+            }
+            let note = match (password, view.invite_with_password) {
+                (None, _) => "The hub has no password: anyone with the address can join.",
+                (Some(_), true) => "The password is in it: anyone who sees the link can join.",
+                (Some(_), false) => "The password is not in it: tell them over a channel you trust.",
+            };
+            ui.label(RichText::new(note).weak());
             ui.add_space(8.0);
         }
         ui.label("Or: friends choose Join and enter one of these addresses and the password.");

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::core::ClientEvent;
+use crate::core::{ClientEvent, Invitation};
 
 /// The link to the hub, as the status bar shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,8 +27,22 @@ pub struct Hosting {
     pub hub_fingerprint: String,
     pub lan: Vec<String>,
     pub public: PublicAddress,
-    /// The invitation friends join with: the link, and the same as a message.
-    pub invite: Option<(String, String)>,
+    /// The invitation friends join with (without the password; the Invite window adds it
+    /// when the host asks), and the public address once a STUN server has seen it.
+    pub invitation: Option<Invitation>,
+}
+
+impl Hosting {
+    /// Friends outside the network reach the hub at the address STUN saw (once the router
+    /// forwards the port): it goes last, so friends on the network try theirs first.
+    fn add_public_to_invitation(&mut self) {
+        let (Some(inv), PublicAddress::Found { addr, .. }) = (&mut self.invitation, &self.public) else {
+            return;
+        };
+        if !inv.hubs.contains(addr) && inv.hubs.len() < crate::protocol::invite::MAX_HUBS {
+            inv.hubs.push(addr.clone());
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -320,17 +334,24 @@ impl Model {
                 }
             }
             ClientEvent::Hosting { addr, hub_fingerprint, lan } => {
-                self.hosting =
-                    Some(Hosting { addr, hub_fingerprint, lan, public: PublicAddress::Asking, invite: None });
+                self.hosting = Some(Hosting {
+                    addr,
+                    hub_fingerprint,
+                    lan,
+                    public: PublicAddress::Asking,
+                    invitation: None,
+                });
             }
-            ClientEvent::Invite { link, text } => {
+            ClientEvent::Invite { link, .. } => {
                 if let Some(h) = &mut self.hosting {
-                    h.invite = Some((link, text));
+                    h.invitation = Invitation::parse(&link).ok();
+                    h.add_public_to_invitation();
                 }
             }
             ClientEvent::PublicAddress { addr, via } => {
                 if let Some(h) = &mut self.hosting {
                     h.public = PublicAddress::Found { addr, via };
+                    h.add_public_to_invitation();
                 }
             }
             ClientEvent::Joined { room } => {
@@ -591,6 +612,31 @@ mod tests {
             sent_at: 1_000,
             expires_at,
             unconfirmed: false,
+        }
+    }
+
+    #[test]
+    fn the_invitation_gains_the_public_address_whichever_comes_first() {
+        use crate::core::IdentityKey;
+        let inv = Invitation {
+            hubs: vec!["192.168.1.5:7070".into()],
+            hub_key: IdentityKey([1; 32]),
+            inviter: IdentityKey([2; 32]),
+            inviter_name: "alice".into(),
+            password: None,
+        };
+        let hosting =
+            ClientEvent::Hosting { addr: "0.0.0.0:7070".into(), hub_fingerprint: "f".into(), lan: vec![] };
+        let invite = ClientEvent::Invite { link: inv.to_link(), text: inv.to_text() };
+        let public = ClientEvent::PublicAddress { addr: "203.0.113.9:7070".into(), via: "stun".into() };
+        for order in [[invite.clone(), public.clone()], [public, invite]] {
+            let mut m = Model::default();
+            m.apply(hosting.clone(), None, 1);
+            for e in order {
+                m.apply(e, None, 1);
+            }
+            let hubs = &m.hosting.as_ref().and_then(|h| h.invitation.as_ref()).expect("an invitation").hubs;
+            assert_eq!(hubs, &["192.168.1.5:7070", "203.0.113.9:7070"], "LAN first, then public");
         }
     }
 

@@ -17,6 +17,8 @@ pub struct ViewState {
     pub dialog: Option<String>,
     pub settings_open: bool,
     pub invite_open: bool,
+    /// The invitation shown carries the hub's password.
+    pub invite_with_password: bool,
     pub new_room: String,
     /// A room asked for and not joined yet: it is shown once the hub says it was joined.
     pub joining: Option<String>,

@@ -58,7 +58,15 @@ fn harness<S: 'static>(draw: impl FnMut(&mut egui::Ui, &mut S) + 'static, state:
 }
 
 fn frame<'a>(model: &'a Model, settings: &'a Settings) -> Frame<'a> {
-    Frame { model, now_ms: NOW, utc_offset: None, settings, settings_error: None, picker_open: false }
+    Frame {
+        model,
+        now_ms: NOW,
+        utc_offset: None,
+        settings,
+        settings_error: None,
+        picker_open: false,
+        host_password: None,
+    }
 }
 
 /// The main window over `w`, collecting what it asks for.
