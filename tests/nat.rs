@@ -232,13 +232,13 @@ fn a_turn_server_that_refuses_the_password_is_reported_and_chat_stays_on_the_hub
     assert_eq!(b.quit(), 0);
 }
 
-#[test]
-fn when_a_nat_renumbers_the_link_restarts_ice_and_the_transfer_carries_on() {
-    if !can_run() {
-        return;
-    }
+/// Mid-transfer, both routers start sending from new public addresses and forget their old
+/// mappings (`topology.sh` `change`: `renumber-udp` or `renumber`), so every datagram on the
+/// old path is dropped. Both sides move, so whichever made the offer trickles a new candidate
+/// mid-restart. The link must find the new path itself, never falling back to the hub.
+fn a_transfer_survives(prefix: &str, change: &str, hub_breaks_too: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let net = Internet::up("ktrn", dir.path());
+    let net = Internet::up(prefix, dir.path());
     let hub = hub(&net, dir.path());
     let stun = format!("{SERVER}:3478");
     let (mut a, mut b) = peers(&net, dir.path(), &hub.addr, &["--stun", &stun], true);
@@ -249,18 +249,21 @@ fn when_a_nat_renumbers_the_link_restarts_ice_and_the_transfer_carries_on() {
     a.send(json!({"cmd": "send_file", "peer": fb, "path": source.to_str().unwrap()}));
     let first =
         b.wait_for("file_progress", |e| e["event"] == "file_progress" && e["bytes"].as_u64() > Some(0));
-    // Mid-transfer, both routers start sending UDP from new public addresses and forget
-    // their old mappings: every datagram on the old path is dropped. The hub (TCP) carries
-    // on. Both sides move, so whichever made the offer trickles a new candidate mid-restart.
-    net.script("renumber-udp");
+    net.script(change);
     assert!(first["bytes"].as_u64() < Some(size as u64), "{first}");
+    if hub_breaks_too {
+        // Something for the hub right away (joining a room), so alice finds her TCP
+        // connection dead now rather than at the next keepalive.
+        a.send(json!({"cmd": "join", "room": "elsewhere"}));
+        a.wait_event("disconnected");
+        a.wait_event("reconnected");
+    }
     let got = b.wait_event("file_received");
     assert_eq!(got["sha256"], sha.as_str());
-    // The link found the new path itself: it never fell back to the hub.
     stayed_direct(&a);
     stayed_direct(&b);
-    a.send(json!({"cmd": "send", "room": "general", "text": "after the renumbering"}));
-    assert_eq!(b.wait_event("message")["text"], "after the renumbering");
+    a.send(json!({"cmd": "send", "room": "general", "text": "after the change"}));
+    assert_eq!(b.wait_event("message")["text"], "after the change");
     for (name, public) in [("alice", "203.0.113.12:"), ("bob", "203.0.113.13:")] {
         let log = std::fs::read_to_string(log_path(dir.path(), name)).unwrap();
         assert!(log.contains("ICE restart:") && log.contains("ICE restart found a path"), "{log}");
@@ -268,6 +271,24 @@ fn when_a_nat_renumbers_the_link_restarts_ice_and_the_transfer_carries_on() {
     }
     assert_eq!(a.quit(), 0);
     assert_eq!(b.quit(), 0);
+}
+
+/// The hub's TCP carries on; only UDP is renumbered.
+#[test]
+fn when_a_nat_renumbers_the_link_restarts_ice_and_the_transfer_carries_on() {
+    if can_run() {
+        a_transfer_survives("ktrn", "renumber-udp", false);
+    }
+}
+
+/// A laptop that moves to another network loses every flow at once: the link's UDP and the
+/// hub's TCP. The link restarts ICE while the hub connection is made again; what the hub was
+/// relaying when it broke (a restart offer, a trickled candidate) is sent again.
+#[test]
+fn when_the_network_changes_under_the_link_and_the_hub_connection_the_transfer_carries_on() {
+    if can_run() {
+        a_transfer_survives("ktmv", "renumber", true);
+    }
 }
 
 #[test]

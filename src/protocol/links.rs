@@ -120,8 +120,14 @@ struct PeerLink {
     /// is a relayed path even when ours is not.
     remote_relays: Vec<SocketAddr>,
     /// Candidates the peer trickled since its last offer or answer: each is memory and STUN
-    /// checks towards an address the peer picks, so they are capped.
-    trickled: usize,
+    /// checks towards an address the peer picks, so they are capped (and a copy of one
+    /// already taken is not counted again).
+    remote_trickled: Vec<String>,
+    /// Candidates we trickled since our last offer or answer (which listed every candidate
+    /// known then). A trickle through the hub is lost when either side's hub connection
+    /// breaks, which is just when a network change also breaks the link: while the link
+    /// looks for a path they go again with each resend.
+    sent_trickle: Vec<String>,
     /// An ICE restart under way on this open link.
     restart: Option<Restart>,
     /// When this link last took a datagram.
@@ -280,6 +286,7 @@ impl Links {
             let Some(l) = self.links.get_mut(&peer) else { continue };
             let Some(added) = l.rtc.add_local_candidate(candidate.clone()) else { continue };
             let signal = LinkSignal::Candidate { link: l.id, candidate: trickled(l.restart.as_ref(), added) };
+            l.remember_trickle(&signal);
             let direct = l.works();
             self.out.push_back(LinkOutput::Signal { peer, signal, direct });
             self.kick(now, peer);
@@ -324,6 +331,7 @@ impl Links {
                 if let Some(c) = l.rtc.add_local_candidate(c.clone()) {
                     let signal =
                         LinkSignal::Candidate { link: l.id, candidate: trickled(l.restart.as_ref(), c) };
+                    l.remember_trickle(&signal);
                     self.out.push_back(LinkOutput::Signal { peer, signal, direct: false });
                 }
             }
@@ -367,6 +375,8 @@ impl Links {
     fn offer_next(&mut self, now: Instant, peer: IdentityKey) {
         let Some(l) = self.links.get_mut(&peer) else { return };
         let Some((signal, ufrag)) = l.neg.next_offer(&mut l.rtc, now) else { return };
+        // The offer lists every candidate we know.
+        l.sent_trickle.clear();
         if let (Some(ufrag), Some(r)) = (ufrag, l.restart.as_mut()) {
             r.ufrag = Some(ufrag);
         }
@@ -405,7 +415,8 @@ impl Links {
         match l.neg.on_offer(&mut l.rtc, seq, &sdp) {
             Ok(Some(signal)) => {
                 l.remote_relays = relayed_in(&sdp);
-                l.trickled = 0;
+                l.remote_trickled.clear();
+                l.sent_trickle.clear();
                 self.out.push_back(LinkOutput::Signal { peer, signal, direct });
                 self.kick(now, peer);
             }
@@ -451,7 +462,6 @@ impl Links {
                     Ok(Some(signal)) => {
                         let mut l = PeerLink::new(link, rtc, false, neg, now);
                         l.remote_relays = relayed_in(&sdp);
-                        l.trickled = 0;
                         self.links.insert(peer, l);
                         self.out.push_back(LinkOutput::Signal { peer, signal, direct });
                         self.kick(now, peer);
@@ -465,7 +475,7 @@ impl Links {
                 match l.neg.on_answer(&mut l.rtc, seq, &sdp) {
                     Ok(Answered::Agreed) => {
                         l.remote_relays = relayed_in(&sdp);
-                        l.trickled = 0;
+                        l.remote_trickled.clear();
                         self.media_changed(peer);
                         self.kick(now, peer);
                         // Whatever changed meanwhile goes in the next offer.
@@ -483,11 +493,15 @@ impl Links {
             }
             LinkSignal::Candidate { link, candidate } => {
                 let Some(l) = self.links.get_mut(&peer).filter(|l| l.id == link) else { return };
-                if l.trickled >= MAX_TRICKLED {
+                // A copy: the peer sends its trickle again while the link looks for a path.
+                if l.remote_trickled.contains(&candidate) {
+                    return;
+                }
+                if l.remote_trickled.len() >= MAX_TRICKLED {
                     tracing::debug!(peer = %peer.fingerprint(), "more trickled candidates than any host has; ignored");
                     return;
                 }
-                l.trickled += 1;
+                l.remote_trickled.push(candidate.clone());
                 match Candidate::from_sdp_string(&candidate) {
                     Ok(c) => {
                         if c.kind() == CandidateKind::Relayed {
@@ -616,12 +630,16 @@ impl Links {
                     if let Some(signal) = r.ask.clone() {
                         self.out.push_back(LinkOutput::Signal { peer, signal, direct: false });
                     }
+                    l.resend_trickle(peer, &mut self.out);
                 }
             }
             // An offer without its answer (or a media request without its offer) goes again,
-            // through the hub.
+            // through the hub, and the candidates found after it with it.
             if let Some(signal) = l.neg.due_resend(now) {
                 self.out.push_back(LinkOutput::Signal { peer, signal, direct: false });
+                if l.restart.is_none() {
+                    l.resend_trickle(peer, &mut self.out);
+                }
             }
             if now >= l.next_timeout {
                 self.input(now, peer, Input::Timeout(now));
@@ -882,6 +900,22 @@ impl PeerLink {
         self.chat.is_some() && self.restart.is_none()
     }
 
+    fn remember_trickle(&mut self, signal: &LinkSignal) {
+        if let LinkSignal::Candidate { candidate, .. } = signal
+            && self.sent_trickle.len() < MAX_TRICKLED
+        {
+            self.sent_trickle.push(candidate.clone());
+        }
+    }
+
+    /// Our trickled candidates again, through the hub.
+    fn resend_trickle(&self, peer: IdentityKey, out: &mut VecDeque<LinkOutput>) {
+        for candidate in &self.sent_trickle {
+            let signal = LinkSignal::Candidate { link: self.id, candidate: candidate.clone() };
+            out.push_back(LinkOutput::Signal { peer, signal, direct: false });
+        }
+    }
+
     fn new(id: u64, rtc: Rtc, offerer: bool, neg: Negotiation, now: Instant) -> Self {
         Self {
             id,
@@ -897,7 +931,8 @@ impl PeerLink {
             last_source: None,
             last_destination: None,
             remote_relays: Vec::new(),
-            trickled: 0,
+            remote_trickled: Vec::new(),
+            sent_trickle: Vec::new(),
             restart: None,
             last_heard: now,
         }

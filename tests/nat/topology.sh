@@ -11,7 +11,8 @@
 # only a TURN relay can carry a link. `renumber-udp P` gives each router a new public address
 # for UDP (A 203.0.113.12, B 203.0.113.13) and makes it forget its UDP mappings, as when a
 # provider renumbers a line or a NAT reboots: every UDP flow through them breaks while TCP
-# (the hub) carries on. `dual-stack P` adds IPv6 the way home lines get it: no NAT, a
+# (the hub) carries on. `renumber P` does the same to every protocol, as when a laptop moves
+# to another network: the hub's TCP connection breaks too. `dual-stack P` adds IPv6 the way home lines get it: no NAT, a
 # routed /64 per home (2001:db8:a::/64 behind A, 2001:db8:b::/64 behind B, 2001:db8::/64 on
 # the internet side with "the provider" at 2001:db8::1 routing them), and each router's
 # stateful firewall dropping unsolicited UDP from outside. Only namespaces made here are touched.
@@ -68,13 +69,16 @@ block-udp)
         run "nat$side" iptables -A FORWARD -p udp -i wan ! -s 203.0.113.1 -j DROP
     done
     ;;
-renumber-udp)
+renumber-udp|renumber)
+    if [ "$cmd" = renumber ]; then proto=""; else proto="-p udp"; fi
     for side in a b; do
         case $side in a) new=203.0.113.12;; b) new=203.0.113.13;; esac
         run "nat$side" ip addr add "$new/24" dev wan
-        run "nat$side" iptables -t nat -I POSTROUTING 1 -o wan -p udp -j SNAT --to-source "$new"
+        # shellcheck disable=SC2086 # $proto is empty or two words
+        run "nat$side" iptables -t nat -I POSTROUTING 1 -o wan $proto -j SNAT --to-source "$new"
         # `conntrack -D` exits 1 when there was nothing to delete.
-        run "nat$side" conntrack -D -p udp >/dev/null 2>&1 || true
+        # shellcheck disable=SC2086
+        run "nat$side" conntrack -D $proto >/dev/null 2>&1 || true
     done
     ;;
 dual-stack)
@@ -98,7 +102,7 @@ down)
     for n in a b nata natb pub; do ip netns del "$P$n" 2>/dev/null || true; done
     ;;
 *)
-    echo "usage: $0 up|block-udp|renumber-udp|dual-stack|down PREFIX" >&2
+    echo "usage: $0 up|block-udp|renumber-udp|renumber|dual-stack|down PREFIX" >&2
     exit 2
     ;;
 esac
