@@ -26,8 +26,13 @@ fn harness(settings: Option<&str>) -> (tempfile::TempDir, Harness<'static, KithA
     if let Some(s) = settings {
         std::fs::write(dir.path().join("settings.json"), s).unwrap();
     }
-    let profile = dir.path().to_path_buf();
-    let h = Harness::builder().with_size(egui::vec2(1040.0, 700.0)).wgpu().build_eframe(move |cc| {
+    let h = harness_in(dir.path());
+    (dir, h)
+}
+
+fn harness_in(profile: &std::path::Path) -> Harness<'static, KithApp> {
+    let profile = profile.to_path_buf();
+    Harness::builder().with_size(egui::vec2(1040.0, 700.0)).wgpu().build_eframe(move |cc| {
         KithApp::new(
             &cc.egui_ctx,
             AppOptions {
@@ -38,8 +43,7 @@ fn harness(settings: Option<&str>) -> (tempfile::TempDir, Harness<'static, KithA
                 ..AppOptions::default()
             },
         )
-    });
-    (dir, h)
+    })
 }
 
 fn message(
@@ -168,4 +172,73 @@ fn fingerprint_dialog() {
     h.get_by_role_and_label(egui::accesskit::Role::Button, "bob").click();
     h.run_steps(30);
     h.snapshot("fingerprint_dialog");
+}
+
+/// The chat stays at the newest message as messages arrive, stops following when the user
+/// scrolls up to read (a new message does not pull the view away), and follows again once
+/// they are back at the bottom.
+#[test]
+fn the_chat_follows_new_messages_until_the_user_scrolls_up() {
+    let (_dir, mut h) = harness(Some(r#"{"display_name":"Alice","theme":"dark"}"#));
+    let line = |i: u64| message(&format!("{i:016x}"), BOB, "bob", &format!("line {i}"), 10_000 - i, None);
+    h.state_mut().show_fixture((0..200).map(line).collect(), "general");
+    h.run_steps(4);
+    // Only rows in view are laid out, so a row in the tree is a row on screen.
+    let shown = |h: &Harness<'static, KithApp>, i: u64| h.query_by_label(&format!("line {i}")).is_some();
+    assert!(shown(&h, 199) && !shown(&h, 0), "the view opens at the newest message");
+    h.state_mut().show_fixture(vec![line(200)], "general");
+    h.run_steps(4);
+    assert!(shown(&h, 200), "a new message is followed");
+
+    for _ in 0..10 {
+        let first = (0..=200).find(|i| shown(&h, *i)).expect("rows in view");
+        h.get_by_label(&format!("line {first}")).scroll_up();
+        h.run_steps(2);
+    }
+    assert!(!shown(&h, 200), "scrolled up");
+    let reading: Vec<u64> = (0..=200).filter(|i| shown(&h, *i)).collect();
+    h.state_mut().show_fixture(vec![line(201)], "general");
+    h.run_steps(4);
+    assert!(!shown(&h, 201), "a new message pulled the view away from what the user reads");
+    assert_eq!((0..=201).filter(|i| shown(&h, *i)).collect::<Vec<_>>(), reading);
+
+    for _ in 0..40 {
+        let Some(last) = (0..=201).rev().find(|i| shown(&h, *i)) else { break };
+        h.get_by_label(&format!("line {last}")).scroll_down();
+        h.run_steps(2);
+    }
+    assert!(shown(&h, 201), "back at the bottom");
+    h.state_mut().show_fixture(vec![line(202)], "general");
+    h.run_steps(4);
+    assert!(shown(&h, 202), "following again at the bottom");
+}
+
+/// What the user changes in the Settings dialog survives a restart; a typed field is written
+/// when it loses focus, not per keystroke (review D21).
+#[test]
+fn settings_changed_in_the_dialog_survive_a_restart() {
+    let (dir, mut h) = harness(Some(r#"{"display_name":"Alice","theme":"dark"}"#));
+    h.state_mut().show_fixture(conversation(), "general");
+    h.run_steps(2);
+    h.get_by_label("⚙").click();
+    h.run_steps(2);
+    let file = dir.path().join("settings.json");
+    let before = std::fs::read_to_string(&file).unwrap();
+    h.get_by_label("Default hub").click();
+    h.run_steps(1);
+    h.get_by_label("Default hub").type_text("hub.example.org:7070");
+    h.run_steps(2);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), before, "written while typing");
+    h.get_by_label("Notify me of messages while Kith is in the background").click();
+    h.run_steps(2);
+    let saved = std::fs::read_to_string(&file).unwrap();
+    assert!(saved.contains("hub.example.org:7070") && saved.contains("\"notifications\": false"), "{saved}");
+    drop(h);
+
+    let mut again = harness_in(dir.path());
+    again.run_steps(2);
+    let s = again.state().settings();
+    assert_eq!(s.default_hub, "hub.example.org:7070");
+    assert!(!s.notifications);
+    assert_eq!(s.display_name.as_deref(), Some("Alice"));
 }
