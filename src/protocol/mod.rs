@@ -1,6 +1,7 @@
 //! Pure, sans-IO protocol state machines: no sockets, no clocks (time is passed in as unix
 //! milliseconds), no OS randomness (a seeded CSPRNG is passed in).
 
+pub mod call;
 pub mod client;
 pub mod core;
 pub mod delivery;
