@@ -115,6 +115,9 @@ pub struct HeadlessArgs {
     /// Largest file accepted, in bytes; larger offers are declined.
     #[arg(long, default_value_t = crate::core::DEFAULT_MAX_FILE_SIZE)]
     pub max_file_size: u64,
+    /// Join every call that rings (when not in one already).
+    #[arg(long)]
+    pub auto_answer: bool,
 }
 
 pub fn main() -> ExitCode {
@@ -293,6 +296,7 @@ fn run_headless(profile: Option<PathBuf>, args: HeadlessArgs) -> ExitCode {
             max_size: args.max_file_size,
         },
         ice: IceServers { stun: args.stun, turn: args.turn },
+        auto_answer: args.auto_answer,
         profile,
     };
     let mut core = match CoreHandle::start(opts, None) {

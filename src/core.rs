@@ -70,6 +70,8 @@ pub struct CoreOptions {
     /// Joining with an invitation: its hub key is pinned and its inviter known and verified
     /// before anyone is met.
     pub invitation: Option<Invitation>,
+    /// Join every call that rings (headless `--auto-answer`).
+    pub auto_answer: bool,
 }
 
 impl CoreOptions {
@@ -267,7 +269,8 @@ impl CoreHandle {
                     }
                 };
                 let nat = Nat::new(std::time::Instant::now());
-                let core = Core::new(client, links, nat, transfers, udp.is_some());
+                let mut core = Core::new(client, links, nat, transfers, udp.is_some());
+                core.set_auto_answer(opts.auto_answer);
                 let driver = Driver {
                     core,
                     disk,

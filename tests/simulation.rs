@@ -300,6 +300,7 @@ impl Sim {
                         }
                         // No transfers here (tests/core.rs has them).
                         ClientOutput::FileSignal { .. }
+                        | ClientOutput::CallSignal { .. }
                         | ClientOutput::PeerGone { .. }
                         | ClientOutput::PeerBack { .. } => {}
                         ClientOutput::Direct { peer, packet } => {

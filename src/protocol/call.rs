@@ -186,11 +186,17 @@ pub struct Calls {
     me: IdentityKey,
     rooms: HashMap<String, RoomCall>,
     out: VecDeque<CallOutput>,
+    auto_answer: bool,
 }
 
 impl Calls {
     pub fn new(me: IdentityKey) -> Self {
-        Self { me, rooms: HashMap::new(), out: VecDeque::new() }
+        Self { me, rooms: HashMap::new(), out: VecDeque::new(), auto_answer: false }
+    }
+
+    /// Join every call that rings, unless already in one (for scripts and tests).
+    pub fn set_auto_answer(&mut self, on: bool) {
+        self.auto_answer = on;
     }
 
     pub fn poll_output(&mut self) -> Option<CallOutput> {
@@ -208,6 +214,11 @@ impl Calls {
                     .chain(c.ringing_until)
             })
             .min()
+    }
+
+    /// Whether `peer` is in the call we are in (we want audio with it).
+    pub fn in_call_with(&self, peer: IdentityKey) -> bool {
+        self.rooms.values().any(|c| c.joined.is_some() && c.members.contains_key(&peer))
     }
 
     /// The room we are in a call in, if any.
@@ -324,6 +335,19 @@ impl Calls {
         self.remove_member(room, peer);
     }
 
+    /// `peer` left for good (every room, or its process restarted): out of every call.
+    pub fn forget_peer(&mut self, peer: IdentityKey) {
+        let rooms: Vec<String> = self
+            .rooms
+            .iter()
+            .filter(|(_, c)| c.members.contains_key(&peer))
+            .map(|(r, _)| r.clone())
+            .collect();
+        for room in rooms {
+            self.remove_member(&room, peer);
+        }
+    }
+
     /// We left `room`: its call is none of our business any more.
     pub fn room_left(&mut self, room: &str) {
         self.hang_up(room);
@@ -413,6 +437,10 @@ impl Calls {
             let first = self.rooms.get(&room).is_some_and(|c| c.members.len() == 1);
             if first || rings {
                 self.emit_state(&room);
+            }
+            if rings && self.auto_answer && self.joined_room().is_none() {
+                // Joins the call that rings: the id is only for a call we start.
+                let _ = self.call(now, &room, call);
             }
         }
     }

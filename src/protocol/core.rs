@@ -1,16 +1,18 @@
 //! Everything a client decides, in one sans-IO state machine: the hub client and its peer
 //! sessions ([`Client`]), the direct links ([`Links`]), STUN and TURN ([`Nat`]) and file
-//! transfers ([`Transfers`]), wired to each other here. It takes inputs (`handle_*(now, …)`)
+//! transfers ([`Transfers`]) and room calls ([`Calls`]), wired to each other here. It takes inputs (`handle_*(now, …)`)
 //! and yields [`CoreOutput`]s: frames for the hub, datagrams for the link socket, events for
 //! the front-end, requests for the disk and the profile. The net layer's loop only moves those
 //! bytes, timers and files; tests drive the whole of it on a simulated clock.
 //!
-//! Calls will be one more machine beside these, fed and drained the same way.
+//! A call asks the links for an audio section with each peer in it; the media layer (its own
+//! threads) will plug in where the links report media.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use super::call::{CallEvent, CallOutput, Calls};
 use super::client::{Client, ClientOutput, Gone};
 use super::events::{ClientCommand, ClientEvent};
 use super::identity::IdentityKey;
@@ -19,7 +21,7 @@ use super::nat::{Claimed, Nat, NatOutput};
 pub use super::time::Now;
 use super::transfer::{DiskDone, DiskRequest, TransferOutput, Transfers};
 use super::trust::KnownPeers;
-use super::wire::LinkSignal;
+use super::wire::{LinkSignal, MediaSet};
 
 #[derive(Debug)]
 pub enum CoreOutput {
@@ -47,6 +49,7 @@ pub struct Core {
     links: Links,
     nat: Nat,
     transfers: Transfers,
+    calls: Calls,
     /// Direct links are on (there is a link socket).
     direct: bool,
     out: VecDeque<CoreOutput>,
@@ -56,7 +59,13 @@ impl Core {
     /// `direct` says whether a link socket is there; without one everything goes through the
     /// hub and link offers are refused at once.
     pub fn new(client: Client, links: Links, nat: Nat, transfers: Transfers, direct: bool) -> Self {
-        Self { client, links, nat, transfers, direct, out: VecDeque::new() }
+        let calls = Calls::new(client.me());
+        Self { client, links, nat, transfers, calls, direct, out: VecDeque::new() }
+    }
+
+    /// Join every call that rings here, when not in one already.
+    pub fn set_auto_answer(&mut self, on: bool) {
+        self.calls.set_auto_answer(on);
     }
 
     pub fn client(&self) -> &Client {
@@ -74,7 +83,8 @@ impl Core {
     /// The earliest time `handle_timeout` has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let client = self.client.poll_timeout();
-        [client, self.links.poll_timeout(), self.nat.poll_timeout(), self.transfers.poll_timeout()]
+        let calls = self.calls.poll_timeout();
+        [client, self.links.poll_timeout(), self.nat.poll_timeout(), self.transfers.poll_timeout(), calls]
             .into_iter()
             .flatten()
             .min()
@@ -85,6 +95,7 @@ impl Core {
         self.links.handle_timeout(now.at);
         self.nat.handle_timeout(now.at);
         self.transfers.handle_timeout(now.at);
+        self.calls.handle_timeout(now);
         self.route(now);
     }
 
@@ -124,6 +135,29 @@ impl Core {
             ClientCommand::AcceptFile { id } => self.transfers.accept(&id),
             ClientCommand::DeclineFile { id } => self.transfers.decline(&id),
             ClientCommand::CancelFile { id } => self.transfers.cancel(&id),
+            ClientCommand::Call { room } if !self.client.in_room(&room) => {
+                let msg = format!("not in #{room}: join it first");
+                self.out.push_back(CoreOutput::Event(ClientEvent::error("not_in_room", msg)));
+            }
+            ClientCommand::Call { room } => {
+                let id = self.client.random_u64();
+                if let Err(e) = self.calls.call(now, &room, id) {
+                    self.out.push_back(CoreOutput::Event(ClientEvent::error("call_refused", e.to_string())));
+                }
+            }
+            ClientCommand::Hangup => match self.calls.joined_room().map(str::to_string) {
+                Some(room) => self.calls.hang_up(&room),
+                None => self.out.push_back(CoreOutput::Event(ClientEvent::error("no_call", "not in a call"))),
+            },
+            ClientCommand::DeclineCall { room } => {
+                if let Err(e) = self.calls.decline(&room) {
+                    self.out.push_back(CoreOutput::Event(ClientEvent::error("no_call", e.to_string())));
+                }
+            }
+            ClientCommand::Leave { room } => {
+                self.calls.room_left(&room);
+                self.client.handle_command(now, ClientCommand::Leave { room });
+            }
             other => self.client.handle_command(now, other),
         }
         self.route(now);
@@ -203,6 +237,10 @@ impl Core {
                     }
                 }
             }
+            while let Some(out) = self.calls.poll_output() {
+                moved = true;
+                self.route_call_output(now, out);
+            }
             while let Some(out) = self.transfers.poll_output() {
                 moved = true;
                 match out {
@@ -214,6 +252,19 @@ impl Core {
             if !moved {
                 return;
             }
+        }
+    }
+
+    fn route_call_output(&mut self, now: Now, out: CallOutput) {
+        match out {
+            CallOutput::ToRoom { room, signal } => self.client.send_call_to_room(&room, signal),
+            CallOutput::To { peer, signal } => self.client.send_call_signal(peer, signal),
+            CallOutput::Media { peer, audio } => {
+                if self.direct {
+                    self.links.set_media(now.at, peer, MediaSet { audio, video: false });
+                }
+            }
+            CallOutput::Event(e) => self.out.push_back(CoreOutput::Event(call_event(e))),
         }
     }
 
@@ -230,17 +281,24 @@ impl Core {
                 }
             }
             ClientOutput::LinkDropped { peer } => self.links.drop_peer(peer),
-            ClientOutput::PeerGone { peer, gone } => match gone {
-                Gone::Left => {
-                    self.transfers.end_with(peer, "the other side left before the transfer finished")
+            ClientOutput::PeerGone { peer, gone } => {
+                // A peer out of sight stays in a call until its announcements stop coming.
+                if matches!(gone, Gone::Left | Gone::Restarted) {
+                    self.calls.forget_peer(peer);
                 }
-                Gone::Restarted => self.transfers.end_with(
-                    peer,
-                    "the other side restarted Kith before the transfer finished: send it again",
-                ),
-                Gone::OutOfSight => self.transfers.out_of_sight(now.at, peer),
-            },
+                match gone {
+                    Gone::Left => {
+                        self.transfers.end_with(peer, "the other side left before the transfer finished")
+                    }
+                    Gone::Restarted => self.transfers.end_with(
+                        peer,
+                        "the other side restarted Kith before the transfer finished: send it again",
+                    ),
+                    Gone::OutOfSight => self.transfers.out_of_sight(now.at, peer),
+                }
+            }
             ClientOutput::PeerBack { peer } => self.transfers.back_in_sight(peer),
+            ClientOutput::CallSignal { peer, signal } => self.calls.handle_signal(now, peer, signal),
             ClientOutput::FileSignal { peer, signal } => {
                 self.transfers.handle_signal(now.at, peer, signal, &mut self.links)
             }
@@ -271,19 +329,53 @@ impl Core {
             }
             LinkOutput::Signal { peer, signal, direct } => self.client.send_link_signal(peer, signal, direct),
             LinkOutput::Regather => self.nat.refresh(now.at),
-            LinkOutput::Open { peer, link } => self.client.handle_link_open(now, peer, link),
+            LinkOutput::Open { peer, link } => {
+                self.client.handle_link_open(now, peer, link);
+                // A link made after the call began (or made again) carries its audio too.
+                if self.calls.in_call_with(peer) {
+                    self.links.set_media(now.at, peer, MediaSet { audio: true, video: false });
+                }
+            }
             LinkOutput::Kind { peer, kind, rtt_ms } => self.client.handle_link_kind(peer, kind, rtt_ms),
             LinkOutput::Chat { peer, packet } => self.client.handle_direct_packet(now, peer, &packet),
             LinkOutput::FileOpen { peer } => self.transfers.link_ready(now.at, peer, &mut self.links),
             LinkOutput::FileWritable { peer } => self.transfers.pump(now.at, peer, &mut self.links),
             LinkOutput::FileData { peer, data } => self.transfers.handle_data(now.at, peer, &data),
-            // Nothing asks for media yet (calls will): the links only ever agree on none.
-            LinkOutput::Media { .. } => {}
+            // The sections a call asked for are agreed on; the media layer will use them.
+            LinkOutput::Media { peer, media } => {
+                tracing::info!(peer = %peer.fingerprint(), audio = media.audio, video = media.video, "link media agreed")
+            }
             LinkOutput::Down { peer, reason, fingerprint_mismatch } => {
                 self.transfers.link_down(peer);
                 let error = fingerprint_mismatch.then_some(reason);
                 self.client.handle_link_down(now, peer, error);
             }
         }
+    }
+}
+
+/// A call event in the front-ends' words.
+fn call_event(e: CallEvent) -> ClientEvent {
+    let fp = |k: IdentityKey| k.fingerprint().to_string();
+    match e {
+        CallEvent::State { room, state, members } => ClientEvent::Call {
+            room,
+            state: state.as_str().into(),
+            members: members.into_iter().map(fp).collect(),
+        },
+        CallEvent::Member { room, peer, joined } => {
+            let state = if joined { "joined" } else { "left" };
+            ClientEvent::CallMember { room, peer: fp(peer), state: state.into() }
+        }
+        CallEvent::Declined { room, peer } => {
+            ClientEvent::CallMember { room, peer: fp(peer), state: "declined".into() }
+        }
+        CallEvent::Full { room } => ClientEvent::error(
+            "call_full",
+            format!(
+                "the call in #{room} has {} people already; try again when someone leaves",
+                super::call::MAX_CALL_MEMBERS
+            ),
+        ),
     }
 }

@@ -196,7 +196,11 @@ impl Incoming {
         let seq = match &msg {
             PeerMsg::Chat(m) => m.seq,
             PeerMsg::Skip { seq, .. } => *seq,
-            PeerMsg::Ack { .. } | PeerMsg::Link(_) | PeerMsg::File(_) | PeerMsg::Left { .. } => {
+            PeerMsg::Ack { .. }
+            | PeerMsg::Link(_)
+            | PeerMsg::File(_)
+            | PeerMsg::Left { .. }
+            | PeerMsg::Call(_) => {
                 return Received::default();
             }
         };

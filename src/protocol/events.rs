@@ -50,6 +50,16 @@ pub enum ClientCommand {
     Leave {
         room: String,
     },
+    /// Start a call in `room`, or join the one running there.
+    Call {
+        room: String,
+    },
+    /// Leave the call we are in.
+    Hangup,
+    /// Stop `room`'s call ringing (its members are told).
+    DeclineCall {
+        room: String,
+    },
     Quit,
 }
 
@@ -143,6 +153,19 @@ pub enum ClientEvent {
     },
     Disconnected {
         reason: String,
+    },
+    /// The room's call changed state (`ringing`, `running`, `joined`, `left`, `ended`);
+    /// `members` are the fingerprints of the others in it.
+    Call {
+        room: String,
+        state: String,
+        members: Vec<String>,
+    },
+    /// Someone `joined`, `left` or `declined` the call we are in.
+    CallMember {
+        room: String,
+        peer: String,
+        state: String,
     },
     Joined {
         room: String,

@@ -230,12 +230,18 @@ pub mod caps {
     /// The session outlives the sender's hub connection while the direct link is open; the
     /// sender closes the link with a `Close` signal when it really ends it.
     pub const LINK_OUTLIVES_HUB: u64 = 1 << 1;
+    /// Room calls: `PeerMsg::Call`.
+    pub const CALLS: u64 = 1 << 2;
     /// Everything this build can do.
-    pub const ALL: u64 = SIGNALS_ON_LINK | LINK_OUTLIVES_HUB;
+    pub const ALL: u64 = SIGNALS_ON_LINK | LINK_OUTLIVES_HUB | CALLS;
 
     /// The names of the bits in `caps` this version knows, for `peers` listings and logs.
     pub fn names(caps: u64) -> Vec<String> {
-        let known = [(SIGNALS_ON_LINK, "signals-on-link"), (LINK_OUTLIVES_HUB, "link-outlives-hub")];
+        let known = [
+            (SIGNALS_ON_LINK, "signals-on-link"),
+            (LINK_OUTLIVES_HUB, "link-outlives-hub"),
+            (CALLS, "calls"),
+        ];
         let mut out: Vec<String> =
             known.iter().filter(|(bit, _)| caps & bit != 0).map(|(_, n)| n.to_string()).collect();
         let unknown = caps & !ALL;
@@ -284,6 +290,9 @@ pub enum PeerMsg {
     Left {
         room: String,
     },
+    /// Call control (`caps::CALLS`): soft state, sent again until it is stale, so
+    /// unsequenced like link signals.
+    Call(super::call::CallSignal),
 }
 
 /// Largest file name accepted in an offer (bytes).

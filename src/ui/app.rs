@@ -247,6 +247,7 @@ impl KithApp {
             transfers: self.settings.transfer_config(CoreOptions::default_downloads(&profile)),
             ice: self.settings.ice_servers(),
             invitation: launch.invitation.clone(),
+            auto_answer: false,
         };
         let repaint = ctx.clone();
         let waker: crate::core::Waker = Arc::new(move || repaint.request_repaint());

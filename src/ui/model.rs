@@ -327,6 +327,8 @@ impl Model {
                 self.hub = hub;
                 self.connection = Some(Connection::Online);
             }
+            // The window's call view comes with the media layer; the Call button is off.
+            ClientEvent::Call { .. } | ClientEvent::CallMember { .. } => {}
             ClientEvent::Disconnected { reason } => {
                 self.connection = Some(Connection::Reconnecting { reason });
                 for p in self.peers.values_mut() {

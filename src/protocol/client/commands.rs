@@ -57,6 +57,8 @@ impl Client {
             | ClientCommand::AcceptFile { .. }
             | ClientCommand::DeclineFile { .. }
             | ClientCommand::CancelFile { .. } => {}
+            // So do calls, in the core's call machine.
+            ClientCommand::Call { .. } | ClientCommand::Hangup | ClientCommand::DeclineCall { .. } => {}
             ClientCommand::Quit => {}
         }
     }

@@ -54,6 +54,40 @@ impl Client {
         self.send_signal(to, &PeerMsg::File(signal));
     }
 
+    /// Call control for one peer, if its version takes calls.
+    pub fn send_call_signal(&mut self, to: IdentityKey, signal: CallSignal) {
+        if self.peers.get(&to).is_some_and(|p| p.caps & wire::caps::CALLS != 0) {
+            self.send_signal(to, &PeerMsg::Call(signal));
+        }
+    }
+
+    /// Call control for every member of `room` we hold a session with.
+    pub fn send_call_to_room(&mut self, room: &str, signal: CallSignal) {
+        let members: Vec<IdentityKey> = self
+            .peers
+            .values()
+            .filter(|p| p.rooms.contains(room) && p.session.as_ref().is_some_and(|s| s.is_established()))
+            .map(|p| p.key)
+            .collect();
+        for key in members {
+            self.send_call_signal(key, signal.clone());
+        }
+    }
+
+    /// Whether we are in `room` (the hub said so).
+    pub fn in_room(&self, room: &str) -> bool {
+        self.joined.contains(room)
+    }
+
+    /// A random number from the client's generator (call ids).
+    pub fn random_u64(&mut self) -> u64 {
+        self.rng.next_u64()
+    }
+
+    pub fn me(&self) -> IdentityKey {
+        self.me
+    }
+
     /// Seals an unsequenced message in `to`'s established session, if there is one.
     fn seal_signal(&mut self, to: IdentityKey, msg: &PeerMsg) -> Option<PeerPacket> {
         let s = self.peers.get_mut(&to)?.session.as_mut().filter(|s| s.is_established())?;

@@ -13,6 +13,7 @@ mod commands;
 mod links;
 mod peers;
 
+use super::call::CallSignal;
 use super::delivery::{Incoming, Outgoing};
 use super::events::{ClientCommand, ClientEvent, LinkKind, PeerSummary};
 use super::hub::PROLOGUE as HUB_PROLOGUE;
@@ -101,6 +102,11 @@ pub enum ClientOutput {
         peer: IdentityKey,
         signal: LinkSignal,
         direct: bool,
+    },
+    /// Call control that arrived from `peer`, about a room both are in.
+    CallSignal {
+        peer: IdentityKey,
+        signal: CallSignal,
     },
     /// File-transfer signalling that arrived from `peer`.
     FileSignal {

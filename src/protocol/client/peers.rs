@@ -379,6 +379,16 @@ impl Client {
             self.out.push_back(ClientOutput::FileSignal { peer: from, signal });
             return;
         }
+        if let PeerMsg::Call(signal) = msg {
+            // Only about a room both of us are in: nobody else's calls reach the machine.
+            let room = signal.room();
+            let shared =
+                self.joined.contains(room) && self.peers.get(&from).is_some_and(|p| p.rooms.contains(room));
+            if shared {
+                self.out.push_back(ClientOutput::CallSignal { peer: from, signal });
+            }
+            return;
+        }
         if let PeerMsg::Link(signal) = msg {
             if signal.within_limits() {
                 self.out.push_back(ClientOutput::LinkSignal { peer: from, signal, direct });
