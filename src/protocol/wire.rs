@@ -431,7 +431,7 @@ mod tests {
         assert_eq!(Intro::decode(&older), Ok(Intro { open_link: None, ..intro }));
         assert_eq!(
             caps::names(caps::ALL | 1 << 40),
-            ["signals-on-link", "link-outlives-hub", "unknown:0x10000000000"]
+            ["signals-on-link", "link-outlives-hub", "calls", "unknown:0x10000000000"]
         );
     }
 
