@@ -279,14 +279,10 @@ impl Calls {
             room: room.to_string(),
             signal: CallSignal::Out { room: room.to_string(), call: id },
         });
-        for peer in members {
-            self.out.push_back(CallOutput::Media { peer, audio: false });
+        for peer in &members {
+            self.out.push_back(CallOutput::Media { peer: *peer, audio: false });
         }
-        self.emit(CallEvent::State {
-            room: room.to_string(),
-            state: CallState::Left,
-            members: self.members_of(room),
-        });
+        self.emit(CallEvent::State { room: room.to_string(), state: CallState::Left, members });
         self.settle(room);
     }
 
@@ -506,10 +502,6 @@ impl Calls {
             j.next_heartbeat = now.at + HEARTBEAT;
         }
         self.out.push_back(CallOutput::ToRoom { room: room.to_string(), signal });
-    }
-
-    fn members_of(&self, room: &str) -> Vec<IdentityKey> {
-        self.rooms.get(room).map(RoomCall::members).unwrap_or_default()
     }
 
     fn emit_state(&mut self, room: &str) {

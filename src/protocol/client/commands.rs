@@ -87,7 +87,7 @@ impl Client {
                 peer: p.key.fingerprint().to_string(),
                 name: p.name.clone(),
                 rooms: p.rooms.iter().cloned().collect(),
-                secure: p.session.as_ref().is_some_and(|s| s.is_established()),
+                secure: p.is_secure(),
                 verified: self.known.get(&p.key).is_some_and(|k| k.verified),
                 safety_number: p.safety_number(&self.me).to_string(),
                 pending: p.out.pending(),
@@ -193,7 +193,7 @@ impl Client {
                 peer.last_resend = Some(now.at);
             }
             peer.out.push(msg.clone());
-            if peer.session.as_ref().is_some_and(|s| s.is_established()) {
+            if peer.is_secure() {
                 for m in peer.out.take_sendable(SEND_WINDOW) {
                     self.seal_and_relay(key, &m);
                 }

@@ -63,12 +63,8 @@ impl Client {
 
     /// Call control for every member of `room` we hold a session with.
     pub fn send_call_to_room(&mut self, room: &str, signal: CallSignal) {
-        let members: Vec<IdentityKey> = self
-            .peers
-            .values()
-            .filter(|p| p.rooms.contains(room) && p.session.as_ref().is_some_and(|s| s.is_established()))
-            .map(|p| p.key)
-            .collect();
+        let members: Vec<IdentityKey> =
+            self.peers.values().filter(|p| p.rooms.contains(room) && p.is_secure()).map(|p| p.key).collect();
         for key in members {
             self.send_call_signal(key, signal.clone());
         }
@@ -144,7 +140,7 @@ impl Client {
     /// Sends every unacknowledged message to `peer` again on the current path.
     pub(super) fn resend_now(&mut self, now: Now, peer: IdentityKey) {
         let Some(p) = self.peers.get_mut(&peer) else { return };
-        if p.session.as_ref().is_some_and(|s| s.is_established()) && p.out.pending() > 0 {
+        if p.is_secure() && p.out.pending() > 0 {
             p.last_resend = Some(now.at);
             let again = p.out.resend_in_flight(RESEND_BATCH);
             for msg in again {

@@ -225,6 +225,11 @@ impl Peer {
     fn takes_signals_on_link(&self) -> bool {
         self.link.open && self.caps & wire::caps::SIGNALS_ON_LINK != 0
     }
+
+    /// We hold an established session with this peer.
+    fn is_secure(&self) -> bool {
+        self.session.as_ref().is_some_and(|s| s.is_established())
+    }
 }
 
 /// A message we hold in memory (sent or received) until it expires.
@@ -563,8 +568,7 @@ impl Client {
     #[doc(hidden)]
     pub fn inject_peer_plaintext(&mut self, now: Now, from: IdentityKey, plaintext: &[u8], direct: bool) {
         self.tick(now);
-        let established =
-            self.peers.get(&from).and_then(|p| p.session.as_ref()).is_some_and(|s| s.is_established());
+        let established = self.peers.get(&from).is_some_and(Peer::is_secure);
         if !established {
             return;
         }

@@ -360,7 +360,7 @@ impl Client {
     /// Sends what `seal_and_relay` held for `key`, now that its identity is accepted.
     pub(super) fn release_held(&mut self, now: Now, key: IdentityKey) {
         let Some(peer) = self.peers.get_mut(&key) else { return };
-        if !peer.session.as_ref().is_some_and(|s| s.is_established()) {
+        if !peer.is_secure() {
             return;
         }
         peer.last_resend = Some(now.at);
