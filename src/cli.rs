@@ -10,7 +10,8 @@ use zeroize::Zeroizing;
 
 use crate::core::{
     ClientCommand, ClientEvent, CoreHandle, CoreOptions, HUB_MAX_CONNECTIONS as DEFAULT_MAX_CONNECTIONS,
-    HubConfig, HubOptions, IceServers, Invitation, Profile, Target, TransferConfig, TurnServer, spawn_hub,
+    HubConfig, HubOptions, IceServers, Invitation, MicChoice, Profile, SpeakerChoice, Target, TransferConfig,
+    TurnServer, spawn_hub,
 };
 
 /// `0.1.0 (commit abc123, x86_64-unknown-linux-gnu)`.
@@ -118,6 +119,14 @@ pub struct HeadlessArgs {
     /// Join every call that rings (when not in one already).
     #[arg(long)]
     pub auto_answer: bool,
+    /// What calls send: tone:HZ (a test tone), wav:PATH (a WAV file, looped), default (the
+    /// system's microphone), none, or an input device's name.
+    #[arg(long, default_value = "default", value_name = "tone:HZ|wav:PATH|default|none|DEVICE")]
+    pub mic: MicChoice,
+    /// Where calls play: default (the system's speaker), null (nowhere, at a sound card's
+    /// pace), none, or an output device's name.
+    #[arg(long, default_value = "default", value_name = "default|null|none|DEVICE")]
+    pub speaker: SpeakerChoice,
 }
 
 pub fn main() -> ExitCode {
@@ -297,6 +306,8 @@ fn run_headless(profile: Option<PathBuf>, args: HeadlessArgs) -> ExitCode {
         },
         ice: IceServers { stun: args.stun, turn: args.turn },
         auto_answer: args.auto_answer,
+        mic: args.mic,
+        speaker: args.speaker,
         profile,
     };
     let mut core = match CoreHandle::start(opts, None) {

@@ -16,6 +16,7 @@ use crate::net::disk::{self, Disk};
 use crate::net::front::FrontEnd;
 use crate::net::hub_server::{self, DEFAULT_MAX_CONNECTIONS};
 use crate::net::link_socket::LinkSocket;
+use crate::net::media::Media;
 use crate::net::profile_writer::ProfileWriter;
 use crate::net::reach;
 use crate::protocol::client::{Client, ClientConfig};
@@ -34,10 +35,12 @@ pub use crate::net::now_ms;
 pub use crate::net::profile::{Profile, write_atomic};
 pub use crate::protocol::nat::{IceServers, TurnServer};
 // The protocol's vocabulary the front-ends speak.
-pub use crate::protocol::events::{ClientCommand, ClientEvent, LinkKind};
+pub use crate::media::devices::{MicChoice, SpeakerChoice};
+pub use crate::media::ringer::Ringer;
+pub use crate::protocol::events::{AudioStats, ClientCommand, ClientEvent, LinkKind};
 pub use crate::protocol::hub::HubConfig;
 pub use crate::protocol::identity::{IdentityKey, SAS_EMOJI};
-pub use crate::protocol::invite::{Invitation, InviteError};
+pub use crate::protocol::invite::{Invitation, InviteError, MAX_HUBS as MAX_INVITE_HUBS};
 pub use crate::protocol::wire::{MAX_NAME, MAX_ROOM, MAX_TEXT, sanitize_name};
 
 /// Commands queued towards the core; a full queue is reported, never waited on by the UI.
@@ -72,6 +75,9 @@ pub struct CoreOptions {
     pub invitation: Option<Invitation>,
     /// Join every call that rings (headless `--auto-answer`).
     pub auto_answer: bool,
+    /// The microphone and speaker calls use.
+    pub mic: MicChoice,
+    pub speaker: SpeakerChoice,
 }
 
 impl CoreOptions {
@@ -284,6 +290,7 @@ impl CoreHandle {
                     profile_problems,
                     commands: cmd_rx,
                     front: FrontEnd::new(ev_tx, wake),
+                    media: Media::new(opts.mic.clone(), opts.speaker.clone()),
                 };
                 let failed = driver.run().await;
                 if let Some(hub) = hosted {

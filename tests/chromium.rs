@@ -211,6 +211,7 @@ impl Kith {
                 LinkOutput::FileData { data, .. } => self.file.push(data),
                 LinkOutput::Down { reason, .. } => self.down = Some(reason),
                 LinkOutput::Kind { .. }
+                | LinkOutput::Audio { .. }
                 | LinkOutput::FileWritable { .. }
                 | LinkOutput::Regather
                 | LinkOutput::Media { .. } => {}

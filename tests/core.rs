@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use kith::protocol::client::{Client, ClientConfig};
-use kith::protocol::core::{Core, CoreOutput, Now};
+use kith::protocol::core::{Core, CoreOutput, MediaControl, Now};
 use kith::protocol::events::{ClientCommand, ClientEvent, LinkKind};
 use kith::protocol::hub::{Hub, HubConfig, HubOutput};
 use kith::protocol::links::Links;
@@ -30,6 +30,9 @@ struct Node {
     disk: SimDisk,
     events: Vec<ClientEvent>,
     fingerprint: String,
+    /// What the core told the media layer, and the audio packets it handed it: (ts, bytes).
+    media: Vec<MediaControl>,
+    audio: Vec<(u64, Vec<u8>)>,
 }
 
 struct World {
@@ -75,7 +78,16 @@ fn node(now: Now, i: usize, name: &str, key: Keypair, run: u64) -> Node {
     let downloads = PathBuf::from(format!("/home/{name}/Downloads"));
     let transfers = Transfers::new(TransferConfig { downloads, auto_accept: true, max_size: u64::MAX }, seed);
     let core = Core::new(client, links, Nat::new(now.at), transfers, true);
-    Node { core, conn: None, addr, disk: SimDisk::default(), events: Vec::new(), fingerprint }
+    Node {
+        core,
+        conn: None,
+        addr,
+        disk: SimDisk::default(),
+        events: Vec::new(),
+        fingerprint,
+        media: Vec::new(),
+        audio: Vec::new(),
+    }
 }
 
 impl World {
@@ -176,6 +188,8 @@ impl World {
                         }
                         CoreOutput::Event(e) => self.nodes[i].events.push(e),
                         CoreOutput::Disk(request) => self.nodes[i].disk.submit(now.at, request),
+                        CoreOutput::Media(control) => self.nodes[i].media.push(control),
+                        CoreOutput::Audio { ts, data, .. } => self.nodes[i].audio.push((ts, data)),
                         CoreOutput::SaveKnownPeers(_)
                         | CoreOutput::PinHub(_)
                         | CoreOutput::ResolveServers => {}
@@ -448,4 +462,59 @@ fn a_peer_out_of_sight_for_two_minutes_ends_the_transfer() {
     assert!(w.now.at >= gone_at + Duration::from_secs(119), "not before the grace is over");
     assert_eq!(failures(&w, 0), ["the other side has been gone for two minutes"]);
     assert!(w.nodes[0].disk.reading.is_empty(), "alice's file is closed");
+}
+
+/// Twenty 20 ms frames from node `i`'s media layer, each a distinct payload, the clock going
+/// on between them.
+fn speak(w: &mut World, i: usize, first_ts: u64) {
+    for k in 0..20u64 {
+        let ts = first_ts + k * 960;
+        let frame: std::sync::Arc<[u8]> = std::sync::Arc::from(ts.to_be_bytes().as_slice());
+        let now = w.now;
+        w.nodes[i].core.send_audio(now, ts, frame);
+        w.advance(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_call_adds_audio_to_the_running_link_and_a_member_who_left_gets_nothing_more() {
+    let mut w = World::new(&["alice", "bob"]);
+    w.run_until(Duration::from_secs(60), "direct links", |w| {
+        (0..2).all(|i| w.link_kinds(i).last() == Some(&LinkKind::Direct))
+    });
+    let now = w.now;
+    w.nodes[0].core.handle_command(now, ClientCommand::Call { room: "general".into() });
+    w.run_until(Duration::from_secs(10), "ringing at bob's", |w| {
+        w.count(1, |e| matches!(e, ClientEvent::Call { state, .. } if state == "ringing")) == 1
+    });
+    let now = w.now;
+    w.nodes[1].core.handle_command(now, ClientCommand::Call { room: "general".into() });
+    // The audio section is agreed by renegotiating the running link.
+    w.advance(Duration::from_secs(2));
+    for i in 0..2 {
+        assert!(
+            w.nodes[i].media.contains(&MediaControl::Start { muted: false, deafened: false }),
+            "node {i}"
+        );
+    }
+    speak(&mut w, 0, 48_000);
+    speak(&mut w, 1, 96_000);
+    let got: Vec<u64> = w.nodes[1].audio.iter().map(|(ts, _)| *ts).collect();
+    assert!(got.len() >= 18, "bob got alice's frames: {got:?}");
+    for (ts, data) in &w.nodes[1].audio {
+        assert_eq!(data.as_slice(), ts.to_be_bytes(), "each frame arrives as it was written");
+    }
+    assert!(w.nodes[0].audio.len() >= 18, "and alice bob's");
+    // Chat went on over the same link throughout.
+    assert_eq!(w.link_kinds(0), [LinkKind::Direct]);
+
+    // Bob hangs up: his media stops, and alice's frames no longer reach him.
+    let now = w.now;
+    w.nodes[1].core.handle_command(now, ClientCommand::Hangup);
+    w.advance(Duration::from_secs(2));
+    assert_eq!(w.nodes[1].media.last(), Some(&MediaControl::Stop));
+    let before = w.nodes[1].audio.len();
+    speak(&mut w, 0, 200_000);
+    assert_eq!(w.nodes[1].audio.len(), before, "nothing of the call is sent to a member who left");
+    assert!(w.nodes[0].media.contains(&MediaControl::PeerLeft(w.nodes[1].core.client().me())));
 }

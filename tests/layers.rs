@@ -20,8 +20,12 @@ fn sources(dir: &str) -> Vec<PathBuf> {
     out
 }
 
-/// Lines of code (comments left out) before the file's unit tests, which may use anything.
+/// Lines of code (comments left out) before the file's unit tests, which may use anything (a
+/// module's `tests.rs` beside it is all unit tests: it is compiled only under `cfg(test)`).
 fn code_lines(path: &Path) -> Vec<(usize, String)> {
+    if path.file_name().is_some_and(|n| n == "tests.rs") {
+        return Vec::new();
+    }
     let text = std::fs::read_to_string(path).expect("read source");
     text.lines()
         .enumerate()
@@ -86,4 +90,32 @@ fn views_push_actions_instead_of_holding_the_app() {
     let views: Vec<PathBuf> =
         sources("src/ui").into_iter().filter(|p| !p.ends_with("app.rs") && !p.ends_with("mod.rs")).collect();
     forbid(&views, &["super::app", "KithApp"], "views depend on actions, model and view state");
+}
+
+#[test]
+fn the_media_layer_runs_on_its_own_threads_and_knows_only_the_protocol_vocabulary() {
+    forbid(
+        &sources("src/media"),
+        &["crate::net", "crate::core", "crate::ui", "crate::cli", "tokio"],
+        "media talks to the net thread through its own bounded queues, never Tokio's",
+    );
+}
+
+#[test]
+fn the_audio_callbacks_touch_only_their_rings() {
+    // The two cpal callbacks are `push_mono` and `fill_from`: no lock, no allocation, no
+    // channel, no logging in either (all of which can block or allocate on a real-time thread).
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/media/audio_io.rs"))
+        .expect("read audio_io.rs");
+    for callback in ["fn push_mono", "fn fill_from"] {
+        let start = text.find(callback).unwrap_or_else(|| panic!("{callback} is gone"));
+        let body = &text[start..];
+        let end = body.find("\n}\n").expect("end of the function");
+        let body = &body[..end];
+        for word in
+            ["Mutex", "lock(", "Vec", "vec!", "Box", "String", "format!", "tracing", "send(", "println"]
+        {
+            assert!(!body.contains(word), "{callback} uses {word}:\n{body}");
+        }
+    }
 }

@@ -15,8 +15,10 @@ use super::disk::Disk;
 use super::front::FrontEnd;
 use super::hub_conn::{CLOSE_TIMEOUT, HubConn};
 use super::link_socket::{LinkSocket, Received};
+use super::media::{self, Media};
 use super::now_ms;
 use super::profile_writer::ProfileWriter;
+use crate::media::engine::MediaOut;
 use crate::protocol::core::{Core, CoreOutput, Now};
 use crate::protocol::events::{ClientCommand, ClientEvent};
 use crate::protocol::nat::IceServers;
@@ -57,6 +59,8 @@ pub struct Driver {
     /// File reads and writes for the transfers, off the loop, and what they finished.
     pub disk: Disk,
     pub disk_answers: mpsc::Receiver<DiskDone>,
+    /// The call's media thread (while we are in a call) and what it sends back.
+    pub media: Media,
 }
 
 /// A STUN or TURN server, resolved, with our interface address towards it.
@@ -259,6 +263,7 @@ impl Driver {
                     }
                 },
                 Some(done) = self.disk_answers.recv() => self.core.handle_disk(now(), done),
+                Some(out) = self.media.rx.recv() => self.on_media(out),
                 () = self.disk.room(), if self.disk.has_backlog() => self.disk.send_backlog(),
                 got = recv_udp(&mut self.udp) => match got {
                     Ok(batch) => self.on_datagrams(&batch),
@@ -333,6 +338,20 @@ impl Driver {
         self.core.network_changed(now(), host);
     }
 
+    /// What the media thread sent: a frame for the peers, stats, or a problem in words.
+    fn on_media(&mut self, out: MediaOut) {
+        match out {
+            MediaOut::Audio { ts, data } => self.core.send_audio(now(), ts, data),
+            MediaOut::Stats(stats) => {
+                for s in &stats {
+                    let rtt = self.core.rtt_ms(&s.peer);
+                    self.front.push(media::stats_event(s, rtt));
+                }
+            }
+            MediaOut::Problem(text) => self.front.push(ClientEvent::error("media", text)),
+        }
+    }
+
     fn on_datagrams(&mut self, batch: &[Received]) {
         let Some(udp) = &self.udp else { return };
         let now = now();
@@ -394,6 +413,12 @@ impl Driver {
                 }
                 CoreOutput::Disk(request) => self.disk.submit(request),
                 CoreOutput::ResolveServers => self.start_resolving(),
+                CoreOutput::Media(control) => {
+                    if let Some(problem) = self.media.control(control) {
+                        self.front.push(ClientEvent::error("media", problem));
+                    }
+                }
+                CoreOutput::Audio { peer, ts, data, arrived } => self.media.audio(peer, ts, data, arrived),
             }
         }
         Step::Continue

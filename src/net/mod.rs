@@ -9,6 +9,7 @@ pub mod front;
 pub mod hub_conn;
 pub mod hub_server;
 pub mod link_socket;
+pub mod media;
 pub mod profile;
 pub mod profile_writer;
 pub mod queue;

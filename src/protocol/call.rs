@@ -226,6 +226,11 @@ impl Calls {
         self.rooms.iter().find(|(_, c)| c.joined.is_some()).map(|(r, _)| r.as_str())
     }
 
+    /// The others in the call we are in (empty when we are in none).
+    pub fn joined_members(&self) -> Vec<IdentityKey> {
+        self.rooms.values().find(|c| c.joined.is_some()).map(|c| c.members()).unwrap_or_default()
+    }
+
     /// The state of `room`'s call and who is in it (not us), if there is one.
     pub fn view(&self, room: &str) -> Option<(CallState, Vec<IdentityKey>)> {
         self.rooms.get(room).map(|c| (c.state(), c.members()))

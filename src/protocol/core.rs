@@ -5,11 +5,13 @@
 //! the front-end, requests for the disk and the profile. The net layer's loop only moves those
 //! bytes, timers and files; tests drive the whole of it on a simulated clock.
 //!
-//! A call asks the links for an audio section with each peer in it; the media layer (its own
-//! threads) will plug in where the links report media.
+//! A call asks the links for an audio section with each peer in it. The media layer (its own
+//! threads, outside) is told when to start and stop ([`MediaControl`]), gets each peer's
+//! packets ([`CoreOutput::Audio`]) and hands back one encoded frame for all ([`Core::send_audio`]).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::call::{CallEvent, CallOutput, Calls};
@@ -42,6 +44,33 @@ pub enum CoreOutput {
     /// Our addresses changed: resolve the STUN and TURN servers again (new routes to them),
     /// and hand each to [`Core::add_stun`] / [`Core::add_turn`].
     ResolveServers,
+    /// For the media layer: start, stop, a peer gone, mute and deafen.
+    Media(MediaControl),
+    /// An Opus packet from `peer`, who is in our call (RTP timestamp at 48 kHz).
+    Audio { peer: IdentityKey, ts: u64, data: Vec<u8>, arrived: Instant },
+}
+
+/// What the media layer is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaControl {
+    /// We joined a call: open the devices, start encoding.
+    Start {
+        muted: bool,
+        deafened: bool,
+    },
+    /// We are in no call any more: let go of the devices.
+    Stop,
+    /// `peer` left the call: drop its jitter buffer.
+    PeerLeft(IdentityKey),
+    Mute(bool),
+    Deafen(bool),
+}
+
+#[derive(Debug, Default)]
+struct MediaState {
+    running: bool,
+    muted: bool,
+    deafened: bool,
 }
 
 pub struct Core {
@@ -50,6 +79,7 @@ pub struct Core {
     nat: Nat,
     transfers: Transfers,
     calls: Calls,
+    media: MediaState,
     /// Direct links are on (there is a link socket).
     direct: bool,
     out: VecDeque<CoreOutput>,
@@ -60,7 +90,16 @@ impl Core {
     /// hub and link offers are refused at once.
     pub fn new(client: Client, links: Links, nat: Nat, transfers: Transfers, direct: bool) -> Self {
         let calls = Calls::new(client.me());
-        Self { client, links, nat, transfers, calls, direct, out: VecDeque::new() }
+        Self {
+            client,
+            links,
+            nat,
+            transfers,
+            calls,
+            media: MediaState::default(),
+            direct,
+            out: VecDeque::new(),
+        }
     }
 
     /// Join every call that rings here, when not in one already.
@@ -70,6 +109,20 @@ impl Core {
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// One encoded audio frame from the media layer: the same bytes to every peer in the call
+    /// whose link carries audio (encoded once, encrypted per link by its DTLS-SRTP keys).
+    pub fn send_audio(&mut self, now: Now, ts: u64, data: Arc<[u8]>) {
+        for peer in self.calls.joined_members() {
+            self.links.send_audio(now.at, peer, ts, Arc::clone(&data));
+        }
+        self.route(now);
+    }
+
+    /// The round trip to `peer` on its link, when measured.
+    pub fn rtt_ms(&self, peer: &IdentityKey) -> Option<u64> {
+        self.client.link_rtt_ms(peer)
     }
 
     pub fn is_ready(&self) -> bool {
@@ -152,6 +205,18 @@ impl Core {
             ClientCommand::DeclineCall { room } => {
                 if let Err(e) = self.calls.decline(&room) {
                     self.out.push_back(CoreOutput::Event(ClientEvent::error("no_call", e.to_string())));
+                }
+            }
+            ClientCommand::Mute { on } => {
+                self.media.muted = on;
+                if self.media.running {
+                    self.out.push_back(CoreOutput::Media(MediaControl::Mute(on)));
+                }
+            }
+            ClientCommand::Deafen { on } => {
+                self.media.deafened = on;
+                if self.media.running {
+                    self.out.push_back(CoreOutput::Media(MediaControl::Deafen(on)));
                 }
             }
             ClientCommand::Leave { room } => {
@@ -264,7 +329,28 @@ impl Core {
                     self.links.set_media(now.at, peer, MediaSet { audio, video: false });
                 }
             }
-            CallOutput::Event(e) => self.out.push_back(CoreOutput::Event(call_event(e))),
+            CallOutput::Event(e) => {
+                if let CallEvent::Member { peer, joined: false, .. } = &e
+                    && self.media.running
+                {
+                    self.out.push_back(CoreOutput::Media(MediaControl::PeerLeft(*peer)));
+                }
+                self.out.push_back(CoreOutput::Event(call_event(e)));
+                self.sync_media();
+            }
+        }
+    }
+
+    /// Starts the media layer when we join a call and stops it when we are in none.
+    fn sync_media(&mut self) {
+        let joined = self.calls.joined_room().is_some();
+        if joined != self.media.running {
+            self.media.running = joined;
+            let control = match joined {
+                true => MediaControl::Start { muted: self.media.muted, deafened: self.media.deafened },
+                false => MediaControl::Stop,
+            };
+            self.out.push_back(CoreOutput::Media(control));
         }
     }
 
@@ -344,6 +430,11 @@ impl Core {
             // The sections a call asked for are agreed on; the media layer will use them.
             LinkOutput::Media { peer, media } => {
                 tracing::info!(peer = %peer.fingerprint(), audio = media.audio, video = media.video, "link media agreed")
+            }
+            LinkOutput::Audio { peer, ts, data, arrived } => {
+                if self.media.running && self.calls.in_call_with(peer) {
+                    self.out.push_back(CoreOutput::Audio { peer, ts, data, arrived });
+                }
             }
             LinkOutput::Down { peer, reason, fingerprint_mismatch } => {
                 self.transfers.link_down(peer);

@@ -60,11 +60,41 @@ pub enum ClientCommand {
     DeclineCall {
         room: String,
     },
+    /// Stop (or start again) sending our microphone to the call.
+    Mute {
+        on: bool,
+    },
+    /// Stop (or start again) playing the call on our speaker.
+    Deafen {
+        on: bool,
+    },
     Quit,
 }
 
 fn yes() -> bool {
     true
+}
+
+/// One peer's audio in a call: counters since the call began, the rest over the last second.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AudioStats {
+    /// Packets that arrived.
+    pub packets: u64,
+    /// Frames missing when their turn to play came.
+    pub lost: u64,
+    /// Of those, rebuilt from the next packet's forward error correction.
+    pub recovered_fec: u64,
+    /// Audio the decoder made up for the rest.
+    pub concealed_ms: u64,
+    /// Packets that came after their turn.
+    pub late: u64,
+    /// Audio waiting to be played now, and what the jitter buffer aims for.
+    pub jitter_buffer_ms: u32,
+    pub target_ms: u32,
+    /// Loudness of what was played from this peer (dBFS, -100 for silence).
+    pub level_db: i32,
+    /// The dominant frequency of what was decoded (a tone's pitch), if it has one.
+    pub freq_hz: Option<u32>,
 }
 
 /// The path traffic with one peer takes.
@@ -160,6 +190,12 @@ pub enum ClientEvent {
         room: String,
         state: String,
         members: Vec<String>,
+    },
+    /// Once a second per peer in our call: how its audio reaches us.
+    MediaStats {
+        peer: String,
+        rtt_ms: Option<u64>,
+        audio: AudioStats,
     },
     /// Someone `joined`, `left` or `declined` the call we are in.
     CallMember {

@@ -11,12 +11,14 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::bwe::Bitrate;
 use str0m::change::SdpOffer;
 use str0m::channel::ChannelId;
-use str0m::media::{Direction, MediaKind, Mid};
+use str0m::format::Codec;
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, CandidateKind, Event, IceConnectionState, Input, Output, Rtc, RtcError};
 
@@ -85,6 +87,9 @@ pub enum LinkOutput {
     Down { peer: IdentityKey, reason: String, fingerprint_mismatch: bool },
     /// The media sections the link to `peer` carries changed (a negotiation was agreed).
     Media { peer: IdentityKey, media: MediaSet },
+    /// An Opus packet from `peer`: its RTP timestamp (48 kHz, extended to 64 bits by str0m)
+    /// and when its datagram arrived.
+    Audio { peer: IdentityKey, ts: u64, data: Vec<u8>, arrived: Instant },
 }
 
 pub use crate::protocol::transfer::FileWrite;
@@ -256,6 +261,9 @@ impl Links {
             .enable_opus(true, false)
             .enable_h264(true)
             .enable_bwe(Some(INITIAL_BITRATE))
+            // Each packet as it comes: the jitter buffer reorders, and holding packets back
+            // behind a lost one would turn one loss into a stall (and waste its FEC).
+            .set_reordering_size_audio(0)
             .build(now);
         for addr in &self.host {
             match Candidate::host(*addr, "udp") {
@@ -674,6 +682,28 @@ impl Links {
         }
     }
 
+    /// Writes one Opus frame (timestamp `ts` at 48 kHz) on `peer`'s audio section. False if
+    /// the link carries no audio (yet): the frame is dropped, as a late one would be.
+    pub fn send_audio(&mut self, now: Instant, peer: IdentityKey, ts: u64, data: Arc<[u8]>) -> bool {
+        let Some(l) = self.links.get_mut(&peer) else { return false };
+        let Some(mid) = l.audio_mid() else { return false };
+        let Some(writer) = l.rtc.writer(mid) else { return false };
+        let Some(pt) = writer.payload_params().find(|p| p.spec().codec == Codec::Opus).map(|p| p.pt()) else {
+            return false;
+        };
+        let time = MediaTime::new(ts, Frequency::FORTY_EIGHT_KHZ);
+        match writer.write(pt, now, time, data) {
+            Ok(()) => {
+                self.drain(now, peer);
+                true
+            }
+            Err(e) => {
+                tracing::debug!(peer = %peer.fingerprint(), "audio frame not written: {e}");
+                false
+            }
+        }
+    }
+
     /// Bytes queued on `peer`'s file channel and not yet acknowledged; `None` without one.
     pub fn file_buffered(&mut self, peer: &IdentityKey) -> Option<usize> {
         let l = self.links.get_mut(peer)?;
@@ -841,6 +871,14 @@ impl Links {
                 }
                 self.media_changed(peer);
             }
+            Event::MediaData(d) if Some(d.mid) == l.audio_mid() => {
+                self.out.push_back(LinkOutput::Audio {
+                    peer,
+                    ts: d.time.numer(),
+                    data: d.data.to_vec(),
+                    arrived: d.network_time,
+                });
+            }
             Event::Closed => self.fail(now, peer, "the peer closed the link", false),
             _ => {}
         }
@@ -895,6 +933,17 @@ fn relayed_in(sdp: &str) -> Vec<SocketAddr> {
 }
 
 impl PeerLink {
+    /// The audio section, once a negotiation agreed on it.
+    fn audio_mid(&self) -> Option<Mid> {
+        if !self.media.audio {
+            return None;
+        }
+        match self.offerer {
+            true => self.neg.audio_mid(),
+            false => self.mids.iter().find(|(_, k, on)| *k == MediaKind::Audio && *on).map(|(m, _, _)| *m),
+        }
+    }
+
     /// Open, and not looking for a new path: signalling may ride on it.
     fn works(&self) -> bool {
         self.chat.is_some() && self.restart.is_none()

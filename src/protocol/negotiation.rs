@@ -161,6 +161,11 @@ impl Negotiation {
         self.local
     }
 
+    /// The audio section we added, once an offer with it went out.
+    pub fn audio_mid(&self) -> Option<Mid> {
+        self.audio
+    }
+
     /// What the last answered offer carries.
     pub fn agreed(&self) -> MediaSet {
         self.agreed

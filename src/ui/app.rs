@@ -91,6 +91,8 @@ pub struct KithApp {
     started: Option<Instant>,
     first_frame: bool,
     applied_theme: Option<super::settings::Theme>,
+    /// Rings while a call rings here.
+    ringer: crate::core::Ringer,
 }
 
 impl KithApp {
@@ -138,6 +140,7 @@ impl KithApp {
             started: opts.started,
             first_frame: true,
             applied_theme: None,
+            ringer: crate::core::Ringer::new(),
         };
         if let (Some(join), Screen::Connect(form)) = (opts.autojoin, &mut app.screen) {
             form.mode = connect::Mode::Join;
@@ -248,6 +251,8 @@ impl KithApp {
             ice: self.settings.ice_servers(),
             invitation: launch.invitation.clone(),
             auto_answer: false,
+            mic: crate::core::MicChoice::Default,
+            speaker: crate::core::SpeakerChoice::Default,
         };
         let repaint = ctx.clone();
         let waker: crate::core::Waker = Arc::new(move || repaint.request_repaint());
@@ -521,6 +526,8 @@ impl eframe::App for KithApp {
         self.take_picked();
         let now = (self.clock)();
         self.model.sweep_expired(now);
+        let ringing = self.model.calls.values().any(|c| c.phase == super::model::CallPhase::Ringing);
+        self.ringer.set(ringing);
         if let Some(at) = self.model.next_expiry() {
             ctx.request_repaint_after(std::time::Duration::from_millis(at.saturating_sub(now).max(1)));
         }

@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 use super::actions::{Actions, Frame, Recipients, UiAction};
 use super::model::{Connection, Hosting, Peer, PublicAddress};
 use super::view::ViewState;
-use super::{chat, files_view, fingerprint, settings_view, style};
+use super::{call_view, chat, files_view, fingerprint, settings_view, style};
 use crate::core::{LinkKind, MAX_TEXT};
 
 /// Expiry choices in the composer, in seconds.
@@ -21,7 +21,9 @@ pub const EXPIRY_CHOICES: [(Option<u64>, &str); 6] = [
 ];
 
 pub fn show(ui: &mut Ui, ctx: &egui::Context, f: &Frame, view: &mut ViewState, out: &mut Actions) {
-    top_bar(ui, f, view);
+    top_bar(ui, f, view, out);
+    call_view::ringing_banners(ui, f, view, out);
+    call_view::call_bar(ui, f, view, out);
     side_panel(ui, f, view, out);
     composer(ui, f, view, out);
     files_view::strip(ui, f, &mut view.thumbs, out);
@@ -52,7 +54,7 @@ pub fn show(ui: &mut Ui, ctx: &egui::Context, f: &Frame, view: &mut ViewState, o
     }
 }
 
-fn top_bar(ui: &mut Ui, f: &Frame, view: &mut ViewState) {
+fn top_bar(ui: &mut Ui, f: &Frame, view: &mut ViewState, out: &mut Actions) {
     egui::Panel::top("top_bar").show(ui, |ui| {
         ui.add_space(4.0);
         ui.horizontal(|ui| {
@@ -73,9 +75,10 @@ fn top_bar(ui: &mut Ui, f: &Frame, view: &mut ViewState) {
                     view.invite_open = true;
                 }
                 ui.add_enabled(false, egui::Button::new("📹 Video"))
-                    .on_disabled_hover_text("Calls arrive in a coming version");
-                ui.add_enabled(false, egui::Button::new("📞 Call"))
-                    .on_disabled_hover_text("Calls arrive in a coming version");
+                    .on_disabled_hover_text("Video arrives in a coming version");
+                if let Some(room) = &view.room {
+                    call_view::call_button(ui, f, room, out);
+                }
                 connection_status(ui, f.model.connection.as_ref(), &f.model.hub);
             });
         });

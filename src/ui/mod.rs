@@ -2,11 +2,12 @@
 //! [`actions::UiAction`]s, which [`app::KithApp`] applies after each frame (to the model, the
 //! settings, or as commands to the core). Nothing here blocks or touches a socket.
 //!
-//! Views (`onboarding`, `connect`, `main_view`, `chat`, `files_view`, `fingerprint`,
+//! Views (`onboarding`, `connect`, `main_view`, `call_view`, `chat`, `files_view`, `fingerprint`,
 //! `settings_view`) depend on `actions`, `model`, `view` and `style`, never on `app`.
 
 pub mod actions;
 pub mod app;
+mod call_view;
 mod chat;
 mod connect;
 pub mod files;

@@ -39,7 +39,7 @@ impl Hosting {
         let (Some(inv), PublicAddress::Found { addr, .. }) = (&mut self.invitation, &self.public) else {
             return;
         };
-        if !inv.hubs.contains(addr) && inv.hubs.len() < crate::protocol::invite::MAX_HUBS {
+        if !inv.hubs.contains(addr) && inv.hubs.len() < crate::core::MAX_INVITE_HUBS {
             inv.hubs.push(addr.clone());
         }
     }
@@ -171,6 +171,32 @@ pub struct Incoming {
     pub text: String,
 }
 
+/// Where a room's call stands for us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallPhase {
+    /// Someone is calling us.
+    Ringing,
+    /// Others are in it; we are not.
+    Running,
+    /// We are in it.
+    Joined,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallView {
+    pub phase: CallPhase,
+    /// The others in it, by fingerprint.
+    pub members: BTreeSet<String>,
+}
+
+/// The call's media as the window shows it: each person's last stats (level, loss) and what
+/// the media layer said was wrong (no microphone, no speaker).
+#[derive(Debug, Clone, Default)]
+pub struct CallMedia {
+    pub stats: HashMap<String, crate::core::AudioStats>,
+    pub problems: Vec<String>,
+}
+
 /// A failure the connect screen explains.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fatal {
@@ -193,6 +219,9 @@ pub struct Model {
     pub ice_problems: Vec<String>,
     /// File transfers in both directions.
     pub files: super::files::Transfers,
+    /// Each room's call we know of.
+    pub calls: BTreeMap<String, CallView>,
+    pub call_media: CallMedia,
     pub fatal: Option<Fatal>,
     /// Our sends by tag until `sent` or `error` answers.
     pending: HashMap<String, String>,
@@ -305,6 +334,49 @@ impl Model {
         }
     }
 
+    /// A room's call changed; a call that starts ringing comes back to notify about.
+    fn apply_call(&mut self, room: String, state: &str, members: Vec<String>) -> Option<Incoming> {
+        let members: BTreeSet<String> = members.into_iter().collect();
+        let phase = match state {
+            "ringing" => CallPhase::Ringing,
+            "joined" => CallPhase::Joined,
+            // Left: the others may go on without us.
+            "running" | "left" if !members.is_empty() => CallPhase::Running,
+            _ => {
+                self.calls.remove(&room);
+                if !self.calls.values().any(|c| c.phase == CallPhase::Joined) {
+                    self.call_media = CallMedia::default();
+                }
+                return None;
+            }
+        };
+        if state == "joined" || state == "left" {
+            self.call_media = CallMedia::default();
+        }
+        let caller = members.iter().next().map(|fp| self.name_of(fp));
+        let was_ringing = self.calls.get(&room).is_some_and(|c| c.phase == CallPhase::Ringing);
+        self.calls.insert(room.clone(), CallView { phase, members });
+        match (phase, caller) {
+            (CallPhase::Ringing, Some(name)) if !was_ringing => {
+                Some(Incoming { room: room.clone(), name, text: format!("is calling you in #{room}") })
+            }
+            _ => None,
+        }
+    }
+
+    /// The call we are in: its room and view.
+    pub fn joined_call(&self) -> Option<(&str, &CallView)> {
+        self.calls.iter().find(|(_, c)| c.phase == CallPhase::Joined).map(|(r, c)| (r.as_str(), c))
+    }
+
+    /// A peer's name as the window shows it (its fingerprint's start if unknown).
+    pub fn name_of(&self, fp: &str) -> String {
+        match self.peers.get(fp) {
+            Some(p) if !p.name.is_empty() => p.name.clone(),
+            _ => fp.chars().take(8).collect(),
+        }
+    }
+
     /// Marks every message in `room` read.
     pub fn mark_read(&mut self, room: &str) {
         if let Some(r) = self.rooms.get_mut(room) {
@@ -327,8 +399,31 @@ impl Model {
                 self.hub = hub;
                 self.connection = Some(Connection::Online);
             }
-            // The window's call view comes with the media layer; the Call button is off.
-            ClientEvent::Call { .. } | ClientEvent::CallMember { .. } => {}
+            ClientEvent::Call { room, state, members } => return self.apply_call(room, &state, members),
+            ClientEvent::CallMember { room, peer, state } => {
+                let name = self.name_of(&peer);
+                if let Some(c) = self.calls.get_mut(&room) {
+                    match state.as_str() {
+                        "joined" => {
+                            c.members.insert(peer);
+                        }
+                        _ => {
+                            c.members.remove(&peer);
+                            self.call_media.stats.remove(&peer);
+                        }
+                    }
+                }
+                if state == "declined" {
+                    self.notice(&room, format!("{name} declined the call"), false);
+                }
+            }
+            ClientEvent::MediaStats { peer, audio, .. } => {
+                let in_call =
+                    self.calls.values().any(|c| c.phase == CallPhase::Joined && c.members.contains(&peer));
+                if in_call {
+                    self.call_media.stats.insert(peer, audio);
+                }
+            }
             ClientEvent::Disconnected { reason } => {
                 self.connection = Some(Connection::Reconnecting { reason });
                 for p in self.peers.values_mut() {
@@ -532,6 +627,13 @@ impl Model {
                     self.ice_problems.push(message);
                     if self.ice_problems.len() > 4 {
                         self.ice_problems.remove(0);
+                    }
+                } else if code == "media" {
+                    // Shown in the call bar: "no microphone … receive-only" and the like.
+                    self.call_media.problems.retain(|p| p != &message);
+                    self.call_media.problems.push(message);
+                    if self.call_media.problems.len() > 4 {
+                        self.call_media.problems.remove(0);
                     }
                 } else if code == "stun_failed" {
                     if let Some(h) = &mut self.hosting {

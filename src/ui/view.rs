@@ -31,4 +31,7 @@ pub struct ViewState {
     pub chat_rows: HashMap<String, chat::Rows>,
     /// Decoded thumbnails of image transfers.
     pub thumbs: Thumbnails,
+    /// In a call: our microphone is off, our speaker is off.
+    pub muted: bool,
+    pub deafened: bool,
 }

@@ -58,7 +58,11 @@ impl Client {
             | ClientCommand::DeclineFile { .. }
             | ClientCommand::CancelFile { .. } => {}
             // So do calls, in the core's call machine.
-            ClientCommand::Call { .. } | ClientCommand::Hangup | ClientCommand::DeclineCall { .. } => {}
+            ClientCommand::Call { .. }
+            | ClientCommand::Hangup
+            | ClientCommand::DeclineCall { .. }
+            | ClientCommand::Mute { .. }
+            | ClientCommand::Deafen { .. } => {}
             ClientCommand::Quit => {}
         }
     }

@@ -109,6 +109,11 @@ impl Client {
 
     /// The link layer reported the path to `peer`: keep its round trip, and announce the path
     /// if its kind changed.
+    /// The round trip on the link to `peer`, when one is open and measured.
+    pub fn link_rtt_ms(&self, peer: &IdentityKey) -> Option<u64> {
+        self.peers.get(peer).filter(|p| p.link.open).and_then(|p| p.link.rtt_ms)
+    }
+
     pub fn handle_link_kind(&mut self, peer: IdentityKey, kind: LinkKind, rtt_ms: Option<u64>) {
         let Some(p) = self.peers.get_mut(&peer) else { return };
         if !p.link.open {

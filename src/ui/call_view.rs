@@ -1,0 +1,110 @@
+//! Calls in the window: the Call button in the top bar, a banner for a call that rings, and
+//! while we are in one a bar with who is in it (a ring that lights with each voice), mute,
+//! deafen and hang up, and what the media layer said about missing devices.
+
+use egui::{Color32, RichText, Ui};
+
+use super::actions::{Actions, Frame};
+use super::model::CallPhase;
+use super::style;
+use super::view::ViewState;
+use crate::core::ClientCommand;
+
+/// A voice this loud (dBFS over the last second) lights its ring.
+const SPEAKING_DB: i32 = -45;
+
+/// The top bar's button for the room on screen: start, join, or leave its call.
+pub fn call_button(ui: &mut Ui, f: &Frame, room: &str, out: &mut Actions) {
+    let online = matches!(f.model.connection, Some(super::model::Connection::Online));
+    let phase = f.model.calls.get(room).map(|c| c.phase);
+    let (label, hover) = match phase {
+        Some(CallPhase::Joined) => ("📞 Leave call", "Hang up"),
+        Some(CallPhase::Ringing | CallPhase::Running) => {
+            ("📞 Join call", "Join the call running in this room")
+        }
+        None => ("📞 Call", "Start a call with everyone in this room"),
+    };
+    let button = ui.add_enabled(online, egui::Button::new(label)).on_hover_text(hover);
+    let button = button.on_disabled_hover_text("Calls need the hub: reconnecting…");
+    if button.clicked() {
+        match phase {
+            Some(CallPhase::Joined) => out.command(ClientCommand::Hangup),
+            _ => out.command(ClientCommand::Call { room: room.to_string() }),
+        }
+    }
+}
+
+/// A banner for each call that rings here: who calls, Accept and Decline.
+pub fn ringing_banners(ui: &mut Ui, f: &Frame, view: &mut ViewState, out: &mut Actions) {
+    for (room, call) in f.model.calls.iter().filter(|(_, c)| c.phase == CallPhase::Ringing) {
+        let names: Vec<String> = call.members.iter().map(|fp| f.model.name_of(fp)).collect();
+        egui::Panel::top(("ringing", room)).show(ui, |ui| {
+            style::callout(ui, style::OK, |ui| {
+                ui.horizontal(|ui| {
+                    ui.label(RichText::new(format!("📞 {} calling in #{room}", names.join(", "))).strong());
+                    if ui.button("Accept").clicked() {
+                        view.room = Some(room.clone());
+                        out.command(ClientCommand::Call { room: room.clone() });
+                    }
+                    if ui.button("Decline").clicked() {
+                        out.command(ClientCommand::DeclineCall { room: room.clone() });
+                    }
+                });
+            });
+        });
+    }
+}
+
+/// While we are in a call: its people, our controls, and any device problem in words.
+pub fn call_bar(ui: &mut Ui, f: &Frame, view: &mut ViewState, out: &mut Actions) {
+    let Some((room, call)) = f.model.joined_call() else { return };
+    egui::Panel::top("call_bar").show(ui, |ui| {
+        ui.add_space(4.0);
+        ui.horizontal_wrapped(|ui| {
+            ui.label(RichText::new(format!("In a call in #{room}")).strong());
+            if call.members.is_empty() {
+                ui.label(RichText::new("waiting for others to join…").weak());
+            }
+            for fp in &call.members {
+                let stats = f.model.call_media.stats.get(fp);
+                let speaking = stats.is_some_and(|s| s.level_db > SPEAKING_DB);
+                let colour = if speaking { style::OK } else { Color32::GRAY };
+                let (rect, _) = ui.allocate_exact_size(egui::vec2(14.0, 14.0), egui::Sense::hover());
+                ui.painter().circle_stroke(rect.center(), 6.0, egui::Stroke::new(2.5, colour));
+                let name = f.model.name_of(fp);
+                let hover = match stats {
+                    Some(s) => format!(
+                        "{name}: {} dB, {} ms in the jitter buffer, {} lost ({} recovered)",
+                        s.level_db, s.jitter_buffer_ms, s.lost, s.recovered_fec
+                    ),
+                    None => format!("{name}: no audio yet"),
+                };
+                ui.label(name).on_hover_text(hover);
+            }
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                if ui.button(RichText::new("Hang up").color(style::DANGER)).clicked() {
+                    out.command(ClientCommand::Hangup);
+                }
+                let deafen = if view.deafened { "🔇 Undeafen" } else { "🔈 Deafen" };
+                if ui.selectable_label(view.deafened, deafen).on_hover_text("Stop hearing the call").clicked()
+                {
+                    view.deafened = !view.deafened;
+                    out.command(ClientCommand::Deafen { on: view.deafened });
+                }
+                let mute = if view.muted { "🎙 Unmute" } else { "🎙 Mute" };
+                if ui
+                    .selectable_label(view.muted, mute)
+                    .on_hover_text("Stop sending your microphone")
+                    .clicked()
+                {
+                    view.muted = !view.muted;
+                    out.command(ClientCommand::Mute { on: view.muted });
+                }
+            });
+        });
+        for problem in &f.model.call_media.problems {
+            ui.colored_label(style::WARN, problem);
+        }
+        ui.add_space(2.0);
+    });
+}
