@@ -23,28 +23,35 @@ const RING_MS: usize = 200;
 /// Audio queued for the speaker beyond what the device buffers itself.
 const PLAYOUT_TARGET: usize = 2 * FRAME;
 
-/// The sound system's devices, for Settings and `kith doctor`.
+/// The sound system's devices, for Settings and `kith doctor`: each by the name `--mic` and
+/// `--speaker` take (the sound system's own, stable across runs) and what it is called.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeviceList {
     pub host: String,
-    pub inputs: Vec<String>,
-    pub outputs: Vec<String>,
+    pub inputs: Vec<(String, String)>,
+    pub outputs: Vec<(String, String)>,
     pub default_input: Option<String>,
     pub default_output: Option<String>,
 }
 
+/// A device's stable name (its id without the host), or what it is called if it has no id.
+fn device_name(d: &cpal::Device) -> String {
+    d.id().map(|id| id.id().to_string()).unwrap_or_else(|_| d.to_string())
+}
+
 pub fn list_devices() -> Result<DeviceList, String> {
     let host = cpal::default_host();
+    let named = |d: cpal::Device| (device_name(&d), d.to_string());
     let inputs = host.input_devices().map_err(|e| format!("cannot list input devices: {e}"))?;
-    let inputs: Vec<String> = inputs.map(|d| d.to_string()).collect();
+    let inputs = inputs.map(named).collect();
     let outputs = host.output_devices().map_err(|e| format!("cannot list output devices: {e}"))?;
-    let outputs: Vec<String> = outputs.map(|d| d.to_string()).collect();
+    let outputs = outputs.map(named).collect();
     Ok(DeviceList {
         host: host.id().name().to_string(),
         inputs,
         outputs,
-        default_input: host.default_input_device().map(|d| d.to_string()),
-        default_output: host.default_output_device().map(|d| d.to_string()),
+        default_input: host.default_input_device().map(|d| device_name(&d)),
+        default_output: host.default_output_device().map(|d| device_name(&d)),
     })
 }
 
@@ -60,7 +67,7 @@ fn find_device(input: bool, name: Option<&str>) -> Result<cpal::Device, String> 
             let devices = if input { host.input_devices() } else { host.output_devices() };
             devices
                 .map_err(|e| format!("cannot list {what} devices: {e}"))?
-                .find(|d| d.to_string() == name)
+                .find(|d| device_name(d) == name || d.to_string() == name)
                 .ok_or_else(|| format!("no {what} device named {name:?}"))
         }
     }
@@ -85,7 +92,16 @@ fn pick_config(
         .min_by_key(|r| (r.channels(), r.sample_format() != cpal::SampleFormat::F32));
     if let Some(r) = best {
         let c = r.with_sample_rate(SAMPLE_RATE);
-        return Ok((c.config(), c.sample_format()));
+        let mut config = c.config();
+        // Ask for 10 ms callbacks. Left to itself a sound server may ask for seconds at a
+        // time (PulseAudio's default), far more than the 40 ms the ring holds for it.
+        let period = (SAMPLE_RATE / 100) as cpal::FrameCount;
+        if let cpal::SupportedBufferSize::Range { min, max } = r.buffer_size()
+            && (*min..=*max).contains(&period)
+        {
+            config.buffer_size = cpal::BufferSize::Fixed(period);
+        }
+        return Ok((config, c.sample_format()));
     }
     let c = if input { device.default_input_config() } else { device.default_output_config() }
         .map_err(|e| format!("no usable configuration: {e}"))?;

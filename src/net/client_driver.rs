@@ -254,6 +254,8 @@ impl Driver {
                         self.quit(&mut hub).await;
                         return false;
                     }
+                    // Asking the sound system can take a while: off the loop.
+                    Some(ClientCommand::Devices) => media::list_devices(self.front.sender()),
                     Some(cmd) => self.core.handle_command(now(), cmd),
                 },
                 Some(server) = self.servers.1.recv() => match server {

@@ -59,6 +59,7 @@ impl Media {
             MediaControl::PeerLeft(peer) => self.send(MediaIn::PeerLeft { peer }),
             MediaControl::Mute(on) => self.send(MediaIn::Mute(on)),
             MediaControl::Deafen(on) => self.send(MediaIn::Deafen(on)),
+            MediaControl::Volume { peer, gain } => self.send(MediaIn::Volume { peer, gain }),
         }
     }
 
@@ -74,6 +75,24 @@ impl Media {
             e.send(MediaIn::Audio { peer, ts, data, arrived });
         }
     }
+}
+
+/// Lists the sound system's devices on a blocking thread and sends the `devices` event (or an
+/// error in words).
+pub fn list_devices(events: mpsc::Sender<ClientEvent>) {
+    tokio::task::spawn_blocking(move || {
+        let event = match crate::media::audio_io::list_devices() {
+            Ok(d) => ClientEvent::Devices {
+                host: d.host,
+                inputs: d.inputs.into_iter().map(|(n, desc)| [n, desc]).collect(),
+                outputs: d.outputs.into_iter().map(|(n, desc)| [n, desc]).collect(),
+                default_input: d.default_input,
+                default_output: d.default_output,
+            },
+            Err(e) => ClientEvent::error("media", e),
+        };
+        let _ = events.blocking_send(event);
+    });
 }
 
 /// One peer's stats in the front-ends' words.

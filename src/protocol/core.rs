@@ -51,7 +51,7 @@ pub enum CoreOutput {
 }
 
 /// What the media layer is told.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum MediaControl {
     /// We joined a call: open the devices, start encoding.
     Start {
@@ -64,13 +64,23 @@ pub enum MediaControl {
     PeerLeft(IdentityKey),
     Mute(bool),
     Deafen(bool),
+    /// How loud `peer` plays (1.0 as sent, up to 2.0).
+    Volume {
+        peer: IdentityKey,
+        gain: f32,
+    },
 }
+
+/// Per-person volumes remembered (a call has at most 10 people; these outlive calls).
+const MAX_VOLUMES: usize = 64;
 
 #[derive(Debug, Default)]
 struct MediaState {
     running: bool,
     muted: bool,
     deafened: bool,
+    /// Volumes the user set, applied again when the media layer starts.
+    volumes: std::collections::HashMap<IdentityKey, f32>,
 }
 
 pub struct Core {
@@ -213,6 +223,25 @@ impl Core {
                     self.out.push_back(CoreOutput::Media(MediaControl::Mute(on)));
                 }
             }
+            ClientCommand::Volume { peer, percent } => match self.client.secure_peer(&peer) {
+                Some(key) => {
+                    let gain = percent.min(200) as f32 / 100.0;
+                    self.media.volumes.insert(key, gain);
+                    if self.media.volumes.len() > MAX_VOLUMES {
+                        // Volumes of people long gone: the oldest setting goes (any will do).
+                        if let Some(k) = self.media.volumes.keys().find(|k| **k != key).copied() {
+                            self.media.volumes.remove(&k);
+                        }
+                    }
+                    if self.media.running {
+                        self.out.push_back(CoreOutput::Media(MediaControl::Volume { peer: key, gain }));
+                    }
+                }
+                None => {
+                    let msg = format!("no secure session with {peer}");
+                    self.out.push_back(CoreOutput::Event(ClientEvent::error("unknown_peer", msg)));
+                }
+            },
             ClientCommand::Deafen { on } => {
                 self.media.deafened = on;
                 if self.media.running {
@@ -351,6 +380,11 @@ impl Core {
                 false => MediaControl::Stop,
             };
             self.out.push_back(CoreOutput::Media(control));
+            if joined {
+                for (peer, gain) in &self.media.volumes {
+                    self.out.push_back(CoreOutput::Media(MediaControl::Volume { peer: *peer, gain: *gain }));
+                }
+            }
         }
     }
 

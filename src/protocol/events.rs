@@ -60,6 +60,8 @@ pub enum ClientCommand {
     DeclineCall {
         room: String,
     },
+    /// List the sound system's microphones and speakers (answered with `devices`).
+    Devices,
     /// Stop (or start again) sending our microphone to the call.
     Mute {
         on: bool,
@@ -67,6 +69,11 @@ pub enum ClientCommand {
     /// Stop (or start again) playing the call on our speaker.
     Deafen {
         on: bool,
+    },
+    /// How loud `peer` plays in our call: 0–200 (% of as sent).
+    Volume {
+        peer: String,
+        percent: u32,
     },
     Quit,
 }
@@ -190,6 +197,15 @@ pub enum ClientEvent {
         room: String,
         state: String,
         members: Vec<String>,
+    },
+    /// The sound system's devices: each `[name, description]`, `name` being what `--mic` and
+    /// `--speaker` take.
+    Devices {
+        host: String,
+        inputs: Vec<[String; 2]>,
+        outputs: Vec<[String; 2]>,
+        default_input: Option<String>,
+        default_output: Option<String>,
     },
     /// Once a second per peer in our call: how its audio reaches us.
     MediaStats {

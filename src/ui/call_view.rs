@@ -79,7 +79,16 @@ pub fn call_bar(ui: &mut Ui, f: &Frame, view: &mut ViewState, out: &mut Actions)
                     ),
                     None => format!("{name}: no audio yet"),
                 };
-                ui.label(name).on_hover_text(hover);
+                // Click a name for that person's volume.
+                ui.menu_button(name, |ui| {
+                    let volume = view.volumes.entry(fp.clone()).or_insert(100);
+                    let slider = egui::Slider::new(volume, 0..=200).suffix(" %").text("volume");
+                    if ui.add(slider).changed() {
+                        out.command(ClientCommand::Volume { peer: fp.clone(), percent: *volume });
+                    }
+                })
+                .response
+                .on_hover_text(hover);
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 if ui.button(RichText::new("Hang up").color(style::DANGER)).clicked() {
@@ -91,7 +100,7 @@ pub fn call_bar(ui: &mut Ui, f: &Frame, view: &mut ViewState, out: &mut Actions)
                     view.deafened = !view.deafened;
                     out.command(ClientCommand::Deafen { on: view.deafened });
                 }
-                let mute = if view.muted { "🎙 Unmute" } else { "🎙 Mute" };
+                let mute = if view.muted { "🎤 Unmute" } else { "🎤 Mute" };
                 if ui
                     .selectable_label(view.muted, mute)
                     .on_hover_text("Stop sending your microphone")

@@ -417,6 +417,8 @@ impl Model {
                     self.notice(&room, format!("{name} declined the call"), false);
                 }
             }
+            // The device pickers come with the Settings part of calls; the window asks for none.
+            ClientEvent::Devices { .. } => {}
             ClientEvent::MediaStats { peer, audio, .. } => {
                 let in_call =
                     self.calls.values().any(|c| c.phase == CallPhase::Joined && c.members.contains(&peer));

@@ -34,4 +34,6 @@ pub struct ViewState {
     /// In a call: our microphone is off, our speaker is off.
     pub muted: bool,
     pub deafened: bool,
+    /// Each person's volume in calls, in % (100 as sent).
+    pub volumes: HashMap<String, u32>,
 }

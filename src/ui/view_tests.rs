@@ -252,3 +252,84 @@ fn the_join_form_explains_a_bad_address_and_asks_to_join_a_good_one() {
     assert_eq!(joins, ["nowhere:7447"]);
     assert!(h.state().form.problem.is_none());
 }
+
+fn commands(w: &Window) -> Vec<ClientCommand> {
+    w.actions
+        .iter()
+        .filter_map(|a| match a {
+            UiAction::Command(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_ringing_call_is_a_banner_whose_accept_joins_it_and_decline_says_so() {
+    let mut events = with_bob(true);
+    events.push(ClientEvent::Call {
+        room: "general".into(),
+        state: "ringing".into(),
+        members: vec![BOB.into()],
+    });
+    let mut h = main_window(window(events));
+    h.run();
+    h.get_by_label_contains("bob calling in #general");
+    h.get_by_label("📞 Join call");
+    h.get_by_label("Accept").click();
+    h.run();
+    assert_eq!(commands(h.state()), [ClientCommand::Call { room: "general".into() }]);
+    h.state_mut().actions.clear();
+    h.get_by_label("Decline").click();
+    h.run();
+    assert_eq!(commands(h.state()), [ClientCommand::DeclineCall { room: "general".into() }]);
+}
+
+#[test]
+fn in_a_call_the_bar_shows_who_speaks_and_mute_deafen_and_hang_up_are_commands() {
+    let mut events = with_bob(true);
+    events.push(ClientEvent::Call {
+        room: "general".into(),
+        state: "joined".into(),
+        members: vec![BOB.into()],
+    });
+    events.push(ClientEvent::Error {
+        code: "media".into(),
+        message:
+            "no microphone (the sound system has no default input device): the call goes on receive-only"
+                .into(),
+        fatal: false,
+        tag: None,
+    });
+    let mut h = main_window(window(events));
+    h.run();
+    h.get_by_label("In a call in #general");
+    h.get_by_label_contains("receive-only");
+    h.get_by_label("📞 Leave call");
+    h.get_by_label("🎤 Mute").click();
+    h.run();
+    h.get_by_label("🔈 Deafen").click();
+    h.run();
+    h.get_by_label("Hang up").click();
+    h.run();
+    assert_eq!(
+        commands(h.state()),
+        [ClientCommand::Mute { on: true }, ClientCommand::Deafen { on: true }, ClientCommand::Hangup]
+    );
+    // Muted, the button offers to unmute.
+    h.get_by_label("🎤 Unmute");
+}
+
+#[test]
+fn with_no_call_the_button_starts_one_and_is_off_while_offline() {
+    let mut h = main_window(window(with_bob(true)));
+    h.run();
+    h.get_by_label("📞 Call").click();
+    h.run();
+    assert_eq!(commands(h.state()), [ClientCommand::Call { room: "general".into() }]);
+    h.state_mut().model.apply(ClientEvent::Disconnected { reason: "hub gone".into() }, None, NOW);
+    h.state_mut().actions.clear();
+    h.run();
+    h.get_by_label("📞 Call").click();
+    h.run();
+    assert!(commands(h.state()).is_empty(), "a call needs the hub");
+}

@@ -61,6 +61,8 @@ impl Client {
             ClientCommand::Call { .. }
             | ClientCommand::Hangup
             | ClientCommand::DeclineCall { .. }
+            | ClientCommand::Devices
+            | ClientCommand::Volume { .. }
             | ClientCommand::Mute { .. }
             | ClientCommand::Deafen { .. } => {}
             ClientCommand::Quit => {}
