@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the real desktop app under Xvfb, with a second client (`kith headless`) hosting a hub and
-# chatting into it, and saves a screenshot of the window: docs/screenshot.png.
+# chatting into it, and saves screenshots of the window: docs/screenshot.png, the fingerprint
+# dialog (-verify), and a call from bob (-call-ringing, then accepted: -call).
 #
 #   scripts/screenshot.sh [path/to/kith] [out.png]
 #
@@ -18,6 +19,7 @@ export KITH_PASSWORD="screenshot-pw"
 # Bob hosts the hub from a terminal client and will talk.
 mkfifo "$WORK/bob.in"
 "$KITH" --profile "$WORK/bob" headless --name bob --host "127.0.0.1:$PORT" --hub-rooms general,random \
+    --mic tone:440 --speaker null \
     <"$WORK/bob.in" >"$WORK/bob.out" 2>"$WORK/bob.err" &
 pids+=($!)
 exec 3>"$WORK/bob.in"
@@ -55,4 +57,15 @@ xdotool mousemove --window "$WIN" 40 226 click 1
 sleep 1
 import -window "$WIN" "${OUT%.png}-verify.png"
 echo "saved ${OUT%.png}-verify.png"
+# Bob calls the room: a banner rings in the window; Accept joins, and the call bar shows bob.
+xdotool key Escape
+sleep 0.5
+say '{"cmd":"call","room":"general"}'
+sleep 1.5
+import -window "$WIN" "${OUT%.png}-call-ringing.png"
+echo "saved ${OUT%.png}-call-ringing.png"
+xdotool mousemove --window "$WIN" "${ACCEPT_X:-205}" "${ACCEPT_Y:-68}" click 1
+sleep 4
+import -window "$WIN" "${OUT%.png}-call.png"
+echo "saved ${OUT%.png}-call.png"
 printf '{"cmd":"quit"}\n' >&3

@@ -14,7 +14,7 @@ use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use rtrb::{Consumer, Producer, RingBuffer};
 
 use super::devices::{MicChoice, SpeakerChoice};
-use super::sources::{Microphone, Speaker};
+use super::sources::{Microphone, Pacer, STALLED, STARTING, Speaker};
 use super::{FRAME, SAMPLE_RATE};
 
 /// Each ring holds 200 ms: room for a late media thread, not a growing delay (the speaker
@@ -119,6 +119,10 @@ struct DeviceMic {
     failed: Arc<AtomicBool>,
     /// Samples the callback could not queue (the media thread was behind).
     overruns: Arc<AtomicU64>,
+    /// When the device last gave us a frame.
+    last_frame: Option<Instant>,
+    opened: Instant,
+    said: bool,
 }
 
 pub fn open_input(choice: &MicChoice) -> Result<Box<dyn Microphone>, String> {
@@ -166,6 +170,9 @@ pub fn open_input(choice: &MicChoice) -> Result<Box<dyn Microphone>, String> {
         resampler: Resampler::new(rate, SAMPLE_RATE),
         failed,
         overruns,
+        last_frame: None,
+        opened: Instant::now(),
+        said: false,
     }))
 }
 
@@ -186,7 +193,7 @@ fn push_mono<T: Copy>(
 }
 
 impl Microphone for DeviceMic {
-    fn read(&mut self, _now: Instant, frame: &mut [f32; FRAME]) -> bool {
+    fn read(&mut self, now: Instant, frame: &mut [f32; FRAME]) -> bool {
         if self.failed.load(Ordering::Relaxed) {
             return false;
         }
@@ -194,7 +201,29 @@ impl Microphone for DeviceMic {
         if dropped > 0 {
             tracing::debug!(dropped, "microphone samples dropped: the media thread was behind");
         }
-        self.resampler.pull(&mut self.ring, frame)
+        let got = self.resampler.pull(&mut self.ring, frame);
+        if got {
+            self.last_frame = Some(now);
+        }
+        got
+    }
+
+    fn problem(&mut self, now: Instant) -> Option<String> {
+        let (since, allowed) = match self.last_frame {
+            Some(at) => (at, STALLED * 2),
+            None => (self.opened, STARTING),
+        };
+        let stuck = self.failed.load(Ordering::Relaxed) || now - since > allowed;
+        if stuck && !self.said {
+            self.said = true;
+            return Some(
+                "the microphone gives no audio (the sound device delivers nothing): the others do not hear you".into(),
+            );
+        }
+        if !stuck {
+            self.said = false;
+        }
+        None
     }
 }
 
@@ -205,6 +234,16 @@ struct DeviceSpeaker {
     rate: u32,
     resampled: Vec<f32>,
     failed: Arc<AtomicBool>,
+    /// Samples the device has taken (the callback counts them).
+    taken: Arc<AtomicU64>,
+    /// When the device last took any, and how many it had then; how many times it took.
+    last_taken: (Instant, u64),
+    takes: u32,
+    /// The device stopped taking audio: the call is paced by the clock instead, so the
+    /// jitter buffers keep playing out (and the stats stay true) rather than filling up.
+    stalled: bool,
+    said: bool,
+    pacer: Pacer,
 }
 
 pub fn open_output(choice: &SpeakerChoice) -> Result<Box<dyn Speaker>, String> {
@@ -225,17 +264,21 @@ pub fn open_output(choice: &SpeakerChoice) -> Result<Box<dyn Speaker>, String> {
             failed.store(true, Ordering::Relaxed);
         }
     };
+    let taken = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&taken);
     let stream = match format {
         cpal::SampleFormat::F32 => device.build_output_stream(
             config,
-            move |out: &mut [f32], _: &cpal::OutputCallbackInfo| fill_from(&mut rx, out, channels, |s| s),
+            move |out: &mut [f32], _: &cpal::OutputCallbackInfo| {
+                fill_from(&mut rx, out, channels, &counter, |s| s)
+            },
             on_error,
             None,
         ),
         _ => device.build_output_stream(
             config,
             move |out: &mut [i16], _: &cpal::OutputCallbackInfo| {
-                fill_from(&mut rx, out, channels, |s| (s.clamp(-1.0, 1.0) * 32767.0) as i16)
+                fill_from(&mut rx, out, channels, &counter, |s| (s.clamp(-1.0, 1.0) * 32767.0) as i16)
             },
             on_error,
             None,
@@ -250,12 +293,26 @@ pub fn open_output(choice: &SpeakerChoice) -> Result<Box<dyn Speaker>, String> {
         rate,
         resampled: Vec::with_capacity(FRAME * 4),
         failed,
+        taken,
+        last_taken: (Instant::now(), 0),
+        takes: 0,
+        stalled: false,
+        said: false,
+        pacer: Pacer::default(),
     }))
 }
 
 /// The playout callback's work: each frame gets the next mono sample on every channel; an
-/// empty ring leaves the (pre-silenced) rest alone.
-fn fill_from<T: Copy>(rx: &mut Consumer<f32>, out: &mut [T], channels: usize, from_f32: impl Fn(f32) -> T) {
+/// empty ring leaves the (pre-silenced) rest alone. It counts what the device asked for, so
+/// the media thread can tell a device that stopped playing.
+fn fill_from<T: Copy>(
+    rx: &mut Consumer<f32>,
+    out: &mut [T],
+    channels: usize,
+    taken: &AtomicU64,
+    from_f32: impl Fn(f32) -> T,
+) {
+    taken.fetch_add((out.len() / channels) as u64, Ordering::Relaxed);
     for frame in out.chunks_exact_mut(channels) {
         let Ok(s) = rx.pop() else { return };
         let v = from_f32(s);
@@ -266,13 +323,44 @@ fn fill_from<T: Copy>(rx: &mut Consumer<f32>, out: &mut [T], channels: usize, fr
 }
 
 impl Speaker for DeviceSpeaker {
-    fn wants(&mut self, _now: Instant) -> bool {
-        if self.failed.load(Ordering::Relaxed) {
-            return false;
+    fn wants(&mut self, now: Instant) -> bool {
+        let taken = self.taken.load(Ordering::Relaxed);
+        if taken != self.last_taken.1 {
+            self.last_taken = (now, taken);
+            self.takes = self.takes.saturating_add(1);
+            self.stalled = false;
+        } else {
+            // A new stream's first request is its prebuffer; a sound server may wait a while
+            // (PulseAudio's null sink: 2 s) before it asks again and playing really starts.
+            let allowed = if self.takes < 2 { STARTING } else { STALLED };
+            let stalled = now - self.last_taken.0 > allowed;
+            if stalled && !self.stalled {
+                tracing::debug!(taken, quiet = ?(now - self.last_taken.0), failed = self.failed.load(Ordering::Relaxed), "the speaker took nothing");
+            }
+            self.stalled = stalled;
+        }
+        if self.stalled || self.failed.load(Ordering::Relaxed) {
+            // Paced by the clock: what the device does not take is dropped at the ring.
+            return self.pacer.due(now);
         }
         let queued = self.ring.buffer().capacity() - self.ring.slots();
         let target = PLAYOUT_TARGET * self.rate as usize / SAMPLE_RATE as usize;
         queued < target
+    }
+
+    fn problem(&mut self, _now: Instant) -> Option<String> {
+        let stuck = self.stalled || self.failed.load(Ordering::Relaxed);
+        if stuck && !self.said {
+            self.said = true;
+            return Some(
+                "the speaker stopped playing (the sound device takes no audio): the call goes on without sound here"
+                    .into(),
+            );
+        }
+        if !stuck {
+            self.said = false;
+        }
+        None
     }
 
     fn play(&mut self, frame: &[f32; FRAME]) {

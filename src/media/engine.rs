@@ -259,6 +259,10 @@ impl Pipeline {
             }
         }
         self.play(now);
+        let mic = self.mic.as_mut().and_then(|m| m.problem(now));
+        for problem in mic.into_iter().chain(self.speaker.problem(now)) {
+            (self.out)(MediaOut::Problem(problem));
+        }
         if now >= self.next_stats {
             self.next_stats = now + STATS_EVERY;
             let stats = self.stats();

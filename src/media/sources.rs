@@ -14,6 +14,11 @@ pub const FRAME_TIME: Duration = Duration::from_millis(20);
 pub trait Microphone {
     /// The next frame into `frame`, if it is due by `now`.
     fn read(&mut self, now: Instant, frame: &mut [f32; FRAME]) -> bool;
+
+    /// Something the user should know (the device stopped delivering), said once.
+    fn problem(&mut self, _now: Instant) -> Option<String> {
+        None
+    }
 }
 
 /// What a speaker takes: 20 ms frames, when it has room for them.
@@ -21,17 +26,27 @@ pub trait Speaker {
     /// Whether the speaker wants another frame by `now`.
     fn wants(&mut self, now: Instant) -> bool;
     fn play(&mut self, frame: &[f32; FRAME]);
+
+    /// Something the user should know (the device stopped playing), said once.
+    fn problem(&mut self, _now: Instant) -> Option<String> {
+        None
+    }
 }
+
+/// How long a device may take nothing (or give nothing) before it counts as stalled, once it
+/// has started, and how long it has to start (a sound server takes its time with a new stream).
+pub const STALLED: Duration = Duration::from_millis(500);
+pub const STARTING: Duration = Duration::from_secs(3);
 
 /// A frame every 20 ms from the first call on. After a stall (the thread was not scheduled)
 /// it skips what it missed beyond 100 ms instead of bursting it all out.
 #[derive(Debug, Default)]
-struct Pacer {
+pub(crate) struct Pacer {
     next: Option<Instant>,
 }
 
 impl Pacer {
-    fn due(&mut self, now: Instant) -> bool {
+    pub(crate) fn due(&mut self, now: Instant) -> bool {
         let next = *self.next.get_or_insert(now);
         if now < next {
             return false;

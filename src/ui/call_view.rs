@@ -41,7 +41,9 @@ pub fn ringing_banners(ui: &mut Ui, f: &Frame, view: &mut ViewState, out: &mut A
         egui::Panel::top(("ringing", room)).show(ui, |ui| {
             style::callout(ui, style::OK, |ui| {
                 ui.horizontal(|ui| {
-                    ui.label(RichText::new(format!("📞 {} calling in #{room}", names.join(", "))).strong());
+                    let verb = if names.len() == 1 { "is" } else { "are" };
+                    let text = format!("📞 {} {verb} calling in #{room}", names.join(", "));
+                    ui.label(RichText::new(text).strong());
                     if ui.button("Accept").clicked() {
                         view.room = Some(room.clone());
                         out.command(ClientCommand::Call { room: room.clone() });
@@ -100,7 +102,7 @@ pub fn call_bar(ui: &mut Ui, f: &Frame, view: &mut ViewState, out: &mut Actions)
                     view.deafened = !view.deafened;
                     out.command(ClientCommand::Deafen { on: view.deafened });
                 }
-                let mute = if view.muted { "🎤 Unmute" } else { "🎤 Mute" };
+                let mute = if view.muted { "Unmute mic" } else { "Mute mic" };
                 if ui
                     .selectable_label(view.muted, mute)
                     .on_hover_text("Stop sending your microphone")
