@@ -42,7 +42,7 @@ pub enum Command {
     /// Run a hub: authenticates members and forwards their encrypted traffic.
     Hub(HubArgs),
     /// A terminal client speaking JSON lines (commands on stdin, events on stdout).
-    Headless(HeadlessArgs),
+    Headless(Box<HeadlessArgs>),
 }
 
 #[derive(Args, Debug)]
@@ -127,6 +127,15 @@ pub struct HeadlessArgs {
     /// pace), none, or an output device's name.
     #[arg(long, default_value = "default", value_name = "default|null|none|DEVICE")]
     pub speaker: SpeakerChoice,
+    /// Turn off echo cancellation of a real microphone.
+    #[arg(long)]
+    pub no_echo_cancel: bool,
+    /// Turn off noise suppression of a real microphone.
+    #[arg(long)]
+    pub no_noise_suppression: bool,
+    /// Turn off automatic gain of a real microphone.
+    #[arg(long)]
+    pub no_auto_gain: bool,
 }
 
 pub fn main() -> ExitCode {
@@ -135,7 +144,7 @@ pub fn main() -> ExitCode {
     init_logging();
     match cli.command {
         Some(Command::Hub(args)) => run_hub(cli.profile, args),
-        Some(Command::Headless(args)) => run_headless(cli.profile, args),
+        Some(Command::Headless(args)) => run_headless(cli.profile, *args),
         None => match crate::ui::run(cli.profile, autojoin(cli.join.or(cli.link), cli.join_room), started) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -308,6 +317,11 @@ fn run_headless(profile: Option<PathBuf>, args: HeadlessArgs) -> ExitCode {
         auto_answer: args.auto_answer,
         mic: args.mic,
         speaker: args.speaker,
+        processing: crate::core::AudioProcessing {
+            echo_cancel: !args.no_echo_cancel,
+            noise_suppression: !args.no_noise_suppression,
+            auto_gain: !args.no_auto_gain,
+        },
         profile,
     };
     let mut core = match CoreHandle::start(opts, None) {

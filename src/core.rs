@@ -35,6 +35,7 @@ pub use crate::net::now_ms;
 pub use crate::net::profile::{Profile, write_atomic};
 pub use crate::protocol::nat::{IceServers, TurnServer};
 // The protocol's vocabulary the front-ends speak.
+pub use crate::media::apm::ApmSettings as AudioProcessing;
 pub use crate::media::devices::{MicChoice, SpeakerChoice};
 pub use crate::media::ringer::Ringer;
 pub use crate::protocol::events::{AudioStats, ClientCommand, ClientEvent, LinkKind};
@@ -78,6 +79,8 @@ pub struct CoreOptions {
     /// The microphone and speaker calls use.
     pub mic: MicChoice,
     pub speaker: SpeakerChoice,
+    /// Echo cancellation, noise suppression, gain control for a real microphone.
+    pub processing: AudioProcessing,
 }
 
 impl CoreOptions {
@@ -290,7 +293,7 @@ impl CoreHandle {
                     profile_problems,
                     commands: cmd_rx,
                     front: FrontEnd::new(ev_tx, wake),
-                    media: Media::new(opts.mic.clone(), opts.speaker.clone()),
+                    media: Media::new(opts.mic.clone(), opts.speaker.clone(), opts.processing),
                 };
                 let failed = driver.run().await;
                 if let Some(hub) = hosted {

@@ -73,12 +73,15 @@ impl FromStr for SpeakerChoice {
 /// The devices a call opened, and what the user should hear about the ones it could not.
 pub struct Opened {
     pub mic: Option<Box<dyn Microphone>>,
+    /// The microphone is a sound card (a room, with echo and noise), not a synthetic source.
+    pub mic_is_device: bool,
     pub speaker: Option<Box<dyn Speaker>>,
     pub problems: Vec<String>,
 }
 
 /// Opens the chosen devices (on the thread that will use them: a WAV file is read here).
 pub fn open(mic: &MicChoice, speaker: &SpeakerChoice) -> Opened {
+    let choice_of_mic = mic;
     let mut problems = Vec::new();
     let mic: Option<Box<dyn Microphone>> = match mic {
         MicChoice::Tone(hz) => Some(Box::new(ToneMic::new(*hz))),
@@ -109,7 +112,8 @@ pub fn open(mic: &MicChoice, speaker: &SpeakerChoice) -> Opened {
             }
         },
     };
-    Opened { mic, speaker, problems }
+    let mic_is_device = mic.is_some() && matches!(choice_of_mic, MicChoice::Default | MicChoice::Device(_));
+    Opened { mic, mic_is_device, speaker, problems }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::protocol::identity::IdentityKey;
 
+use super::apm::{Apm, ApmSettings};
 use super::codec::{Decoder, Encoder};
 use super::devices::{self, MicChoice, SpeakerChoice};
 use super::jitter::{JitterBuffer, JitterStats};
@@ -45,6 +46,8 @@ pub enum MediaIn {
     },
     Mute(bool),
     Deafen(bool),
+    /// Echo cancellation, noise suppression, gain control: which are on.
+    Processing(ApmSettings),
     /// `peer`'s volume, 0.0–2.0 (1.0 as sent).
     Volume {
         peer: IdentityKey,
@@ -90,6 +93,7 @@ impl MediaEngine {
     pub fn start(
         mic: MicChoice,
         speaker: SpeakerChoice,
+        processing: ApmSettings,
         mut out: Box<dyn FnMut(MediaOut) + Send>,
     ) -> std::io::Result<Self> {
         let (tx, rx) = std::sync::mpsc::sync_channel(INBOX);
@@ -98,8 +102,13 @@ impl MediaEngine {
             for problem in opened.problems {
                 out(MediaOut::Problem(problem));
             }
+            // A real microphone hears the room; the synthetic ones need no cleaning.
+            let apm = opened.mic_is_device.then(|| Apm::new(processing));
             match Pipeline::new(opened.mic, opened.speaker, out) {
-                Ok(mut p) => p.run(rx),
+                Ok(mut p) => {
+                    p.apm = apm;
+                    p.run(rx)
+                }
                 Err((mut out, e)) => out(MediaOut::Problem(format!("the audio codec could not start: {e}"))),
             }
         })?;
@@ -151,6 +160,7 @@ struct Pipeline {
     muted: bool,
     deafened: bool,
     next_stats: Instant,
+    apm: Option<Apm>,
 }
 
 type StartError = (Box<dyn FnMut(MediaOut) + Send>, super::codec::CodecError);
@@ -179,6 +189,7 @@ impl Pipeline {
             muted: false,
             deafened: false,
             next_stats: Instant::now() + STATS_EVERY,
+            apm: None,
         })
     }
 
@@ -228,6 +239,11 @@ impl Pipeline {
                 self.peers.remove(&peer);
                 self.gains.remove(&peer);
             }
+            MediaIn::Processing(settings) => {
+                if let Some(apm) = self.apm.as_mut() {
+                    apm.set(settings);
+                }
+            }
             MediaIn::Mute(on) => self.muted = on,
             MediaIn::Deafen(on) => self.deafened = on,
             MediaIn::Volume { peer, gain } => {
@@ -249,6 +265,9 @@ impl Pipeline {
         {
             let ts = self.ts;
             self.ts += FRAME as u64;
+            if let Some(apm) = self.apm.as_mut() {
+                apm.capture(&mut frame);
+            }
             // Muted, nothing is sent (the timestamps go on, so the peers see a gap, not loss).
             if self.muted {
                 continue;
@@ -283,6 +302,10 @@ impl Pipeline {
             mixer::limit(&mut mix);
             if self.deafened {
                 mix.fill(0.0);
+            }
+            // The echo canceller hears what the speaker plays.
+            if let Some(apm) = self.apm.as_mut() {
+                apm.render(&mix);
             }
             self.speaker.play(&mix);
         }

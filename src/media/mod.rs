@@ -6,11 +6,13 @@
 //! - [`jitter`]: one adaptive jitter buffer per peer (NetEq-style), with [`stretch`] to move
 //!   toward its target without clicks.
 //! - [`mixer`]: the peers summed for the speaker.
+//! - [`apm`]: echo cancellation, noise suppression, gain control (sonora) for real microphones.
 //! - [`audio_io`]: sound cards (cpal), behind lock-free rings; [`devices`]: choosing and opening them.
 //! - [`sources`]: the synthetic microphones (`tone:HZ`, `wav:PATH`) and the null speaker.
 //! - [`signal`]: tone generator, levels, pitch: what the media layer measures itself with.
 //! - [`engine`]: the media thread that runs all of it for one call.
 
+pub mod apm;
 pub mod audio_io;
 pub mod codec;
 pub mod devices;

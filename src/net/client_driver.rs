@@ -18,6 +18,7 @@ use super::link_socket::{LinkSocket, Received};
 use super::media::{self, Media};
 use super::now_ms;
 use super::profile_writer::ProfileWriter;
+use crate::media::apm::ApmSettings;
 use crate::media::engine::MediaOut;
 use crate::protocol::core::{Core, CoreOutput, Now};
 use crate::protocol::events::{ClientCommand, ClientEvent};
@@ -256,6 +257,14 @@ impl Driver {
                     }
                     // Asking the sound system can take a while: off the loop.
                     Some(ClientCommand::Devices) => media::list_devices(self.front.sender()),
+                    Some(ClientCommand::AudioProcessing { echo_cancel, noise_suppression, auto_gain }) => {
+                        self.media.set_processing(ApmSettings { echo_cancel, noise_suppression, auto_gain })
+                    }
+                    Some(ClientCommand::UseDevices { mic, speaker }) => {
+                        if let Err(e) = self.media.use_devices(mic.as_deref(), speaker.as_deref()) {
+                            self.front.push(ClientEvent::error("media", e));
+                        }
+                    }
                     Some(cmd) => self.core.handle_command(now(), cmd),
                 },
                 Some(server) = self.servers.1.recv() => match server {

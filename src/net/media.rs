@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
+use crate::media::apm::ApmSettings;
 use crate::media::devices::{MicChoice, SpeakerChoice};
 use crate::media::engine::{MediaEngine, MediaIn, MediaOut, PeerAudioStats};
 use crate::protocol::core::MediaControl;
@@ -19,27 +20,72 @@ const OUTBOX: usize = 64;
 pub struct Media {
     mic: MicChoice,
     speaker: SpeakerChoice,
+    processing: ApmSettings,
     engine: Option<MediaEngine>,
+    /// What the running engine was told, to start its successor the same way.
+    muted: bool,
+    deafened: bool,
+    volumes: Vec<(IdentityKey, f32)>,
     tx: mpsc::Sender<MediaOut>,
     pub rx: mpsc::Receiver<MediaOut>,
 }
 
 impl Media {
-    pub fn new(mic: MicChoice, speaker: SpeakerChoice) -> Self {
+    pub fn new(mic: MicChoice, speaker: SpeakerChoice, processing: ApmSettings) -> Self {
         let (tx, rx) = mpsc::channel(OUTBOX);
-        Self { mic, speaker, engine: None, tx, rx }
+        Self {
+            mic,
+            speaker,
+            processing,
+            engine: None,
+            muted: false,
+            deafened: false,
+            volumes: Vec::new(),
+            tx,
+            rx,
+        }
+    }
+
+    /// Switches echo cancellation, noise suppression and gain control, for this call and the next.
+    pub fn set_processing(&mut self, processing: ApmSettings) {
+        self.processing = processing;
+        self.send(MediaIn::Processing(processing));
+    }
+
+    /// Switches to other devices; a running call restarts its media thread on them (the
+    /// jitter buffers start over: a fraction of a second of the call is not heard).
+    pub fn use_devices(&mut self, mic: Option<&str>, speaker: Option<&str>) -> Result<(), String> {
+        if let Some(m) = mic {
+            self.mic = m.parse()?;
+        }
+        if let Some(s) = speaker {
+            self.speaker = s.parse()?;
+        }
+        if self.engine.is_some() {
+            self.control(MediaControl::Stop);
+            if let Some(problem) =
+                self.control(MediaControl::Start { muted: self.muted, deafened: self.deafened })
+            {
+                return Err(problem);
+            }
+            for (peer, gain) in self.volumes.clone() {
+                self.send(MediaIn::Volume { peer, gain });
+            }
+        }
+        Ok(())
     }
 
     /// Carries out the core's `MediaControl`; a problem is returned for the front-end.
     pub fn control(&mut self, control: MediaControl) -> Option<String> {
         match control {
             MediaControl::Start { muted, deafened } => {
+                (self.muted, self.deafened) = (muted, deafened);
                 let tx = self.tx.clone();
                 // Called on the media thread: never waits (a full outbox drops the frame).
                 let out = Box::new(move |m: MediaOut| {
                     let _ = tx.try_send(m);
                 });
-                match MediaEngine::start(self.mic.clone(), self.speaker.clone(), out) {
+                match MediaEngine::start(self.mic.clone(), self.speaker.clone(), self.processing, out) {
                     Ok(mut engine) => {
                         engine.send(MediaIn::Mute(muted));
                         engine.send(MediaIn::Deafen(deafened));
@@ -57,9 +103,21 @@ impl Media {
                 None
             }
             MediaControl::PeerLeft(peer) => self.send(MediaIn::PeerLeft { peer }),
-            MediaControl::Mute(on) => self.send(MediaIn::Mute(on)),
-            MediaControl::Deafen(on) => self.send(MediaIn::Deafen(on)),
-            MediaControl::Volume { peer, gain } => self.send(MediaIn::Volume { peer, gain }),
+            MediaControl::Mute(on) => {
+                self.muted = on;
+                self.send(MediaIn::Mute(on))
+            }
+            MediaControl::Deafen(on) => {
+                self.deafened = on;
+                self.send(MediaIn::Deafen(on))
+            }
+            MediaControl::Volume { peer, gain } => {
+                self.volumes.retain(|(p, _)| *p != peer);
+                if self.volumes.len() < 64 {
+                    self.volumes.push((peer, gain));
+                }
+                self.send(MediaIn::Volume { peer, gain })
+            }
         }
     }
 

@@ -62,6 +62,20 @@ pub enum ClientCommand {
     },
     /// List the sound system's microphones and speakers (answered with `devices`).
     Devices,
+    /// Switch the microphone's processing (each on by default; synthetic microphones skip it).
+    AudioProcessing {
+        echo_cancel: bool,
+        noise_suppression: bool,
+        auto_gain: bool,
+    },
+    /// Use these devices from now on (the running call switches to them): the names `--mic`
+    /// and `--speaker` take; `None` leaves one as it is.
+    UseDevices {
+        #[serde(default)]
+        mic: Option<String>,
+        #[serde(default)]
+        speaker: Option<String>,
+    },
     /// Stop (or start again) sending our microphone to the call.
     Mute {
         on: bool,

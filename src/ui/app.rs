@@ -251,13 +251,24 @@ impl KithApp {
             ice: self.settings.ice_servers(),
             invitation: launch.invitation.clone(),
             auto_answer: false,
-            mic: crate::core::MicChoice::Default,
-            speaker: crate::core::SpeakerChoice::Default,
+            mic: self
+                .settings
+                .microphone
+                .clone()
+                .map_or(crate::core::MicChoice::Default, crate::core::MicChoice::Device),
+            speaker: self
+                .settings
+                .speaker
+                .clone()
+                .map_or(crate::core::SpeakerChoice::Default, crate::core::SpeakerChoice::Device),
+            processing: self.settings.audio_processing(),
         };
         let repaint = ctx.clone();
         let waker: crate::core::Waker = Arc::new(move || repaint.request_repaint());
         match CoreHandle::start(opts, Some(waker)) {
             Ok(core) => {
+                // Settings asks this core for the sound devices.
+                self.view.devices_asked = false;
                 self.core = Some(core);
                 self.model.connection = Some(Connection::Connecting);
                 self.launch = Some(launch);

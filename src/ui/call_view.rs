@@ -8,7 +8,7 @@ use super::actions::{Actions, Frame};
 use super::model::CallPhase;
 use super::style;
 use super::view::ViewState;
-use crate::core::ClientCommand;
+use crate::core::{ClientCommand, LinkKind};
 
 /// A voice this loud (dBFS over the last second) lights its ring.
 const SPEAKING_DB: i32 = -45;
@@ -91,6 +91,15 @@ pub fn call_bar(ui: &mut Ui, f: &Frame, view: &mut ViewState, out: &mut Actions)
                 })
                 .response
                 .on_hover_text(hover);
+                // The hub never carries a call: without a link, this person hears nothing.
+                let via_hub = f.model.peers.get(fp).is_none_or(|p| p.link == LinkKind::Hub);
+                if via_hub {
+                    ui.label(RichText::new("⚠ no direct link").color(style::WARN)).on_hover_text(
+                        "Calls travel only on a direct or relayed link, never through the hub, and \
+                         none works with this person yet (a firewall or NAT in the way). A TURN \
+                         server in Settings relays the call when no direct path does.",
+                    );
+                }
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 if ui.button(RichText::new("Hang up").color(style::DANGER)).clicked() {

@@ -197,6 +197,13 @@ pub struct CallMedia {
     pub problems: Vec<String>,
 }
 
+/// The sound system's devices, `(name, description)`, once the core listed them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceLists {
+    pub inputs: Vec<(String, String)>,
+    pub outputs: Vec<(String, String)>,
+}
+
 /// A failure the connect screen explains.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fatal {
@@ -222,6 +229,7 @@ pub struct Model {
     /// Each room's call we know of.
     pub calls: BTreeMap<String, CallView>,
     pub call_media: CallMedia,
+    pub devices: Option<DeviceLists>,
     pub fatal: Option<Fatal>,
     /// Our sends by tag until `sent` or `error` answers.
     pending: HashMap<String, String>,
@@ -417,8 +425,10 @@ impl Model {
                     self.notice(&room, format!("{name} declined the call"), false);
                 }
             }
-            // The device pickers come with the Settings part of calls; the window asks for none.
-            ClientEvent::Devices { .. } => {}
+            ClientEvent::Devices { inputs, outputs, .. } => {
+                let pairs = |v: Vec<[String; 2]>| v.into_iter().map(|[n, d]| (n, d)).collect();
+                self.devices = Some(DeviceLists { inputs: pairs(inputs), outputs: pairs(outputs) });
+            }
             ClientEvent::MediaStats { peer, audio, .. } => {
                 let in_call =
                     self.calls.values().any(|c| c.phase == CallPhase::Joined && c.members.contains(&peer));

@@ -73,6 +73,10 @@ pub struct Settings {
     pub microphone: Option<String>,
     pub speaker: Option<String>,
     pub camera: Option<String>,
+    /// The microphone's processing in calls.
+    pub echo_cancel: bool,
+    pub noise_suppression: bool,
+    pub auto_gain: bool,
 }
 
 impl Default for Settings {
@@ -93,11 +97,22 @@ impl Default for Settings {
             microphone: None,
             speaker: None,
             camera: None,
+            echo_cancel: true,
+            noise_suppression: true,
+            auto_gain: true,
         }
     }
 }
 
 impl Settings {
+    pub fn audio_processing(&self) -> crate::core::AudioProcessing {
+        crate::core::AudioProcessing {
+            echo_cancel: self.echo_cancel,
+            noise_suppression: self.noise_suppression,
+            auto_gain: self.auto_gain,
+        }
+    }
+
     /// The servers the direct links use; TURN entries that do not parse are left out (the
     /// settings view says why).
     pub fn ice_servers(&self) -> crate::core::IceServers {

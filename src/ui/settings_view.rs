@@ -6,7 +6,7 @@ use super::actions::{Actions, Frame, UiAction};
 use super::settings::Theme;
 use super::style;
 use super::view::ViewState;
-use crate::core::sanitize_name;
+use crate::core::{ClientCommand, sanitize_name};
 
 /// Edits a copy of the settings; a change goes back as [`UiAction::Settings`].
 pub fn dialog(ctx: &egui::Context, f: &Frame, view: &mut ViewState, out: &mut Actions) {
@@ -144,22 +144,74 @@ pub fn dialog(ctx: &egui::Context, f: &Frame, view: &mut ViewState, out: &mut Ac
         });
         ui.separator();
         ui.label(RichText::new("Audio and video").strong());
+        if f.model.devices.is_none() && !view.devices_asked {
+            view.devices_asked = true;
+            out.command(ClientCommand::Devices);
+        }
+        let none = super::model::DeviceLists::default();
+        let lists = f.model.devices.as_ref().unwrap_or(&none);
         egui::Grid::new("devices_grid").num_columns(2).spacing([16.0, 8.0]).show(ui, |ui| {
-            for (label, choice) in
-                [("Microphone", &s.microphone), ("Speaker", &s.speaker), ("Camera", &s.camera)]
-            {
+            for (label, choice, devices, is_mic) in [
+                ("Microphone", &mut s.microphone, &lists.inputs, true),
+                ("Speaker", &mut s.speaker, &lists.outputs, false),
+            ] {
                 let l = ui.label(label);
-                ui.add_enabled_ui(false, |ui| {
-                    egui::ComboBox::from_id_salt(label)
-                        .selected_text(choice.as_deref().unwrap_or("System default"))
-                        .show_ui(ui, |_| {})
-                        .response
-                        .labelled_by(l.id);
-                });
+                let shown = match choice.as_deref() {
+                    None => "System default".to_string(),
+                    Some(name) => {
+                        devices.iter().find(|(n, _)| n == name).map_or(name.to_string(), |(_, d)| d.clone())
+                    }
+                };
+                let before = choice.clone();
+                egui::ComboBox::from_id_salt(label)
+                    .selected_text(shown)
+                    .width(220.0)
+                    .show_ui(ui, |ui| {
+                        ui.selectable_value(choice, None, "System default");
+                        for (name, description) in devices {
+                            ui.selectable_value(choice, Some(name.clone()), description).on_hover_text(name);
+                        }
+                    })
+                    .response
+                    .labelled_by(l.id);
+                if *choice != before {
+                    changed = true;
+                    let name = choice.clone().unwrap_or_else(|| "default".into());
+                    let (mic, speaker) = if is_mic { (Some(name), None) } else { (None, Some(name)) };
+                    out.command(ClientCommand::UseDevices { mic, speaker });
+                }
                 ui.end_row();
             }
+            let l = ui.label("Camera");
+            ui.add_enabled_ui(false, |ui| {
+                egui::ComboBox::from_id_salt("Camera")
+                    .selected_text(s.camera.as_deref().unwrap_or("System default"))
+                    .show_ui(ui, |_| {})
+                    .response
+                    .labelled_by(l.id);
+            });
+            ui.end_row();
         });
-        ui.label(RichText::new("Device choice arrives with calls.").small().weak());
+        ui.horizontal(|ui| {
+            let before = (s.echo_cancel, s.noise_suppression, s.auto_gain);
+            ui.checkbox(&mut s.echo_cancel, "Echo cancellation");
+            ui.checkbox(&mut s.noise_suppression, "Noise suppression");
+            ui.checkbox(&mut s.auto_gain, "Automatic gain");
+            if (s.echo_cancel, s.noise_suppression, s.auto_gain) != before {
+                changed = true;
+                out.command(ClientCommand::AudioProcessing {
+                    echo_cancel: s.echo_cancel,
+                    noise_suppression: s.noise_suppression,
+                    auto_gain: s.auto_gain,
+                });
+            }
+        });
+        if f.model.devices.is_some() && lists.inputs.is_empty() && lists.outputs.is_empty() {
+            ui.label(RichText::new("The sound system lists no devices: calls use none.").small().weak());
+        }
+        ui.label(
+            RichText::new("A call switches at once. Video arrives with the next version.").small().weak(),
+        );
         if let Some(e) = f.settings_error {
             ui.colored_label(style::DANGER, format!("Settings could not be saved: {e}"));
         }

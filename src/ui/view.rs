@@ -36,4 +36,6 @@ pub struct ViewState {
     pub deafened: bool,
     /// Each person's volume in calls, in % (100 as sent).
     pub volumes: HashMap<String, u32>,
+    /// Settings asked the core for the sound devices once.
+    pub devices_asked: bool,
 }

@@ -168,7 +168,10 @@ fn settings_dialog() -> Harness<'static, Window> {
 fn a_settings_click_comes_back_as_settings_to_save() {
     let mut h = settings_dialog();
     h.run();
-    assert!(h.state().actions.is_empty(), "an untouched dialog asks for nothing: {:?}", h.state().actions);
+    // An untouched dialog asks for nothing but the list of sound devices, once.
+    assert_eq!(commands(h.state()), [ClientCommand::Devices], "{:?}", h.state().actions);
+    assert_eq!(h.state().actions.len(), 1);
+    h.state_mut().actions.clear();
     assert!(h.state().settings.notifications);
     h.get_by_label("Notify me of messages while Kith is in the background").click();
     h.run();
@@ -304,6 +307,8 @@ fn in_a_call_the_bar_shows_who_speaks_and_mute_deafen_and_hang_up_are_commands()
     h.run();
     h.get_by_label("In a call in #general");
     h.get_by_label_contains("receive-only");
+    // Bob has no direct link (the window heard of none): the bar says he cannot hear the call.
+    h.get_by_label("⚠ no direct link");
     h.get_by_label("📞 Leave call");
     h.get_by_label("Mute mic").click();
     h.run();
@@ -332,4 +337,33 @@ fn with_no_call_the_button_starts_one_and_is_off_while_offline() {
     h.get_by_label("📞 Call").click();
     h.run();
     assert!(commands(h.state()).is_empty(), "a call needs the hub");
+}
+
+#[test]
+fn picking_a_microphone_in_settings_switches_the_call_to_it_and_is_saved() {
+    let mut h = settings_dialog();
+    h.state_mut().model.apply(
+        ClientEvent::Devices {
+            host: "PulseAudio".into(),
+            inputs: vec![["usb_headset".into(), "USB Headset".into()]],
+            outputs: vec![["speakers".into(), "Built-in Speakers".into()]],
+            default_input: None,
+            default_output: Some("speakers".into()),
+        },
+        None,
+        NOW,
+    );
+    h.run();
+    h.get_by_label("Microphone").click();
+    h.run();
+    h.get_by_label("USB Headset").click();
+    h.run();
+    assert!(
+        commands(h.state())
+            .contains(&ClientCommand::UseDevices { mic: Some("usb_headset".into()), speaker: None }),
+        "{:?}",
+        h.state().actions
+    );
+    assert_eq!(h.state().settings.microphone.as_deref(), Some("usb_headset"));
+    assert!(h.state().actions.iter().any(|a| matches!(a, UiAction::Settings { save: true, .. })));
 }

@@ -62,6 +62,8 @@ impl Client {
             | ClientCommand::Hangup
             | ClientCommand::DeclineCall { .. }
             | ClientCommand::Devices
+            | ClientCommand::UseDevices { .. }
+            | ClientCommand::AudioProcessing { .. }
             | ClientCommand::Volume { .. }
             | ClientCommand::Mute { .. }
             | ClientCommand::Deafen { .. } => {}
