@@ -111,6 +111,18 @@ fn pick_config(
     Ok((c.config(), c.sample_format()))
 }
 
+/// A flag the stream's error callback raises (a device unplugged, a server gone), and that
+/// callback; `what` names the device in the log.
+fn failure_flag(what: &'static str) -> (Arc<AtomicBool>, impl FnMut(cpal::Error) + Send + 'static) {
+    let failed = Arc::new(AtomicBool::new(false));
+    let raise = Arc::clone(&failed);
+    let on_error = move |e: cpal::Error| {
+        tracing::warn!("{what}: {e}");
+        raise.store(true, Ordering::Relaxed);
+    };
+    (failed, on_error)
+}
+
 /// A microphone on a sound card.
 struct DeviceMic {
     _stream: cpal::Stream,
@@ -135,15 +147,8 @@ pub fn open_input(choice: &MicChoice) -> Result<Box<dyn Microphone>, String> {
     let channels = usize::from(config.channels.max(1));
     let rate = config.sample_rate;
     let (mut tx, rx) = RingBuffer::<f32>::new(rate as usize * RING_MS / 1000);
-    let failed = Arc::new(AtomicBool::new(false));
+    let (failed, on_error) = failure_flag("microphone");
     let overruns = Arc::new(AtomicU64::new(0));
-    let on_error = {
-        let failed = Arc::clone(&failed);
-        move |e: cpal::Error| {
-            tracing::warn!("microphone: {e}");
-            failed.store(true, Ordering::Relaxed);
-        }
-    };
     let lost = Arc::clone(&overruns);
     let stream = match format {
         cpal::SampleFormat::F32 => device.build_input_stream(
@@ -256,14 +261,7 @@ pub fn open_output(choice: &SpeakerChoice) -> Result<Box<dyn Speaker>, String> {
     let channels = usize::from(config.channels.max(1));
     let rate = config.sample_rate;
     let (tx, mut rx) = RingBuffer::<f32>::new(rate as usize * RING_MS / 1000);
-    let failed = Arc::new(AtomicBool::new(false));
-    let on_error = {
-        let failed = Arc::clone(&failed);
-        move |e: cpal::Error| {
-            tracing::warn!("speaker: {e}");
-            failed.store(true, Ordering::Relaxed);
-        }
-    };
+    let (failed, on_error) = failure_flag("speaker");
     let taken = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&taken);
     let stream = match format {

@@ -18,7 +18,7 @@ use super::apm::{Apm, ApmSettings};
 use super::codec::{Decoder, Encoder};
 use super::devices::{self, MicChoice, SpeakerChoice};
 use super::jitter::{JitterBuffer, JitterStats};
-use super::signal::dominant_frequency;
+use super::signal::{db_of_mean_square, dominant_frequency};
 use super::sources::{Microphone, NullSpeaker, Speaker};
 use super::{FRAME, MAX_PEERS, SAMPLE_RATE, mixer};
 
@@ -317,13 +317,13 @@ impl Pipeline {
             .iter_mut()
             .map(|(k, p)| {
                 let mean = if p.samples == 0 { 0.0 } else { p.sum_squares / p.samples as f64 };
-                let level = if mean <= 1e-10 { -100.0 } else { (10.0 * mean.log10()) as f32 };
+                let level = db_of_mean_square(mean);
                 let s = PeerAudioStats {
                     peer: *k,
                     jitter: p.jitter.stats(),
                     buffer_ms: p.jitter.level_ms().round() as u32,
                     target_ms: p.jitter.target_ms().round() as u32,
-                    level_db: level.max(-100.0),
+                    level_db: level,
                     freq_hz: dominant_frequency(&p.recent, SAMPLE_RATE),
                 };
                 p.sum_squares = 0.0;

@@ -44,15 +44,10 @@ impl Ringer {
         match (ringing, self.running.is_some()) {
             (true, false) if self.problem.is_none() => {
                 let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
-                let ringer = Self {
-                    samples: Arc::clone(&self.samples),
-                    running: None,
-                    problems: std::sync::mpsc::channel(),
-                    problem: None,
-                };
+                let samples = Arc::clone(&self.samples);
                 let problems = self.problems.0.clone();
                 let spawned = std::thread::Builder::new().name("kith-ring".into()).spawn(move || {
-                    match ringer.open() {
+                    match open(samples) {
                         // Held until the window says stop (or goes away).
                         Ok(stream) => {
                             let _ = stop_rx.recv();
@@ -75,36 +70,36 @@ impl Ringer {
     pub fn is_ringing(&self) -> bool {
         self.running.is_some()
     }
+}
 
-    fn open(&self) -> Result<cpal::Stream, String> {
-        let device = cpal::default_host().default_output_device().ok_or("no output device")?;
-        let config = device.default_output_config().map_err(|e| e.to_string())?;
-        if config.sample_format() != cpal::SampleFormat::F32 {
-            return Err(format!("the output device takes {} samples", config.sample_format()));
-        }
-        let channels = usize::from(config.channels().max(1));
-        let rate = config.sample_rate() as f32;
-        let samples = Arc::clone(&self.samples);
-        // Position in the ring-plus-pause cycle, in the ring's 48 kHz samples (fractional, so
-        // a 44.1 kHz device plays it at the right pitch).
-        let step = super::SAMPLE_RATE as f32 / rate;
-        let cycle = samples.len() as f32 + PAUSE_S * super::SAMPLE_RATE as f32;
-        let mut pos = 0.0f32;
-        let stream = device
-            .build_output_stream(
-                config.config(),
-                move |out: &mut [f32], _: &cpal::OutputCallbackInfo| {
-                    for frame in out.chunks_exact_mut(channels) {
-                        let i = pos as usize;
-                        frame.fill(samples.get(i).copied().unwrap_or(0.0));
-                        pos = (pos + step) % cycle;
-                    }
-                },
-                |e| tracing::debug!("ring: {e}"),
-                None,
-            )
-            .map_err(|e| e.to_string())?;
-        stream.play().map_err(|e| e.to_string())?;
-        Ok(stream)
+/// An output stream on the default device that loops `samples` with a pause.
+fn open(samples: Arc<[f32]>) -> Result<cpal::Stream, String> {
+    let device = cpal::default_host().default_output_device().ok_or("no output device")?;
+    let config = device.default_output_config().map_err(|e| e.to_string())?;
+    if config.sample_format() != cpal::SampleFormat::F32 {
+        return Err(format!("the output device takes {} samples", config.sample_format()));
     }
+    let channels = usize::from(config.channels().max(1));
+    let rate = config.sample_rate() as f32;
+    // Position in the ring-plus-pause cycle, in the ring's 48 kHz samples (fractional, so
+    // a 44.1 kHz device plays it at the right pitch).
+    let step = super::SAMPLE_RATE as f32 / rate;
+    let cycle = samples.len() as f32 + PAUSE_S * super::SAMPLE_RATE as f32;
+    let mut pos = 0.0f32;
+    let stream = device
+        .build_output_stream(
+            config.config(),
+            move |out: &mut [f32], _: &cpal::OutputCallbackInfo| {
+                for frame in out.chunks_exact_mut(channels) {
+                    let i = pos as usize;
+                    frame.fill(samples.get(i).copied().unwrap_or(0.0));
+                    pos = (pos + step) % cycle;
+                }
+            },
+            |e| tracing::debug!("ring: {e}"),
+            None,
+        )
+        .map_err(|e| e.to_string())?;
+    stream.play().map_err(|e| e.to_string())?;
+    Ok(stream)
 }

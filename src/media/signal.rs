@@ -31,7 +31,12 @@ pub fn level_db(samples: &[f32]) -> f32 {
         return -100.0;
     }
     let mean_square = samples.iter().map(|s| s * s).sum::<f32>() / samples.len() as f32;
-    if mean_square <= 1e-10 { -100.0 } else { (10.0 * mean_square.log10()).max(-100.0) }
+    db_of_mean_square(f64::from(mean_square))
+}
+
+/// A mean square (of samples in ±1) in dBFS, floored at -100 for silence.
+pub fn db_of_mean_square(mean_square: f64) -> f32 {
+    if mean_square <= 1e-10 { -100.0 } else { ((10.0 * mean_square.log10()) as f32).max(-100.0) }
 }
 
 /// The dominant frequency of `samples`, from the autocorrelation's first strong peak: found on
