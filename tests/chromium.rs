@@ -2,7 +2,8 @@
 //! playwright-core, tests/chromium/peer.mjs) against Kith's link layer (`Links`, str0m) on a
 //! real UDP socket on 127.0.0.1 (and on ::1, for IPv6). ICE, DTLS and SCTP must agree for the
 //! data channels to open; then messages echo both ways on the chat channel and a 64 KiB
-//! message on the file channel.
+//! message on the file channel. A call's audio too: Kith adds the Opus section by
+//! renegotiating the running link, as a call does, and each side hears the other's tone.
 //!
 //! Needs `chromium` (apt) and `npm ci` in tests/chromium; both are installed by `.ci/run`.
 //! Elsewhere the tests skip with a note, but under CI (`CI` set) a missing piece fails them.
@@ -16,9 +17,12 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use kith::media::codec::{Decoder, Encoder};
+use kith::media::signal::{Tone, dominant_frequency};
+use kith::media::{FRAME, MAX_FRAME, SAMPLE_RATE};
 use kith::protocol::identity::IdentityKey;
 use kith::protocol::links::{FILE_CHANNEL, FileWrite, LinkOutput, Links};
-use kith::protocol::wire::LinkSignal;
+use kith::protocol::wire::{LinkSignal, MediaSet};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -89,9 +93,15 @@ struct Browser {
 
 impl Browser {
     fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// peer.mjs with these arguments besides `--echo`.
+    fn start_with(args: &[String]) -> Self {
         let mut child = Command::new("node")
             .arg("peer.mjs")
             .arg("--echo")
+            .args(args)
             .current_dir(chromium_dir())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -154,7 +164,27 @@ struct Kith {
     file_open: bool,
     chat: Vec<Vec<u8>>,
     file: Vec<Vec<u8>>,
+    /// Opus frames from Chromium: RTP timestamp, payload.
+    audio: Vec<(u64, Vec<u8>)>,
+    tone: Option<ToneSender>,
     down: Option<String>,
+}
+
+/// A tone, Opus-encoded and written to the link every 20 ms of wall time (a call's encoder
+/// runs on the media thread; this test drives the link layer alone).
+struct ToneSender {
+    encoder: Encoder,
+    tone: Tone,
+    ts: u64,
+    next: Instant,
+    written: usize,
+}
+
+impl ToneSender {
+    fn new(hz: f32) -> Self {
+        let encoder = Encoder::new().expect("an Opus encoder");
+        Self { encoder, tone: Tone::new(hz, 0.3), ts: 0, next: Instant::now(), written: 0 }
+    }
 }
 
 impl Kith {
@@ -177,6 +207,8 @@ impl Kith {
             file_open: false,
             chat: Vec::new(),
             file: Vec::new(),
+            audio: Vec::new(),
+            tone: None,
             down: None,
         }
     }
@@ -210,8 +242,8 @@ impl Kith {
                 LinkOutput::Chat { packet, .. } => self.chat.push(packet),
                 LinkOutput::FileData { data, .. } => self.file.push(data),
                 LinkOutput::Down { reason, .. } => self.down = Some(reason),
+                LinkOutput::Audio { ts, data, .. } => self.audio.push((ts, data)),
                 LinkOutput::Kind { .. }
-                | LinkOutput::Audio { .. }
                 | LinkOutput::FileWritable { .. }
                 | LinkOutput::Regather
                 | LinkOutput::Media { .. } => {}
@@ -263,6 +295,40 @@ impl Kith {
         if self.links.poll_timeout().is_some_and(|t| t <= now) {
             self.links.handle_timeout(now);
         }
+        self.send_tone(now);
+    }
+
+    /// The tone's frames that are due, once the link carries audio.
+    fn send_tone(&mut self, now: Instant) {
+        let Some(t) = self.tone.as_mut() else { return };
+        if !self.links.media(&self.peer).audio {
+            t.next = now;
+            return;
+        }
+        while t.next <= now {
+            let mut frame = [0f32; FRAME];
+            t.tone.fill(&mut frame);
+            let packet: std::sync::Arc<[u8]> = t.encoder.encode(&frame).expect("encode").into();
+            if self.links.send_audio(now, self.peer, t.ts, packet) {
+                t.written += 1;
+            }
+            t.ts += FRAME as u64;
+            t.next += Duration::from_millis(20);
+        }
+    }
+
+    /// The dominant frequency of the last second Chromium sent, decoded as a call would.
+    fn heard_hz(&self) -> Option<f32> {
+        let mut frames = self.audio.clone();
+        frames.sort_by_key(|(ts, _)| *ts);
+        let mut decoder = Decoder::new().expect("an Opus decoder");
+        let mut pcm = Vec::new();
+        let mut out = [0f32; MAX_FRAME];
+        for (_, packet) in frames.iter().rev().take(60).rev() {
+            let n = decoder.decode(packet, &mut out).expect("Chromium's Opus decodes");
+            pcm.extend_from_slice(&out[..n]);
+        }
+        dominant_frequency(&pcm[pcm.len().saturating_sub(SAMPLE_RATE as usize)..], SAMPLE_RATE)
     }
 
     fn until(&mut self, browser: &mut Browser, what: &str, done: impl Fn(&Kith, &Browser) -> bool) {
@@ -358,4 +424,87 @@ fn over_ipv6_loopback_kith_and_chromium_link_and_echo() {
     kith.until(&mut browser, "Chromium to start", |_, b| b.saw(|v| v["type"] == "ready"));
     kith.links.want(Instant::now(), kith.peer, true);
     exchange(&mut kith, &mut browser);
+}
+
+/// A WAV file of a steady tone, for Chromium's fake microphone.
+fn tone_wav(path: &Path, hz: f32) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: SAMPLE_RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).expect("create the WAV file");
+    let mut samples = vec![0f32; 2 * SAMPLE_RATE as usize];
+    // A whole number of periods, so the looped file has no click.
+    let len = (samples.len() as f32 / (SAMPLE_RATE as f32 / hz)).floor() * (SAMPLE_RATE as f32 / hz);
+    samples.truncate(len.round() as usize);
+    Tone::new(hz, 0.3).fill(&mut samples);
+    for s in samples {
+        w.write_sample((s * f32::from(i16::MAX)) as i16).expect("write the WAV file");
+    }
+    w.finalize().expect("finish the WAV file");
+}
+
+/// A call's audio with an independent stack: Kith adds an Opus section to the running link
+/// (as it does when a call starts), Chromium answers it with its microphone (a 500 Hz file),
+/// Kith writes a 700 Hz tone. Kith decodes Chromium's Opus and hears 500 Hz; the page's
+/// WebAudio analyser hears 700 Hz, and getStats shows Opus both ways.
+#[test]
+fn kith_and_chromium_hear_each_others_opus_tone() {
+    if !available() {
+        return;
+    }
+    const KITH_HZ: f32 = 700.0;
+    const CHROMIUM_HZ: f32 = 500.0;
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("chromium-tone.wav");
+    tone_wav(&wav, CHROMIUM_HZ);
+    let mut browser = Browser::start_with(&[format!("--audio-file={}", wav.display())]);
+    let mut kith = Kith::new();
+    kith.until(&mut browser, "Chromium to start", |_, b| b.saw(|v| v["type"] == "ready"));
+    kith.links.want(Instant::now(), kith.peer, true);
+    kith.until(&mut browser, "the data channels to open", |k, b| {
+        k.open && k.file_open && b.saw(opened("kith-chat"))
+    });
+
+    kith.tone = Some(ToneSender::new(KITH_HZ));
+    kith.links.set_media(Instant::now(), kith.peer, MediaSet { audio: true, video: false });
+    kith.until(&mut browser, "Chromium to answer the offer with audio", |k, _| k.links.media(&k.peer).audio);
+    kith.until(&mut browser, "two seconds of Chromium's Opus frames", |k, _| k.audio.len() >= 100);
+    let heard = kith.heard_hz();
+    assert!(
+        heard.is_some_and(|hz| (hz - CHROMIUM_HZ).abs() < 5.0),
+        "Kith decodes Chromium's {CHROMIUM_HZ} Hz tone, heard {heard:?}"
+    );
+
+    // The page reports what its analyser hears, asked every half second.
+    let deadline = Instant::now() + WAIT;
+    let mut asked = Instant::now() - Duration::from_secs(1);
+    loop {
+        let last = browser.seen.iter().rev().find(|v| v["type"] == "audio").cloned();
+        if let Some(v) = &last
+            && v["freq_hz"].as_f64().is_some_and(|hz| (hz - f64::from(KITH_HZ)).abs() < 5.0)
+            && v["packets_received"].as_u64().is_some_and(|n| n >= 50)
+        {
+            eprintln!("Kith heard {heard:?} Hz from Chromium; Chromium reports {v}");
+            assert_eq!(v["codec"], "audio/opus", "Chromium decodes Opus: {v}");
+            assert!(v["packets_sent"].as_u64().is_some_and(|n| n >= 50), "Chromium sends audio: {v}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "Chromium's analyser never heard {KITH_HZ} Hz; last report {last:?}");
+        if asked.elapsed() >= Duration::from_millis(500) {
+            browser.send(json!({"type": "audio_stats"}));
+            asked = Instant::now();
+        }
+        kith.turn(&mut browser);
+    }
+    // Chat still flows on the link that now carries the call.
+    assert!(kith.links.send_chat(Instant::now(), kith.peer, b"still here"));
+    let want = B64.encode(b"still here");
+    kith.until(&mut browser, "chat beside the audio", |_, b| {
+        b.saw(|v| v["type"] == "message" && v["b64"] == want.as_str())
+    });
+    let written = kith.tone.as_ref().map_or(0, |t| t.written);
+    eprintln!("Kith wrote {written} Opus frames and received {}", kith.audio.len());
 }

@@ -39,7 +39,7 @@ export function executablePath() {
 }
 
 /** Launch Chromium. Returns { ctx, version, profileDir, firstPage(), newPage(), close() }. */
-export async function launch({ log = () => {} } = {}) {
+export async function launch({ log = () => {}, args = [] } = {}) {
   const exe = executablePath();
   const profileDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'kith-chromium-'));
   const rmProfile = () => {
@@ -59,7 +59,7 @@ export async function launch({ log = () => {} } = {}) {
     ctx = await chromium.launchPersistentContext(profileDir, {
       executablePath: exe,
       headless: true,
-      args: CHROMIUM_ARGS,
+      args: [...CHROMIUM_ARGS, ...args],
       // We clean up ourselves (profile dir); do not let Playwright install
       // its own signal handlers that would exit before that.
       handleSIGINT: false,

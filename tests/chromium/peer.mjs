@@ -2,7 +2,11 @@
 // Headless Debian Chromium as an independent WebRTC data-channel peer,
 // driven by JSON lines on stdin/stdout.  See README.md for the protocol.
 //
-//   node peer.mjs [--echo] [--all-candidates] [--verbose]
+//   node peer.mjs [--echo] [--all-candidates] [--audio-file=F.wav] [--verbose]
+//
+// With --audio-file, Chromium's fake microphone plays F.wav (looped): an offer with an audio
+// section is answered sendrecv with that microphone, and what arrives on the audio track is
+// analysed by WebAudio (`audio_stats`).
 //
 // stdout carries only JSON lines; everything else goes to stderr.
 
@@ -13,19 +17,20 @@ import { launch, PAGE_URL } from './lib.mjs';
 const argv = process.argv.slice(2);
 const known = new Set(['--echo', '--all-candidates', '--verbose', '-v', '--help', '-h']);
 for (const a of argv) {
-  if (!known.has(a)) {
+  if (!known.has(a) && !a.startsWith('--audio-file=')) {
     process.stderr.write(`peer.mjs: unknown argument ${a}\n`);
     process.exit(2);
   }
 }
 if (argv.includes('--help') || argv.includes('-h')) {
-  process.stderr.write('usage: node peer.mjs [--echo] [--all-candidates] [--verbose]\n');
+  process.stderr.write('usage: node peer.mjs [--echo] [--all-candidates] [--audio-file=F.wav] [--verbose]\n');
   process.exit(0);
 }
 const opts = {
   echo: argv.includes('--echo'),
   allCandidates: argv.includes('--all-candidates'),
   verbose: argv.includes('--verbose') || argv.includes('-v') || !!process.env.KITH_PEER_VERBOSE,
+  audioFile: (argv.find((a) => a.startsWith('--audio-file=')) || '').slice('--audio-file='.length) || null,
 };
 
 const tag = `[peer ${process.pid}]`;
@@ -50,7 +55,89 @@ function pageMain(opts) {
     localSent: false, // local description emitted?
     pendingLocal: [], // local candidates gathered before the description was emitted
     lastState: '',
+    mic: null, // the fake microphone's track, once asked for
+    audio: null, // { ctx, analyser, element } for the remote audio track
   };
+
+  // The fake microphone (the --audio-file WAV), without the processing that would change the
+  // tone on its way.
+  async function micTrack() {
+    if (!S.mic) {
+      const stream = await navigator.mediaDevices.getUserMedia({
+        audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false },
+      });
+      S.mic = stream.getAudioTracks()[0];
+    }
+    return S.mic;
+  }
+
+  // Every audio section the offer brings is answered sendrecv with the microphone.
+  async function sendAudioOn(pc) {
+    if (!opts.audioFile) return;
+    for (const t of pc.getTransceivers()) {
+      // An answer's direction is never more than the offer's: an inactive offer stays inactive.
+      if (t.receiver.track.kind !== 'audio' || t.stopped) continue;
+      if (!t.sender.track) await t.sender.replaceTrack(await micTrack());
+      t.direction = 'sendrecv';
+    }
+  }
+
+  // WebAudio analysis of the remote audio track. Chromium only pulls a remote WebRTC track
+  // into WebAudio while a media element plays it too (a long-standing Chromium behaviour), so
+  // a muted <audio> element plays it as well.
+  function listen(track) {
+    if (S.audio) return;
+    const stream = new MediaStream([track]);
+    const element = new Audio();
+    element.muted = true;
+    element.srcObject = stream;
+    element.play().catch((e) => log(`audio element: ${e.message}`));
+    const ctx = new AudioContext({ sampleRate: 48000 });
+    const analyser = ctx.createAnalyser();
+    analyser.fftSize = 16384; // 2.9 Hz per bin at 48 kHz
+    analyser.smoothingTimeConstant = 0;
+    ctx.createMediaStreamSource(stream).connect(analyser);
+    ctx.resume().catch((e) => log(`audio context: ${e.message}`));
+    S.audio = { ctx, analyser, element };
+  }
+
+  // The strongest frequency between 100 Hz and 4 kHz (parabolic peak interpolation) and the
+  // level, of the last fftSize samples; with the RTP counters from getStats.
+  async function audioStats() {
+    const ev = { type: 'audio', freq_hz: null, level_db: null, context: null };
+    if (S.audio) {
+      const { ctx, analyser } = S.audio;
+      ev.context = ctx.state;
+      const spectrum = new Float32Array(analyser.frequencyBinCount);
+      analyser.getFloatFrequencyData(spectrum);
+      const hz = ctx.sampleRate / analyser.fftSize;
+      let best = -1;
+      for (let i = Math.ceil(100 / hz); i < Math.min(spectrum.length - 1, 4000 / hz); i++) {
+        if (best < 0 || spectrum[i] > spectrum[best]) best = i;
+      }
+      if (best > 0 && Number.isFinite(spectrum[best])) {
+        const [a, b, c] = [spectrum[best - 1], spectrum[best], spectrum[best + 1]];
+        const d = a - 2 * b + c;
+        ev.freq_hz = (best + (d !== 0 ? (0.5 * (a - c)) / d : 0)) * hz;
+      }
+      const wave = new Float32Array(analyser.fftSize);
+      analyser.getFloatTimeDomainData(wave);
+      let sum = 0;
+      for (const x of wave) sum += x * x;
+      ev.level_db = 10 * Math.log10(sum / wave.length + 1e-12);
+    }
+    const stats = await S.pc.getStats();
+    stats.forEach((r) => {
+      if (r.type === 'inbound-rtp' && r.kind === 'audio') {
+        ev.packets_received = r.packetsReceived;
+        ev.packets_lost = r.packetsLost;
+        const codec = r.codecId && stats.get(r.codecId);
+        if (codec) ev.codec = codec.mimeType;
+      }
+      if (r.type === 'outbound-rtp' && r.kind === 'audio') ev.packets_sent = r.packetsSent;
+    });
+    return ev;
+  }
 
   const isLoopback = (a) => /^127\./.test(a) || a === '::1';
   const parseCand = (line) => {
@@ -186,6 +273,9 @@ function pageMain(opts) {
     pc.onconnectionstatechange = reportState;
     pc.onicegatheringstatechange = () => log(`ice gathering: ${pc.iceGatheringState}`);
     pc.ondatachannel = (e) => setupChannel(e.channel);
+    pc.ontrack = (e) => {
+      if (e.track.kind === 'audio') listen(e.track);
+    };
     S.pc = pc;
     return pc;
   }
@@ -222,6 +312,7 @@ function pageMain(opts) {
           const pc = ensurePc();
           await pc.setRemoteDescription({ type: 'offer', sdp: filterRemoteSdp(msg.sdp) });
           await flushRemote(pc);
+          await sendAudioOn(pc);
           await pc.setLocalDescription(await pc.createAnswer());
           emitLocalDescription(pc);
           return;
@@ -268,6 +359,11 @@ function pageMain(opts) {
           }
           return;
         }
+        case 'audio_stats': {
+          if (!S.pc) throw new Error('audio_stats: no peer connection');
+          emit(await audioStats());
+          return;
+        }
         default:
           throw new Error(`unknown message type ${JSON.stringify(msg.type)}`);
       }
@@ -305,7 +401,11 @@ process.stdout.on('error', (e) => {
 let page = null;
 async function start() {
   const t0 = performance.now();
-  browser = await launch({ log: vlog });
+  // The fake microphone plays the file; the page may start WebAudio without a user gesture.
+  const args = opts.audioFile
+    ? [`--use-file-for-fake-audio-capture=${opts.audioFile}`, '--autoplay-policy=no-user-gesture-required']
+    : [];
+  browser = await launch({ log: vlog, args });
   page = await browser.firstPage();
   page.on('crash', () => {
     out({ type: 'error', message: 'page crashed' });
