@@ -11,6 +11,7 @@ use rand_core::{RngCore, SeedableRng};
 use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
+use crate::media::meter::MicMeter;
 use crate::net::client_driver::Driver;
 use crate::net::disk::{self, Disk};
 use crate::net::front::FrontEnd;
@@ -126,6 +127,7 @@ pub struct CoreHandle {
     commands: mpsc::Sender<ClientCommand>,
     events: mpsc::Receiver<ClientEvent>,
     thread: Option<JoinHandle<bool>>,
+    mic_meter: Arc<MicMeter>,
 }
 
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -151,6 +153,8 @@ impl CoreHandle {
         };
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
+        let mic_meter = Arc::new(MicMeter::default());
+        let meter = mic_meter.clone();
         let thread = std::thread::Builder::new().name("kith-net".into()).spawn(move || {
             let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt,
@@ -293,7 +297,7 @@ impl CoreHandle {
                     profile_problems,
                     commands: cmd_rx,
                     front: FrontEnd::new(ev_tx, wake),
-                    media: Media::new(opts.mic.clone(), opts.speaker.clone(), opts.processing),
+                    media: Media::new(opts.mic.clone(), opts.speaker.clone(), opts.processing, meter),
                 };
                 let failed = driver.run().await;
                 if let Some(hub) = hosted {
@@ -305,7 +309,7 @@ impl CoreHandle {
             runtime.shutdown_timeout(std::time::Duration::from_millis(500));
             failed
         })?;
-        Ok(Self { commands: cmd_tx, events: ev_rx, thread: Some(thread) })
+        Ok(Self { commands: cmd_tx, events: ev_rx, thread: Some(thread), mic_meter })
     }
 
     /// Queues a command without blocking; a full queue is an error to show, not a stall.
@@ -314,6 +318,12 @@ impl CoreHandle {
             mpsc::error::TrySendError::Full(_) => "the core is busy; try again".to_string(),
             mpsc::error::TrySendError::Closed(_) => "the core has stopped".to_string(),
         })
+    }
+
+    /// The microphone's level now (dBFS of its last 20 ms), while a call or Settings'
+    /// microphone test has it open: read from an atomic the media thread writes.
+    pub fn mic_level_db(&self) -> Option<f32> {
+        self.mic_meter.level_db()
     }
 
     /// Blocks until the command is queued (for scripting front-ends, not the GUI thread).

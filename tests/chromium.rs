@@ -492,7 +492,10 @@ fn kith_and_chromium_hear_each_others_opus_tone() {
             assert!(v["packets_sent"].as_u64().is_some_and(|n| n >= 50), "Chromium sends audio: {v}");
             break;
         }
-        assert!(Instant::now() < deadline, "Chromium's analyser never heard {KITH_HZ} Hz; last report {last:?}");
+        assert!(
+            Instant::now() < deadline,
+            "Chromium's analyser never heard {KITH_HZ} Hz; last report {last:?}"
+        );
         if asked.elapsed() >= Duration::from_millis(500) {
             browser.send(json!({"type": "audio_stats"}));
             asked = Instant::now();

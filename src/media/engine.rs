@@ -18,7 +18,8 @@ use super::apm::{Apm, ApmSettings};
 use super::codec::{Decoder, Encoder};
 use super::devices::{self, MicChoice, SpeakerChoice};
 use super::jitter::{JitterBuffer, JitterStats};
-use super::signal::{db_of_mean_square, dominant_frequency};
+use super::meter::MicMeter;
+use super::signal::{db_of_mean_square, dominant_frequency, level_db};
 use super::sources::{Microphone, NullSpeaker, Speaker};
 use super::{FRAME, MAX_PEERS, SAMPLE_RATE, mixer};
 
@@ -89,11 +90,14 @@ pub struct MediaEngine {
 
 impl MediaEngine {
     /// Starts the media thread, which opens the chosen devices (a sound card's stream lives
-    /// on the thread that uses it); `out` is called from that thread.
+    /// on the thread that uses it); `out` is called from that thread. Muted and deafened
+    /// from its first frame if `muted` and `deafened` say so (told later, a frame could slip out).
     pub fn start(
         mic: MicChoice,
         speaker: SpeakerChoice,
         processing: ApmSettings,
+        (muted, deafened): (bool, bool),
+        meter: Arc<MicMeter>,
         mut out: Box<dyn FnMut(MediaOut) + Send>,
     ) -> std::io::Result<Self> {
         let (tx, rx) = std::sync::mpsc::sync_channel(INBOX);
@@ -107,10 +111,13 @@ impl MediaEngine {
             match Pipeline::new(opened.mic, opened.speaker, out) {
                 Ok(mut p) => {
                     p.apm = apm;
+                    p.meter = Some(meter.clone());
+                    (p.muted, p.deafened) = (muted, deafened);
                     p.run(rx)
                 }
                 Err((mut out, e)) => out(MediaOut::Problem(format!("the audio codec could not start: {e}"))),
             }
+            meter.clear();
         })?;
         Ok(Self { inbox: Some(tx), thread: Some(thread), overflowed: 0 })
     }
@@ -161,6 +168,7 @@ struct Pipeline {
     deafened: bool,
     next_stats: Instant,
     apm: Option<Apm>,
+    meter: Option<Arc<MicMeter>>,
 }
 
 type StartError = (Box<dyn FnMut(MediaOut) + Send>, super::codec::CodecError);
@@ -190,6 +198,7 @@ impl Pipeline {
             deafened: false,
             next_stats: Instant::now() + STATS_EVERY,
             apm: None,
+            meter: None,
         })
     }
 
@@ -267,6 +276,9 @@ impl Pipeline {
             self.ts += FRAME as u64;
             if let Some(apm) = self.apm.as_mut() {
                 apm.capture(&mut frame);
+            }
+            if let Some(m) = &self.meter {
+                m.set(level_db(&frame));
             }
             // Muted, nothing is sent (the timestamps go on, so the peers see a gap, not loss).
             if self.muted {

@@ -11,6 +11,7 @@
 //! - [`sources`]: the synthetic microphones (`tone:HZ`, `wav:PATH`) and the null speaker.
 //! - [`signal`]: tone generator, levels, pitch: what the media layer measures itself with.
 //! - [`engine`]: the media thread that runs all of it for one call.
+//! - [`meter`]: the microphone's level for the window's meter, in one atomic.
 
 pub mod apm;
 pub mod audio_io;
@@ -18,6 +19,7 @@ pub mod codec;
 pub mod devices;
 pub mod engine;
 pub mod jitter;
+pub mod meter;
 pub mod mixer;
 pub mod ringer;
 pub mod signal;

@@ -260,6 +260,11 @@ impl Driver {
                     Some(ClientCommand::AudioProcessing { echo_cancel, noise_suppression, auto_gain }) => {
                         self.media.set_processing(ApmSettings { echo_cancel, noise_suppression, auto_gain })
                     }
+                    Some(ClientCommand::MicTest { on }) => {
+                        if let Some(problem) = self.media.mic_test(on) {
+                            self.front.push(ClientEvent::error("media", problem));
+                        }
+                    }
                     Some(ClientCommand::UseDevices { mic, speaker }) => {
                         if let Err(e) = self.media.use_devices(mic.as_deref(), speaker.as_deref()) {
                             self.front.push(ClientEvent::error("media", e));

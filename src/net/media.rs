@@ -2,6 +2,7 @@
 //! stops it when we leave, hands it each peer's packets without waiting, and turns what it
 //! sends back (encoded frames, stats, problems) into core inputs and events.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::mpsc;
@@ -9,6 +10,7 @@ use tokio::sync::mpsc;
 use crate::media::apm::ApmSettings;
 use crate::media::devices::{MicChoice, SpeakerChoice};
 use crate::media::engine::{MediaEngine, MediaIn, MediaOut, PeerAudioStats};
+use crate::media::meter::MicMeter;
 use crate::protocol::core::MediaControl;
 use crate::protocol::events::{AudioStats, ClientEvent};
 use crate::protocol::identity::IdentityKey;
@@ -22,25 +24,39 @@ pub struct Media {
     speaker: SpeakerChoice,
     processing: ApmSettings,
     engine: Option<MediaEngine>,
+    /// We are in a call (the engine sends and plays); otherwise a running engine only
+    /// measures the microphone for Settings' meter.
+    in_call: bool,
+    /// Settings is open and wants the microphone's level.
+    mic_test: bool,
     /// What the running engine was told, to start its successor the same way.
     muted: bool,
     deafened: bool,
     volumes: Vec<(IdentityKey, f32)>,
+    meter: Arc<MicMeter>,
     tx: mpsc::Sender<MediaOut>,
     pub rx: mpsc::Receiver<MediaOut>,
 }
 
 impl Media {
-    pub fn new(mic: MicChoice, speaker: SpeakerChoice, processing: ApmSettings) -> Self {
+    pub fn new(
+        mic: MicChoice,
+        speaker: SpeakerChoice,
+        processing: ApmSettings,
+        meter: Arc<MicMeter>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(OUTBOX);
         Self {
             mic,
             speaker,
             processing,
             engine: None,
+            in_call: false,
+            mic_test: false,
             muted: false,
             deafened: false,
             volumes: Vec::new(),
+            meter,
             tx,
             rx,
         }
@@ -52,8 +68,8 @@ impl Media {
         self.send(MediaIn::Processing(processing));
     }
 
-    /// Switches to other devices; a running call restarts its media thread on them (the
-    /// jitter buffers start over: a fraction of a second of the call is not heard).
+    /// Switches to other devices; a running engine restarts on them (in a call the jitter
+    /// buffers start over: a fraction of a second of the call is not heard).
     pub fn use_devices(&mut self, mic: Option<&str>, speaker: Option<&str>) -> Result<(), String> {
         if let Some(m) = mic {
             self.mic = m.parse()?;
@@ -62,17 +78,26 @@ impl Media {
             self.speaker = s.parse()?;
         }
         if self.engine.is_some() {
-            self.control(MediaControl::Stop);
-            if let Some(problem) =
-                self.control(MediaControl::Start { muted: self.muted, deafened: self.deafened })
-            {
+            self.stop_engine();
+            if let Some(problem) = self.start_engine() {
                 return Err(problem);
-            }
-            for (peer, gain) in self.volumes.clone() {
-                self.send(MediaIn::Volume { peer, gain });
             }
         }
         Ok(())
+    }
+
+    /// Settings' microphone test: outside a call the microphone is opened (and nothing sent
+    /// or played) so its meter moves; in a call the call's engine measures anyway.
+    pub fn mic_test(&mut self, on: bool) -> Option<String> {
+        self.mic_test = on;
+        match (on, self.in_call, self.engine.is_some()) {
+            (true, false, false) => self.start_engine(),
+            (false, false, true) => {
+                self.stop_engine();
+                None
+            }
+            _ => None,
+        }
     }
 
     /// Carries out the core's `MediaControl`; a problem is returned for the front-end.
@@ -80,27 +105,16 @@ impl Media {
         match control {
             MediaControl::Start { muted, deafened } => {
                 (self.muted, self.deafened) = (muted, deafened);
-                let tx = self.tx.clone();
-                // Called on the media thread: never waits (a full outbox drops the frame).
-                let out = Box::new(move |m: MediaOut| {
-                    let _ = tx.try_send(m);
-                });
-                match MediaEngine::start(self.mic.clone(), self.speaker.clone(), self.processing, out) {
-                    Ok(mut engine) => {
-                        engine.send(MediaIn::Mute(muted));
-                        engine.send(MediaIn::Deafen(deafened));
-                        self.engine = Some(engine);
-                        None
-                    }
-                    Err(e) => Some(format!("the media thread could not start: {e}")),
-                }
+                self.in_call = true;
+                // A microphone test gives way to the call.
+                self.stop_engine();
+                self.start_engine()
             }
             MediaControl::Stop => {
-                // Joining it waits for the devices to close: not on this thread.
-                if let Some(engine) = self.engine.take() {
-                    tokio::task::spawn_blocking(move || drop(engine));
-                }
-                None
+                self.in_call = false;
+                self.stop_engine();
+                self.volumes.clear();
+                if self.mic_test { self.start_engine() } else { None }
             }
             MediaControl::PeerLeft(peer) => self.send(MediaIn::PeerLeft { peer }),
             MediaControl::Mute(on) => {
@@ -118,6 +132,38 @@ impl Media {
                 }
                 self.send(MediaIn::Volume { peer, gain })
             }
+        }
+    }
+
+    /// The engine for a call, or for the microphone test: that one plays nothing and sends
+    /// nothing (it starts muted; the level is measured before mute).
+    fn start_engine(&mut self) -> Option<String> {
+        let tx = self.tx.clone();
+        // Called on the media thread: never waits (a full outbox drops the frame).
+        let out = Box::new(move |m: MediaOut| {
+            let _ = tx.try_send(m);
+        });
+        let (speaker, muted, deafened) = match self.in_call {
+            true => (self.speaker.clone(), self.muted, self.deafened),
+            false => (SpeakerChoice::None, true, true),
+        };
+        let meter = self.meter.clone();
+        match MediaEngine::start(self.mic.clone(), speaker, self.processing, (muted, deafened), meter, out) {
+            Ok(mut engine) => {
+                for &(peer, gain) in &self.volumes {
+                    engine.send(MediaIn::Volume { peer, gain });
+                }
+                self.engine = Some(engine);
+                None
+            }
+            Err(e) => Some(format!("the media thread could not start: {e}")),
+        }
+    }
+
+    fn stop_engine(&mut self) {
+        // Joining it waits for the devices to close: not on this thread.
+        if let Some(engine) = self.engine.take() {
+            tokio::task::spawn_blocking(move || drop(engine));
         }
     }
 
@@ -169,5 +215,61 @@ pub fn stats_event(s: &PeerAudioStats, rtt_ms: Option<u64>) -> ClientEvent {
             level_db: s.level_db.round() as i32,
             freq_hz: s.freq_hz.map(|f| f.round() as u32),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Waits (real time: the media thread runs at the clock's pace) until `done`.
+    async fn until(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn drain_audio(media: &mut Media) -> usize {
+        std::iter::from_fn(|| media.rx.try_recv().ok())
+            .filter(|m| matches!(m, MediaOut::Audio { .. }))
+            .count()
+    }
+
+    /// Settings' microphone test opens the microphone and sends nothing; a call takes it over
+    /// and sends; after the call the test goes on while Settings stays open, and closing it
+    /// lets the microphone go.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_microphone_test_measures_without_sending_and_gives_way_to_a_call() {
+        let meter = Arc::new(MicMeter::default());
+        let mut media =
+            Media::new(MicChoice::Tone(440.0), SpeakerChoice::Null, ApmSettings::default(), meter.clone());
+        assert_eq!(media.mic_test(true), None);
+        until("the meter to read the tone", || meter.level_db().is_some()).await;
+        // A sine at a quarter of full scale is -15 dBFS.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let db = meter.level_db().unwrap_or(-100.0);
+        assert!((db + 15.05).abs() < 0.5, "{db} dB");
+        assert_eq!(drain_audio(&mut media), 0, "a microphone test sends nothing");
+
+        assert_eq!(media.control(MediaControl::Start { muted: false, deafened: false }), None);
+        let mut sent = 0;
+        until("the call to send frames", || {
+            sent += drain_audio(&mut media);
+            sent >= 5
+        })
+        .await;
+
+        assert_eq!(media.control(MediaControl::Stop), None);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        drain_audio(&mut media);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(drain_audio(&mut media), 0, "after the call, the test sends nothing");
+        assert!(meter.level_db().is_some(), "Settings is still open: the meter still reads");
+
+        assert_eq!(media.mic_test(false), None);
+        until("the microphone to close", || meter.level_db().is_none()).await;
     }
 }

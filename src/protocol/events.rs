@@ -76,6 +76,11 @@ pub enum ClientCommand {
         #[serde(default)]
         speaker: Option<String>,
     },
+    /// Open the microphone outside a call so Settings' level meter moves (nothing is sent or
+    /// played); `false` closes it again. In a call the call's microphone is measured.
+    MicTest {
+        on: bool,
+    },
     /// Stop (or start again) sending our microphone to the call.
     Mute {
         on: bool,

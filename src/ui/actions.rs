@@ -120,4 +120,6 @@ pub struct Frame<'a> {
     pub picker_open: bool,
     /// The password of the hub we host, for an invitation that includes it.
     pub host_password: Option<&'a str>,
+    /// The microphone's level now (dBFS), while a call or Settings' test has it open.
+    pub mic_level_db: Option<f32>,
 }

@@ -567,6 +567,7 @@ impl eframe::App for KithApp {
                 .as_ref()
                 .filter(|l| matches!(l.target, Target::Host { .. }))
                 .map(|l| l.password.as_str()),
+            mic_level_db: self.core.as_ref().and_then(|c| c.mic_level_db()),
         };
         match &mut self.screen {
             Screen::Broken(why) => {

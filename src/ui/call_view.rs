@@ -118,7 +118,17 @@ pub fn call_bar(ui: &mut Ui, f: &Frame, view: &mut ViewState, out: &mut Actions)
                     .clicked()
                 {
                     view.muted = !view.muted;
-                    out.command(ClientCommand::Mute { on: view.muted });
+                }
+                let held = sync_mute(ui, f, view, out);
+                if let (Some(held), Some(key)) = (held, f.settings.push_to_talk_key()) {
+                    let hint = "Push to talk is on in Settings: the call hears you only while you \
+                                hold the key in this window";
+                    match held && !view.muted {
+                        true => ui.label(RichText::new("● talking").color(style::OK)).on_hover_text(hint),
+                        false => ui
+                            .label(RichText::new(format!("hold {} to talk", key.name())).weak())
+                            .on_hover_text(hint),
+                    };
                 }
             });
         });
@@ -127,4 +137,18 @@ pub fn call_bar(ui: &mut Ui, f: &Frame, view: &mut ViewState, out: &mut Actions)
         }
         ui.add_space(2.0);
     });
+}
+
+/// Tells the core whether our microphone sends: not while muted, and with push-to-talk only
+/// while its key is held in this window (a window that loses focus stops sending, as the key's
+/// release may never reach it). A command goes only when that changes. Returns whether
+/// push-to-talk's key is held, if push-to-talk is on.
+fn sync_mute(ui: &Ui, f: &Frame, view: &mut ViewState, out: &mut Actions) -> Option<bool> {
+    let held = f.settings.push_to_talk_key().map(|key| ui.input(|i| i.focused && i.key_down(key)));
+    let muted = view.muted || held == Some(false);
+    if view.sent_muted.unwrap_or(false) != muted {
+        view.sent_muted = Some(muted);
+        out.command(ClientCommand::Mute { on: muted });
+    }
+    held
 }

@@ -77,6 +77,10 @@ pub struct Settings {
     pub echo_cancel: bool,
     pub noise_suppression: bool,
     pub auto_gain: bool,
+    /// In a call the microphone sends only while this key is held (and the window has focus).
+    pub push_to_talk: bool,
+    /// The key's name as egui spells it (`egui::Key::name`).
+    pub push_to_talk_key: String,
 }
 
 impl Default for Settings {
@@ -100,11 +104,42 @@ impl Default for Settings {
             echo_cancel: true,
             noise_suppression: true,
             auto_gain: true,
+            push_to_talk: false,
+            push_to_talk_key: DEFAULT_PUSH_TO_TALK_KEY.name().to_string(),
         }
     }
 }
 
+/// Push-to-talk's key unless the user picks another: one that types nothing and that no
+/// system shortcut takes.
+pub const DEFAULT_PUSH_TO_TALK_KEY: egui::Key = egui::Key::F9;
+
+/// Keys push-to-talk can use: they type nothing into the chat while held.
+pub const PUSH_TO_TALK_KEYS: [egui::Key; 15] = [
+    egui::Key::F1,
+    egui::Key::F2,
+    egui::Key::F3,
+    egui::Key::F4,
+    egui::Key::F5,
+    egui::Key::F6,
+    egui::Key::F7,
+    egui::Key::F8,
+    egui::Key::F9,
+    egui::Key::F10,
+    egui::Key::F11,
+    egui::Key::F12,
+    egui::Key::Insert,
+    egui::Key::Home,
+    egui::Key::End,
+];
+
 impl Settings {
+    /// Push-to-talk's key, if push-to-talk is on (an unknown name falls back to the default).
+    pub fn push_to_talk_key(&self) -> Option<egui::Key> {
+        self.push_to_talk
+            .then(|| egui::Key::from_name(&self.push_to_talk_key).unwrap_or(DEFAULT_PUSH_TO_TALK_KEY))
+    }
+
     pub fn audio_processing(&self) -> crate::core::AudioProcessing {
         crate::core::AudioProcessing {
             echo_cancel: self.echo_cancel,

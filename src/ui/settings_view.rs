@@ -3,7 +3,7 @@
 use egui::RichText;
 
 use super::actions::{Actions, Frame, UiAction};
-use super::settings::Theme;
+use super::settings::{DEFAULT_PUSH_TO_TALK_KEY, PUSH_TO_TALK_KEYS, Theme};
 use super::style;
 use super::view::ViewState;
 use crate::core::{ClientCommand, sanitize_name};
@@ -144,6 +144,12 @@ pub fn dialog(ctx: &egui::Context, f: &Frame, view: &mut ViewState, out: &mut Ac
         });
         ui.separator();
         ui.label(RichText::new("Audio and video").strong());
+        // The meter needs the microphone open, in a call or not (nothing is sent outside one).
+        if !view.mic_testing {
+            view.mic_testing = true;
+            out.command(ClientCommand::MicTest { on: true });
+        }
+        ctx.request_repaint_after(METER_REFRESH);
         if f.model.devices.is_none() && !view.devices_asked {
             view.devices_asked = true;
             out.command(ClientCommand::Devices);
@@ -182,6 +188,33 @@ pub fn dialog(ctx: &egui::Context, f: &Frame, view: &mut ViewState, out: &mut Ac
                 }
                 ui.end_row();
             }
+            let l = ui.label("Microphone level");
+            mic_meter(ui, f, l.id);
+            ui.end_row();
+
+            let l = ui.label("Push to talk");
+            ui.horizontal(|ui| {
+                changed |= ui
+                    .checkbox(&mut s.push_to_talk, "In calls, send my microphone only while I hold")
+                    .changed();
+                let key = s.push_to_talk_key().unwrap_or(DEFAULT_PUSH_TO_TALK_KEY);
+                ui.add_enabled_ui(s.push_to_talk, |ui| {
+                    egui::ComboBox::from_id_salt("push_to_talk_key")
+                        .selected_text(key.name())
+                        .show_ui(ui, |ui| {
+                            for k in PUSH_TO_TALK_KEYS {
+                                if ui.selectable_label(k == key, k.name()).clicked() {
+                                    s.push_to_talk_key = k.name().to_string();
+                                    changed = true;
+                                }
+                            }
+                        })
+                        .response
+                        .labelled_by(l.id);
+                });
+            });
+            ui.end_row();
+
             let l = ui.label("Camera");
             ui.add_enabled_ui(false, |ui| {
                 egui::ComboBox::from_id_salt("Camera")
@@ -227,6 +260,37 @@ pub fn dialog(ctx: &egui::Context, f: &Frame, view: &mut ViewState, out: &mut Ac
     if !open {
         view.settings_open = false;
         view.name_draft = None;
+        if view.mic_testing {
+            view.mic_testing = false;
+            out.command(ClientCommand::MicTest { on: false });
+        }
+    }
+}
+
+/// The meter's redraw rate while Settings is open: smooth enough to watch a voice.
+const METER_REFRESH: std::time::Duration = std::time::Duration::from_millis(50);
+/// The meter's scale starts here (dBFS): quieter is silence to the eye.
+const METER_FLOOR_DB: f32 = -60.0;
+/// Louder than this is close to clipping.
+const METER_HOT_DB: f32 = -3.0;
+
+/// The microphone's level as a bar, or in words why there is none.
+fn mic_meter(ui: &mut egui::Ui, f: &Frame, label: egui::Id) {
+    match f.mic_level_db {
+        Some(db) => {
+            let fill = ((db - METER_FLOOR_DB) / -METER_FLOOR_DB).clamp(0.0, 1.0);
+            let colour = if db > METER_HOT_DB { style::WARN } else { style::OK };
+            let bar =
+                egui::ProgressBar::new(fill).desired_width(220.0).fill(colour).text(format!("{db:.0} dB"));
+            // The bar's own text ("-23 dB") names it for screen readers: a label beside it
+            // would hide the number.
+            ui.add(bar).on_hover_text("What a call hears from your microphone, after its processing");
+        }
+        None => {
+            let problem = f.model.call_media.problems.iter().rev().find(|p| p.contains("microphone"));
+            let text = problem.map_or("Opening the microphone…", String::as_str);
+            ui.label(RichText::new(text).small().weak()).labelled_by(label);
+        }
     }
 }
 

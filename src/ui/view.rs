@@ -34,6 +34,11 @@ pub struct ViewState {
     /// In a call: our microphone is off, our speaker is off.
     pub muted: bool,
     pub deafened: bool,
+    /// What the core was last told about our microphone (the user's mute, or push-to-talk's
+    /// key not held); `None` before anything was said (the core starts unmuted).
+    pub sent_muted: Option<bool>,
+    /// Settings asked the core to open the microphone for its level meter.
+    pub mic_testing: bool,
     /// Each person's volume in calls, in % (100 as sent).
     pub volumes: HashMap<String, u32>,
     /// Settings asked the core for the sound devices once.

@@ -20,6 +20,8 @@ struct Window {
     view: ViewState,
     settings: Settings,
     actions: Vec<UiAction>,
+    /// What the microphone meter reads.
+    mic_level_db: Option<f32>,
 }
 
 fn window(events: Vec<ClientEvent>) -> Window {
@@ -28,7 +30,7 @@ fn window(events: Vec<ClientEvent>) -> Window {
         model.apply(ev, Some("general"), NOW);
     }
     let view = ViewState { room: Some("general".into()), ..ViewState::default() };
-    Window { model, view, settings: Settings::default(), actions: Vec::new() }
+    Window { model, view, settings: Settings::default(), actions: Vec::new(), mic_level_db: None }
 }
 
 fn with_bob(verified: bool) -> Vec<ClientEvent> {
@@ -66,6 +68,7 @@ fn frame<'a>(model: &'a Model, settings: &'a Settings) -> Frame<'a> {
         settings_error: None,
         picker_open: false,
         host_password: None,
+        mic_level_db: None,
     }
 }
 
@@ -74,7 +77,7 @@ fn main_window(w: Window) -> Harness<'static, Window> {
     harness(
         |ui, w: &mut Window| {
             let ctx = ui.ctx().clone();
-            let frame = frame(&w.model, &w.settings);
+            let frame = Frame { mic_level_db: w.mic_level_db, ..frame(&w.model, &w.settings) };
             let mut out = Actions::default();
             main_view::show(ui, &ctx, &frame, &mut w.view, &mut out);
             w.actions.extend(out.take());
@@ -150,7 +153,7 @@ fn settings_dialog() -> Harness<'static, Window> {
     harness(
         |ui, w: &mut Window| {
             let ctx = ui.ctx().clone();
-            let frame = frame(&w.model, &w.settings);
+            let frame = Frame { mic_level_db: w.mic_level_db, ..frame(&w.model, &w.settings) };
             let mut out = Actions::default();
             settings_view::dialog(&ctx, &frame, &mut w.view, &mut out);
             for a in out.take() {
@@ -168,9 +171,11 @@ fn settings_dialog() -> Harness<'static, Window> {
 fn a_settings_click_comes_back_as_settings_to_save() {
     let mut h = settings_dialog();
     h.run();
-    // An untouched dialog asks for nothing but the list of sound devices, once.
-    assert_eq!(commands(h.state()), [ClientCommand::Devices], "{:?}", h.state().actions);
-    assert_eq!(h.state().actions.len(), 1);
+    // An untouched dialog asks for nothing but the microphone's level and the list of sound
+    // devices, once.
+    let asked = [ClientCommand::MicTest { on: true }, ClientCommand::Devices];
+    assert_eq!(commands(h.state()), asked, "{:?}", h.state().actions);
+    assert_eq!(h.state().actions.len(), 2);
     h.state_mut().actions.clear();
     assert!(h.state().settings.notifications);
     h.get_by_label("Notify me of messages while Kith is in the background").click();
@@ -366,4 +371,78 @@ fn picking_a_microphone_in_settings_switches_the_call_to_it_and_is_saved() {
     );
     assert_eq!(h.state().settings.microphone.as_deref(), Some("usb_headset"));
     assert!(h.state().actions.iter().any(|a| matches!(a, UiAction::Settings { save: true, .. })));
+}
+
+#[test]
+fn settings_opens_the_microphone_for_its_meter_and_closes_it_again() {
+    let mut h = settings_dialog();
+    h.run();
+    assert_eq!(commands(h.state())[0], ClientCommand::MicTest { on: true });
+    // Nothing measured yet: the row says so, then the media layer's reason when it has one.
+    h.get_by_label("Opening the microphone…");
+    h.state_mut().model.apply(
+        ClientEvent::Error {
+            code: "media".into(),
+            message: "no microphone (the sound system has no default input device): the call goes on \
+                      receive-only"
+                .into(),
+            fatal: false,
+            tag: None,
+        },
+        None,
+        NOW,
+    );
+    h.run();
+    h.get_by_label_contains("no default input device");
+    h.state_mut().mic_level_db = Some(-23.4);
+    h.run();
+    h.get_by_label("-23 dB");
+    // Opened once, however many frames are drawn; closed with the dialog.
+    let tests =
+        |w: &Window| commands(w).iter().filter(|c| matches!(c, ClientCommand::MicTest { .. })).count();
+    assert_eq!(tests(h.state()), 1);
+    h.get_by_label("Close window").click();
+    h.run();
+    // (This harness draws the dialog whether open or not: only the close itself is looked at.)
+    assert!(commands(h.state()).contains(&ClientCommand::MicTest { on: false }));
+    assert!(!h.state().view.settings_open);
+}
+
+#[test]
+fn with_push_to_talk_the_call_hears_us_only_while_the_key_is_held() {
+    let mut events = with_bob(true);
+    events.push(ClientEvent::Call {
+        room: "general".into(),
+        state: "joined".into(),
+        members: vec![BOB.into()],
+    });
+    let mut w = window(events);
+    w.settings.push_to_talk = true;
+    let mut h = main_window(w);
+    h.run();
+    let mutes = |w: &Window| {
+        commands(w)
+            .into_iter()
+            .filter_map(|c| match c {
+                ClientCommand::Mute { on } => Some(on),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    // Not held: muted at once, and said once.
+    assert_eq!(mutes(h.state()), [true]);
+    h.get_by_label("hold F9 to talk");
+    h.key_down(egui::Key::F9);
+    h.run();
+    assert_eq!(mutes(h.state()), [true, false]);
+    h.get_by_label("● talking");
+    h.key_up(egui::Key::F9);
+    h.run();
+    assert_eq!(mutes(h.state()), [true, false, true]);
+    // Muted by the button, holding the key sends nothing.
+    h.get_by_label("Mute mic").click();
+    h.run();
+    h.key_down(egui::Key::F9);
+    h.run();
+    assert_eq!(mutes(h.state()), [true, false, true]);
 }

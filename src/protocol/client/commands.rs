@@ -63,6 +63,7 @@ impl Client {
             | ClientCommand::DeclineCall { .. }
             | ClientCommand::Devices
             | ClientCommand::UseDevices { .. }
+            | ClientCommand::MicTest { .. }
             | ClientCommand::AudioProcessing { .. }
             | ClientCommand::Volume { .. }
             | ClientCommand::Mute { .. }
