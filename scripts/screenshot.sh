@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the real desktop app under Xvfb, with a second client (`kith headless`) hosting a hub and
 # chatting into it, and saves screenshots of the window: docs/screenshot.png, the fingerprint
-# dialog (-verify), and a call from bob (-call-ringing, then accepted: -call).
+# dialog (-verify), a call from bob (-call-ringing, then accepted: -call), and Settings during
+# the call (-settings).
 #
 #   scripts/screenshot.sh [path/to/kith] [out.png]
 #
@@ -68,4 +69,9 @@ xdotool mousemove --window "$WIN" "${ACCEPT_X:-205}" "${ACCEPT_Y:-68}" click 1
 sleep 4
 import -window "$WIN" "${OUT%.png}-call.png"
 echo "saved ${OUT%.png}-call.png"
+# Settings during the call: devices, the microphone's meter, push-to-talk.
+xdotool mousemove --window "$WIN" "${GEAR_X:-1015}" "${GEAR_Y:-18}" click 1
+sleep 2
+import -window "$WIN" "${OUT%.png}-settings.png"
+echo "saved ${OUT%.png}-settings.png"
 printf '{"cmd":"quit"}\n' >&3

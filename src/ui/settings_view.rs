@@ -289,7 +289,10 @@ fn mic_meter(ui: &mut egui::Ui, f: &Frame, label: egui::Id) {
         None => {
             let problem = f.model.call_media.problems.iter().rev().find(|p| p.contains("microphone"));
             let text = problem.map_or("Opening the microphone…", String::as_str);
-            ui.label(RichText::new(text).small().weak()).labelled_by(label);
+            ui.scope(|ui| {
+                ui.set_max_width(360.0);
+                ui.add(egui::Label::new(RichText::new(text).small().weak()).wrap()).labelled_by(label);
+            });
         }
     }
 }
