@@ -26,40 +26,17 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kith_proc  # noqa: E402
+
 KITH = sys.argv[1] if len(sys.argv) > 1 else "target/release/kith"
 SIZE_MIB = int(sys.argv[2]) if len(sys.argv) > 2 else 200
 ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 3
 PW = "bench password"
 
 
-class Proc:
-    def __init__(self, args):
-        self.p = subprocess.Popen([KITH] + args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.DEVNULL, text=True, env={**os.environ, "KITH_PASSWORD": PW})
-        self.q = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.p.stdout:
-            try:
-                self.q.put((time.monotonic(), json.loads(line)))
-            except ValueError:
-                pass
-
-    def wait(self, pred, timeout=120):
-        end = time.monotonic() + timeout
-        while True:
-            t, ev = self.q.get(timeout=max(0.01, end - time.monotonic()))
-            if pred(ev):
-                return t, ev
-
-    def send(self, obj):
-        self.p.stdin.write(json.dumps(obj) + "\n")
-        self.p.stdin.flush()
-
-    def stop(self):
-        self.p.kill()
-        self.p.wait()
+def Proc(args, env=None):
+    return kith_proc.Proc(KITH, args, PW, env)
 
 
 def raw_tcp(nbytes):

@@ -61,7 +61,17 @@ fn secure_with_all(p: &mut Peer, others: &[&str]) {
     }
 }
 
-/// The two tests take turns: each runs several media threads, and on a two-core machine the
+/// Waits until `p` has a direct link to each of `others`.
+fn linked_with_all(p: &mut Peer, others: &[&str]) {
+    for o in others {
+        let o = o.to_string();
+        p.wait_until(&format!("a direct link with {o}"), |p| {
+            p.log.iter().any(|e| e["event"] == "link" && e["peer"] == o.as_str() && e["kind"] == "direct")
+        });
+    }
+}
+
+/// The tests take turns: each runs several media threads, and on a two-core machine the
 /// other's would be the jitter they measure.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -77,6 +87,9 @@ fn three_people_ring_join_and_the_call_outlives_the_caller_and_a_restart() {
     secure_with_all(&mut alice, &[&fb, &fc]);
     secure_with_all(&mut bob, &[&fa, &fc]);
     secure_with_all(&mut carol, &[&fa, &fb]);
+    linked_with_all(&mut alice, &[&fb, &fc]);
+    linked_with_all(&mut bob, &[&fa, &fc]);
+    linked_with_all(&mut carol, &[&fa, &fb]);
 
     // A call outside our rooms is refused in words.
     alice.send(json!({"cmd": "call", "room": "elsewhere"}));
@@ -91,7 +104,8 @@ fn three_people_ring_join_and_the_call_outlives_the_caller_and_a_restart() {
     assert!(members(&ringing).contains(&fa), "{ringing}");
     call_state(&mut bob, "ringing");
     assert_eq!(members(&call_state(&mut bob, "joined")), sorted(&[&fa]));
-    member(&mut alice, &fb, "joined");
+    // The link carries the call to him.
+    assert_eq!(member(&mut alice, &fb, "joined")["link"], "open");
 
     carol.send(json!({"cmd": "call", "room": "general"}));
     assert_eq!(members(&call_state(&mut carol, "joined")), sorted(&[&fa, &fb]));
@@ -236,4 +250,39 @@ fn a_call_on_a_path_that_drops_a_tenth_of_the_datagrams_goes_on_with_fec_and_con
     assert!(a["concealed_ms"].as_u64().unwrap() > 0, "the rest were concealed: {last}");
     // The call itself held: nobody left.
     assert!(!alice.log.iter().any(|e| e["event"] == "call_member" && e["state"] == "left"));
+}
+
+/// Someone with no direct link (here: `--no-direct`, as a network that blocks UDP would leave
+/// them) joins the call: both sides are told it cannot reach them, and no audio flows through
+/// the hub.
+#[test]
+fn a_member_reachable_only_through_the_hub_is_said_to_be_so() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let hub = HubProc::start(&dir.path().join("hub"), PW, &[]);
+    let mut alice = start("alice", dir.path(), &hub, 440, false);
+    let args = [
+        "--hub",
+        hub.addr.as_str(),
+        "--mic",
+        "tone:660",
+        "--speaker",
+        "null",
+        "--auto-answer",
+        "--no-direct",
+    ];
+    let mut dave = Peer::start("dave", &dir.path().join("dave"), &args, PW);
+    let (fa, fd) = (alice.fingerprint(), dave.fingerprint());
+    secure_with_all(&mut alice, &[&fd]);
+    secure_with_all(&mut dave, &[&fa]);
+    alice.send(json!({"cmd": "call", "room": "general"}));
+    assert_eq!(members(&call_state(&mut dave, "joined")), sorted(&[&fa]));
+    assert_eq!(member(&mut alice, &fd, "joined")["link"], "hub_only");
+    // Three seconds in the call: no audio either way.
+    alice.drain(std::time::Duration::from_secs(3));
+    dave.drain(std::time::Duration::from_millis(100));
+    assert!(
+        !alice.log.iter().chain(&dave.log).any(|e| e["event"] == "media_stats"),
+        "audio went through the hub"
+    );
 }

@@ -21,6 +21,7 @@ use super::jitter::{JitterBuffer, JitterStats};
 use super::meter::MicMeter;
 use super::signal::{db_of_mean_square, dominant_frequency, level_db};
 use super::sources::{Microphone, NullSpeaker, Speaker};
+use super::trace::Trace;
 use super::{FRAME, MAX_PEERS, SAMPLE_RATE, mixer};
 
 /// How often the thread looks at its devices.
@@ -169,6 +170,7 @@ struct Pipeline {
     next_stats: Instant,
     apm: Option<Apm>,
     meter: Option<Arc<MicMeter>>,
+    trace: Option<Trace>,
 }
 
 type StartError = (Box<dyn FnMut(MediaOut) + Send>, super::codec::CodecError);
@@ -199,6 +201,7 @@ impl Pipeline {
             next_stats: Instant::now() + STATS_EVERY,
             apm: None,
             meter: None,
+            trace: Trace::from_env(),
         })
     }
 
@@ -280,6 +283,12 @@ impl Pipeline {
             if let Some(m) = &self.meter {
                 m.set(level_db(&frame));
             }
+            let captured = Instant::now();
+            if let Some(t) = self.trace.as_mut() {
+                t.captured(now, &frame);
+                t.work.frames += 1;
+                t.work.capture += captured - now;
+            }
             // Muted, nothing is sent (the timestamps go on, so the peers see a gap, not loss).
             if self.muted {
                 continue;
@@ -288,8 +297,14 @@ impl Pipeline {
                 Ok(packet) => (self.out)(MediaOut::Audio { ts, data: Arc::from(packet) }),
                 Err(e) => (self.out)(MediaOut::Problem(format!("audio encoder: {e}"))),
             }
+            if let Some(t) = self.trace.as_mut() {
+                t.work.encode += captured.elapsed();
+            }
         }
         self.play(now);
+        if let Some(t) = self.trace.as_mut() {
+            t.work.worst_tick = t.work.worst_tick.max(now.elapsed());
+        }
         let mic = self.mic.as_mut().and_then(|m| m.problem(now));
         for problem in mic.into_iter().chain(self.speaker.problem(now)) {
             (self.out)(MediaOut::Problem(problem));
@@ -298,18 +313,29 @@ impl Pipeline {
             self.next_stats = now + STATS_EVERY;
             let stats = self.stats();
             (self.out)(MediaOut::Stats(stats));
+            if let Some(t) = self.trace.as_mut() {
+                t.report();
+            }
         }
     }
 
     /// Each frame the speaker wants: every peer's next 20 ms, measured, mixed, limited.
     fn play(&mut self, now: Instant) {
         while self.speaker.wants(now) {
+            let started = Instant::now();
             let mut mix = [0.0f32; FRAME];
             let mut one = [0.0f32; FRAME];
-            for p in self.peers.values_mut() {
+            for (key, p) in self.peers.iter_mut() {
                 p.jitter.pull(&mut one);
                 p.measure(&one);
                 mixer::add(&mut mix, &one, p.gain);
+                if let Some(t) = self.trace.as_mut() {
+                    t.played(now, key, &one, p.jitter.level_ms());
+                }
+            }
+            if let Some(t) = self.trace.as_mut() {
+                t.work.played += 1;
+                t.work.play += started.elapsed();
             }
             mixer::limit(&mut mix);
             if self.deafened {

@@ -12,6 +12,7 @@
 //! - [`signal`]: tone generator, levels, pitch: what the media layer measures itself with.
 //! - [`engine`]: the media thread that runs all of it for one call.
 //! - [`meter`]: the microphone's level for the window's meter, in one atomic.
+//! - [`trace`]: onsets and work times for benchmarks (`KITH_MEDIA_TRACE`), off otherwise.
 
 pub mod apm;
 pub mod audio_io;
@@ -25,6 +26,7 @@ pub mod ringer;
 pub mod signal;
 pub mod sources;
 pub mod stretch;
+pub mod trace;
 
 /// The call's sample rate.
 pub const SAMPLE_RATE: u32 = 48_000;

@@ -158,6 +158,7 @@ impl Core {
         self.links.handle_timeout(now.at);
         self.nat.handle_timeout(now.at);
         self.transfers.handle_timeout(now.at);
+        self.transfers.pump_paced(now.at, &mut self.links);
         self.calls.handle_timeout(now);
         self.route(now);
     }
@@ -364,17 +365,31 @@ impl Core {
                 {
                     self.out.push_back(CoreOutput::Media(MediaControl::PeerLeft(*peer)));
                 }
-                self.out.push_back(CoreOutput::Event(call_event(e)));
-                self.sync_media();
+                // Whether the call can reach a member who joins (never through the hub).
+                let reach = match &e {
+                    CallEvent::Member { peer, joined: true, .. } => {
+                        Some(if self.direct && self.links.is_open(peer) { "open" } else { "hub_only" })
+                    }
+                    _ => None,
+                };
+                let mut event = call_event(e);
+                if let (ClientEvent::CallMember { link, .. }, Some(reach)) = (&mut event, reach) {
+                    *link = Some(reach.into());
+                }
+                self.out.push_back(CoreOutput::Event(event));
+                self.sync_media(now);
             }
         }
     }
 
     /// Starts the media layer when we join a call and stops it when we are in none.
-    fn sync_media(&mut self) {
+    fn sync_media(&mut self, now: Now) {
         let joined = self.calls.joined_room().is_some();
         if joined != self.media.running {
             self.media.running = joined;
+            // The call goes first on the path: file data is paced while it is up.
+            self.transfers.set_call_pace(now.at, joined);
+            self.transfers.pump_paced(now.at, &mut self.links);
             let control = match joined {
                 true => MediaControl::Start { muted: self.media.muted, deafened: self.media.deafened },
                 false => MediaControl::Stop,
@@ -490,10 +505,10 @@ fn call_event(e: CallEvent) -> ClientEvent {
         },
         CallEvent::Member { room, peer, joined } => {
             let state = if joined { "joined" } else { "left" };
-            ClientEvent::CallMember { room, peer: fp(peer), state: state.into() }
+            ClientEvent::CallMember { room, peer: fp(peer), state: state.into(), link: None }
         }
         CallEvent::Declined { room, peer } => {
-            ClientEvent::CallMember { room, peer: fp(peer), state: "declined".into() }
+            ClientEvent::CallMember { room, peer: fp(peer), state: "declined".into(), link: None }
         }
         CallEvent::Full { room } => ClientEvent::error(
             "call_full",

@@ -237,6 +237,11 @@ pub enum ClientEvent {
         room: String,
         peer: String,
         state: String,
+        /// For a member who joined: `open` if a direct (or relayed) link carries the call to
+        /// them, `hub_only` if none works yet, so they hear nothing of us and we nothing of
+        /// them (a call never goes through the hub) until one does.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        link: Option<String>,
     },
     Joined {
         room: String,

@@ -14,6 +14,7 @@ pub mod names;
 pub mod nat;
 pub mod negotiation;
 pub mod noise;
+pub mod pace;
 pub mod session;
 pub mod time;
 pub mod transfer;

@@ -19,6 +19,7 @@ use std::path::PathBuf;
 
 use super::events::ClientEvent;
 use super::identity::IdentityKey;
+use super::pace::{CALL_CHUNK, CALL_FILE_RATE, Pace};
 use super::wire::{FileSignal, MAX_FILE_NAME};
 
 /// Bytes of file per data-channel message (plus a 16-byte header).
@@ -40,8 +41,24 @@ const BACKLOG_LOW: u64 = 2 * 1024 * 1024;
 const BACKLOG_MAX: u64 = 16 * 1024 * 1024;
 /// Most bytes gathered into one write.
 const WRITE_SIZE: usize = 8 * CHUNK;
-/// A progress event per this many bytes (and at the end).
+/// A progress event per this many bytes, or per `PROGRESS_EVERY` if fewer moved (a transfer
+/// paced for a call moves 8 MiB in 16 s), and at the end.
 const PROGRESS_STEP: u64 = 8 * 1024 * 1024;
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Whether progress from `last` to `now_bytes` is worth an event.
+fn progress_due(
+    last: u64,
+    now_bytes: u64,
+    size: u64,
+    last_at: Option<std::time::Instant>,
+    now: std::time::Instant,
+) -> bool {
+    let moved = now_bytes.saturating_sub(last);
+    moved >= PROGRESS_STEP
+        || now_bytes == size
+        || (moved > 0 && last_at.is_none_or(|t| now.saturating_duration_since(t) >= PROGRESS_EVERY))
+}
 /// Default largest file a receiver accepts.
 pub const DEFAULT_MAX_SIZE: u64 = 16 * 1024 * 1024 * 1024;
 /// Unfinished offers from one peer (waiting for an answer or arriving); more are declined.
@@ -127,6 +144,7 @@ struct Outgoing {
     /// dropped link are recognised when they come back.
     generation: u64,
     last_progress: u64,
+    last_progress_at: Option<std::time::Instant>,
     /// The hash offered, to offer again if the offer may have been lost with a link.
     sha256: Option<[u8; 32]>,
     /// The receiver answered the offer (accepted it, or asked for a pause).
@@ -184,6 +202,7 @@ struct Receiving {
     moved_at: Option<std::time::Instant>,
     finishing: bool,
     last_progress: u64,
+    last_progress_at: Option<std::time::Instant>,
 }
 
 /// A receiver that asked for bytes and got none for this long asks again, from where it is.
@@ -225,6 +244,10 @@ pub struct Transfers {
     next_id: u64,
     out: VecDeque<TransferOutput>,
     buf: Vec<u8>,
+    /// While we are in a call, what we send is paced (`super::pace`).
+    pace: Option<Pace>,
+    /// A paced send waits for its tokens: the timer pumps again.
+    pace_waiting: bool,
 }
 
 /// The name a file is offered under: its last path component, cut to what an offer carries.
@@ -287,6 +310,30 @@ impl Transfers {
             next_id: seed,
             out: VecDeque::new(),
             buf: Vec::with_capacity(16 + CHUNK),
+            pace: None,
+            pace_waiting: false,
+        }
+    }
+
+    /// A call started (`true`) or ended: file data we send is paced while it is up.
+    pub fn set_call_pace(&mut self, now: std::time::Instant, in_call: bool) {
+        self.pace = in_call.then(|| Pace::new(now, CALL_FILE_RATE));
+        // Unpaced, whatever waited may go now (the caller pumps).
+        self.pace_waiting |= !in_call;
+    }
+
+    /// Sends what waited for the pace, once its time came.
+    pub fn pump_paced(&mut self, now: std::time::Instant, links: &mut impl FileChannel) {
+        if !self.pace_waiting || self.pace.as_ref().is_some_and(|p| p.ready_at(CALL_CHUNK + 16) > now) {
+            return;
+        }
+        self.pace_waiting = false;
+        let mut peers: Vec<IdentityKey> =
+            self.outgoing.values().filter(|o| o.sending.is_some()).map(|o| o.peer).collect();
+        peers.sort();
+        peers.dedup();
+        for peer in peers {
+            self.pump(now, peer, links);
         }
     }
 
@@ -329,6 +376,7 @@ impl Transfers {
             offered: false,
             sending: None,
             last_progress: 0,
+            last_progress_at: None,
             generation: 0,
             sha256: None,
             answered: false,
@@ -613,8 +661,9 @@ impl Transfers {
             r.quiet_since = Some(now);
             resume = Some(r.queued);
         }
-        let progress = (r.written - r.last_progress >= PROGRESS_STEP || r.written == size).then(|| {
+        let progress = progress_due(r.last_progress, r.written, size, r.last_progress_at, now).then(|| {
             r.last_progress = r.written;
+            r.last_progress_at = Some(now);
             r.written
         });
         let done = r.written == size && !r.finishing;
@@ -674,9 +723,17 @@ impl Transfers {
             s.ready.retain(|start, data| start + data.len() as u64 > s.next_send);
             let Some((&start, data)) = s.ready.range(..=s.next_send).next_back() else { return };
             let from = (s.next_send - start) as usize;
-            let Some(chunk) = data.get(from..(from + CHUNK).min(data.len())).filter(|c| !c.is_empty()) else {
+            let chunk_size = if self.pace.is_some() { CALL_CHUNK } else { CHUNK };
+            let Some(chunk) = data.get(from..(from + chunk_size).min(data.len())).filter(|c| !c.is_empty())
+            else {
                 return;
             };
+            if let Some(p) = self.pace.as_mut()
+                && !p.take(now, 16 + chunk.len())
+            {
+                self.pace_waiting = true;
+                return;
+            }
             let (len, read_done) = (chunk.len(), from + chunk.len() == data.len());
             self.buf.clear();
             self.buf.extend_from_slice(&id.to_be_bytes());
@@ -693,8 +750,9 @@ impl Transfers {
             s.next_send += len as u64;
             o.moved_at = Some(now);
             let sent = s.next_send;
-            if sent - o.last_progress >= PROGRESS_STEP || sent == size {
+            if progress_due(o.last_progress, sent, size, o.last_progress_at, now) {
                 o.last_progress = sent;
+                o.last_progress_at = Some(now);
                 self.event(ClientEvent::FileProgress { id: id_text(id), bytes: sent, total: size });
             }
         }
@@ -851,7 +909,8 @@ impl Transfers {
         let stalls = self.incoming.values().filter_map(|i| Some(waiting_since(i)? + STALL_AFTER));
         let idle = self.incoming.values().filter_map(|i| Some(idle_since(i)? + IDLE_LIMIT));
         let idle_out = self.outgoing.values().filter_map(|o| Some(o.moved_at? + IDLE_LIMIT));
-        self.out_of_sight.values().copied().chain(stalls).chain(idle).chain(idle_out).min()
+        let paced = self.pace.as_ref().filter(|_| self.pace_waiting).map(|p| p.ready_at(CALL_CHUNK + 16));
+        self.out_of_sight.values().copied().chain(stalls).chain(idle).chain(idle_out).chain(paced).min()
     }
 
     pub fn handle_timeout(&mut self, now: std::time::Instant) {
@@ -1009,5 +1068,80 @@ mod tests {
         }
         assert_eq!(safe_name("report.pdf. . "), "report.pdf");
         assert_eq!(safe_name("..."), "file");
+    }
+
+    /// A file channel that acknowledges everything at once: only the sender's pace limits it.
+    #[derive(Default)]
+    struct Wire {
+        writes: Vec<(std::time::Instant, usize)>,
+    }
+    impl FileChannel for Wire {
+        fn file_buffered(&mut self, _: &IdentityKey) -> Option<usize> {
+            Some(0)
+        }
+        fn send_file_data(&mut self, now: std::time::Instant, _: IdentityKey, data: &[u8]) -> FileWrite {
+            self.writes.push((now, data.len()));
+            FileWrite::Written
+        }
+    }
+
+    /// Serves the disk reads a transfer asks for (from a file of `size` zero bytes).
+    fn serve_reads(t: &mut Transfers, now: std::time::Instant, wire: &mut Wire) {
+        let reads: Vec<DiskRequest> = std::iter::from_fn(|| t.poll_output())
+            .filter_map(|o| match o {
+                TransferOutput::Disk(r @ DiskRequest::Read { .. }) => Some(r),
+                _ => None,
+            })
+            .collect();
+        for r in reads {
+            if let DiskRequest::Read { id, generation, offset, len } = r {
+                t.handle_disk(now, DiskDone::Read { id, generation, offset, data: vec![0; len] }, wire);
+            }
+        }
+    }
+
+    /// While we are in a call, file data goes in small messages at the call's rate (on a
+    /// channel that would take any amount); when the call ends the rest goes at once.
+    #[test]
+    fn in_a_call_file_data_is_paced_in_small_messages_and_the_pace_lifts_after() {
+        let config =
+            TransferConfig { downloads: PathBuf::from("/d"), auto_accept: false, max_size: u64::MAX };
+        let mut t = Transfers::new(config, 100);
+        let bob = IdentityKey([2; 32]);
+        let t0 = std::time::Instant::now();
+        let mut wire = Wire::default();
+        let size = 64 * 1024 * 1024;
+        let id = t.send_file(bob, PathBuf::from("/home/a/big"));
+        t.handle_disk(t0, DiskDone::Opened { id, size, sha256: [0; 32] }, &mut wire);
+        t.set_call_pace(t0, true);
+        t.handle_signal(t0, bob, FileSignal::Accept { id, offset: 0 }, &mut wire);
+        // Ten seconds of the simulated clock, run by the transfers' own timer.
+        let mut now = t0;
+        let end = t0 + std::time::Duration::from_secs(10);
+        while now < end {
+            serve_reads(&mut t, now, &mut wire);
+            t.pump_paced(now, &mut wire);
+            let next = t.poll_timeout().expect("a paced transfer waits for its timer");
+            assert!(next > now || t.poll_timeout() > Some(now), "the timer moves on");
+            now = next.max(now + std::time::Duration::from_micros(100));
+        }
+        let paced: usize = wire.writes.iter().map(|(_, n)| n).sum();
+        let want = 10 * CALL_FILE_RATE as usize;
+        assert!(paced.abs_diff(want) <= 2 * (CALL_CHUNK + 16), "{paced} bytes in 10 s, want about {want}");
+        assert!(wire.writes.iter().all(|(_, n)| *n <= CALL_CHUNK + 16), "small messages in a call");
+        // Never two messages closer than one message's time at the rate (no bursts).
+        let gap = std::time::Duration::from_secs_f64(CALL_CHUNK as f64 / CALL_FILE_RATE as f64);
+        assert!(wire.writes.windows(2).skip(1).all(|w| w[1].0 - w[0].0 >= gap.mul_f64(0.99)));
+
+        // The call ends: full-size messages, as fast as the channel takes them.
+        wire.writes.clear();
+        t.set_call_pace(now, false);
+        t.pump_paced(now, &mut wire);
+        for _ in 0..200 {
+            serve_reads(&mut t, now, &mut wire);
+        }
+        let sent: usize = wire.writes.iter().map(|(_, n)| n).sum();
+        assert!(sent >= 8 * CHUNK, "{sent} bytes at once after the call");
+        assert!(wire.writes.iter().any(|(_, n)| *n == CHUNK + 16));
     }
 }

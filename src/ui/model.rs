@@ -408,7 +408,7 @@ impl Model {
                 self.connection = Some(Connection::Online);
             }
             ClientEvent::Call { room, state, members } => return self.apply_call(room, &state, members),
-            ClientEvent::CallMember { room, peer, state } => {
+            ClientEvent::CallMember { room, peer, state, .. } => {
                 let name = self.name_of(&peer);
                 if let Some(c) = self.calls.get_mut(&room) {
                     match state.as_str() {
