@@ -286,3 +286,47 @@ fn a_member_reachable_only_through_the_hub_is_said_to_be_so() {
         "audio went through the hub"
     );
 }
+
+/// The mesh's limit: ten people in one call, each hearing all nine others (ten encoders,
+/// ninety decoders on this machine), and the eleventh is refused in words.
+#[test]
+fn ten_people_hear_each_other_and_the_eleventh_is_refused() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let hub = HubProc::start(&dir.path().join("hub"), PW, &[]);
+    // Tones 50 Hz apart; all but the first answer by themselves.
+    let mut people: Vec<Peer> =
+        (0..10).map(|i| start(&format!("p{i}"), dir.path(), &hub, 300 + 50 * i, i > 0)).collect();
+    let mut late = start("late", dir.path(), &hub, 900, false);
+    let fps: Vec<String> = people.iter_mut().map(|p| p.fingerprint()).collect();
+    for (i, p) in people.iter_mut().enumerate() {
+        let others: Vec<&str> =
+            fps.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, f)| f.as_str()).collect();
+        linked_with_all(p, &others);
+    }
+    people[0].send(json!({"cmd": "call", "room": "general"}));
+    // Everyone hears everyone: media_stats with packets from each of the nine others.
+    for (i, p) in people.iter_mut().enumerate() {
+        let others: Vec<String> =
+            fps.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, f)| f.clone()).collect();
+        p.wait_until("audio from all nine others", |p| {
+            others.iter().all(|o| {
+                p.log.iter().any(|e| {
+                    e["event"] == "media_stats"
+                        && e["peer"] == o.as_str()
+                        && e["audio"]["packets"].as_u64() > Some(10)
+                })
+            })
+        });
+    }
+    // The call is full: the eleventh, who sees it running, is told so and stays out.
+    late.wait_until("the call running", |p| {
+        p.log.iter().any(|e| e["event"] == "call" && members(e).len() == 10)
+    });
+    late.send(json!({"cmd": "call", "room": "general"}));
+    let refused = late.wait_for("the refusal", |e| e["event"] == "error" && e["code"] == "call_refused");
+    assert!(refused["message"].as_str().unwrap().contains("full (10 people)"), "{refused}");
+    late.drain(std::time::Duration::from_secs(2));
+    assert!(!late.log.iter().any(|e| e["event"] == "call" && e["state"] == "joined"));
+    assert!(!late.log.iter().any(|e| e["event"] == "media_stats"));
+}
