@@ -1,7 +1,8 @@
-//! The media thread: one per call. Every 5 ms it looks whether the microphone has a frame
-//! (encoded **once**, and the one packet goes to the net thread for every peer) and whether the
-//! speaker wants one (each peer's jitter buffer gives 20 ms, the mixer sums them). Once a
-//! second it reports each peer's stats.
+//! The media thread: one per call. When a frame is due (or every 5 ms with a sound card,
+//! whose rings it polls) it looks whether the microphone has a frame (encoded **once**, and
+//! the one packet goes to the net thread for every peer) and whether the speaker wants one
+//! (each peer's jitter buffer gives 20 ms, the mixer sums them). Once a second it reports
+//! each peer's stats.
 //!
 //! It talks to the net thread through two bounded queues: packets in (`MediaIn`, sent with
 //! `try_send`, so a slow media thread costs packets, never the net thread's time) and a
@@ -9,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::time::{Duration, Instant};
 
 use crate::protocol::identity::IdentityKey;
@@ -20,11 +21,12 @@ use super::devices::{self, MicChoice, SpeakerChoice};
 use super::jitter::{JitterBuffer, JitterStats};
 use super::meter::MicMeter;
 use super::signal::{db_of_mean_square, dominant_frequency, level_db};
-use super::sources::{Microphone, NullSpeaker, Speaker};
+use super::sources::{FRAME_TIME, Microphone, NullSpeaker, Speaker};
 use super::trace::Trace;
 use super::{FRAME, MAX_PEERS, SAMPLE_RATE, mixer};
 
-/// How often the thread looks at its devices.
+/// How often the thread looks at a sound card's rings (a synthetic source or the null
+/// speaker says when its next frame is due, and the thread sleeps until then).
 const TICK: Duration = Duration::from_millis(5);
 /// How often it reports.
 const STATS_EVERY: Duration = Duration::from_secs(1);
@@ -206,20 +208,34 @@ impl Pipeline {
     }
 
     fn run(&mut self, rx: Receiver<MediaIn>) {
-        let mut next_tick = Instant::now();
         loop {
-            let now = Instant::now();
-            if now >= next_tick {
-                self.tick(now);
-                next_tick = (next_tick + TICK).max(now);
-                continue;
+            // What came since the last wake. The net thread stamped each packet's arrival, so
+            // reading packets only when a frame is due changes nothing the jitter buffers
+            // measure, and saves the thread a wake per packet.
+            loop {
+                match rx.try_recv() {
+                    Ok(input) => self.handle(input),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return,
+                }
             }
-            match rx.recv_timeout(next_tick - now) {
-                Ok(input) => self.handle(input),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return,
+            let now = Instant::now();
+            self.tick(now);
+            let wake = self.next_wake(now);
+            if let Some(wait) = wake.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
             }
         }
+    }
+
+    /// When there is work next: the microphone's or the speaker's next frame if they keep
+    /// their own clock (the synthetic ones), a device's poll otherwise; and at least once a
+    /// frame, so commands and a closed inbox are seen within 20 ms.
+    fn next_wake(&self, now: Instant) -> Instant {
+        let poll = now + TICK;
+        let mic = self.mic.as_ref().map(|m| m.next_due().unwrap_or(poll));
+        let speaker = self.speaker.next_due().unwrap_or(poll);
+        [mic, Some(speaker), Some(self.next_stats)].into_iter().flatten().fold(now + FRAME_TIME, Instant::min)
     }
 
     fn handle(&mut self, input: MediaIn) {

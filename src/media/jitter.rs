@@ -3,9 +3,8 @@
 //!
 //! - **Target delay** from the measured arrival jitter: each packet's delay relative to the
 //!   fastest packet of the 2 s before it (a short window, so clock drift does not pass for
-//!   jitter); the target is the 95th percentile of the last 5 s of those plus
-//!   two frames (the one playing, and the 20 ms between two pulls). Jitter that goes away
-//!   leaves the window, so the target shrinks again.
+//!   jitter); the target is the 95th percentile of the last 5 s of those plus a floor of a
+//!   frame and a half. Jitter that goes away leaves the window, so the target shrinks again.
 //! - **Time-stretching** moves the buffer toward the target without clicks: a frame that
 //!   arrives into a buffer above the target is shortened by a pitch period (`accelerate`), one
 //!   below it is lengthened (`expand`). Clock drift between sender and receiver is the same
@@ -14,6 +13,11 @@
 //!   is here, and concealed by the decoder (PLC) otherwise. A long silence (the sender's DTX,
 //!   or it stopped) ends concealment; when packets come again the buffer fills to the target
 //!   before playing.
+//! - **Running dry is not loss**: a frame missing with nothing after it may still be on its
+//!   way (a stall of the network or of the sender's thread), so the decoder conceals *without*
+//!   giving up that frame's turn; when the packet comes it is played, and the buffer has
+//!   grown by what was concealed (acceleration takes it back once the target is lower). Only a
+//!   later packet arriving first proves a frame lost, as in NetEq.
 //!
 //! Sans-IO: arrival times are passed in, and playout is driven by whoever pulls frames (the
 //! media thread, once per 20 ms), so the tests run on a simulated clock.
@@ -34,9 +38,13 @@ pub const MAX_PACKETS: usize = 100;
 const HISTORY: usize = 250;
 /// How far back the fastest packet is looked for (as NetEq does).
 const FASTEST_WINDOW_MS: f64 = 2000.0;
-/// The target delay's bounds: the floor is two frames, what a packet needs to be played in
-/// time when pulls come every 20 ms.
-const MIN_TARGET_MS: f64 = 40.0;
+/// The target delay's bounds. The level is counted with the frame being decoded, and the
+/// band it is held in is `target..target + 20 ms` (wider for long targets), so a floor of a frame and a half keeps it
+/// at two frames as each pull decodes: one frame playing and one waiting. A packet is then
+/// played at the second pull after it arrives (20–40 ms in the buffer), and it may come up to
+/// a frame late without the buffer running dry. A floor of two frames (as before) held one
+/// more frame waiting: 20 ms of mouth-to-ear for nothing on a calm path.
+const MIN_TARGET_MS: f64 = 30.0;
 const MAX_TARGET_MS: f64 = 500.0;
 /// Concealment stops after this much audio in a row has been made up.
 const MAX_CONCEAL_MS: u64 = 200;
@@ -226,7 +234,7 @@ impl JitterBuffer {
                 Ok(n) if n > 0 => n,
                 _ => {
                     self.stats.dropped += 1;
-                    return self.conceal(p);
+                    return self.conceal(p, true);
                 }
             };
             self.playout = Some(p + n as u64);
@@ -245,7 +253,11 @@ impl JitterBuffer {
                 self.playout = None;
                 return false;
             }
-            _ => {}
+            None => {
+                // Dry, not (yet) lost: conceal, and keep this frame's turn for its packet.
+                return self.conceal(p, false);
+            }
+            Some(_) => {}
         }
         self.stats.lost += 1;
         let next = p + FRAME as u64;
@@ -262,11 +274,13 @@ impl JitterBuffer {
                 self.ready.extend(&self.frame[..n]);
                 true
             }
-            None => self.conceal(p),
+            None => self.conceal(p, true),
         }
     }
 
-    fn conceal(&mut self, p: u64) -> bool {
+    /// Makes up a frame in place of `p`'s; `gone` says `p` is given up (its packet will be
+    /// late if it comes), otherwise playout waits on `p` still.
+    fn conceal(&mut self, p: u64, gone: bool) -> bool {
         let n = match self.decoder.conceal(&mut self.frame) {
             Ok(n) if n > 0 => n,
             _ => {
@@ -274,7 +288,9 @@ impl JitterBuffer {
                 FRAME
             }
         };
-        self.playout = Some(p + n as u64);
+        if gone {
+            self.playout = Some(p + n as u64);
+        }
         self.ready.extend(&self.frame[..n]);
         let ms = n as u64 / PER_MS;
         self.stats.concealed_ms += ms;

@@ -15,6 +15,12 @@ pub trait Microphone {
     /// The next frame into `frame`, if it is due by `now`.
     fn read(&mut self, now: Instant, frame: &mut [f32; FRAME]) -> bool;
 
+    /// When the next frame is due, for a source on its own clock; `None` for a device (its
+    /// callback fills a ring the media thread polls).
+    fn next_due(&self) -> Option<Instant> {
+        None
+    }
+
     /// Something the user should know (the device stopped delivering), said once.
     fn problem(&mut self, _now: Instant) -> Option<String> {
         None
@@ -26,6 +32,11 @@ pub trait Speaker {
     /// Whether the speaker wants another frame by `now`.
     fn wants(&mut self, now: Instant) -> bool;
     fn play(&mut self, frame: &[f32; FRAME]);
+
+    /// When it will want the next frame, for a speaker on its own clock; `None` for a device.
+    fn next_due(&self) -> Option<Instant> {
+        None
+    }
 
     /// Something the user should know (the device stopped playing), said once.
     fn problem(&mut self, _now: Instant) -> Option<String> {
@@ -55,6 +66,11 @@ impl Pacer {
         self.next = Some(if behind > 5 * FRAME_TIME { now + FRAME_TIME } else { next + FRAME_TIME });
         true
     }
+
+    /// When the next frame is due (`None` before the first).
+    pub(crate) fn next(&self) -> Option<Instant> {
+        self.next
+    }
 }
 
 /// `tone:HZ`: a sine at `HZ`, at a quarter of full scale.
@@ -76,6 +92,10 @@ impl Microphone for ToneMic {
         }
         self.tone.fill(frame);
         true
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        self.pacer.next()
     }
 }
 
@@ -144,6 +164,10 @@ impl Microphone for WavMic {
         }
         true
     }
+
+    fn next_due(&self) -> Option<Instant> {
+        self.pacer.next()
+    }
 }
 
 /// Linear interpolation between sample rates: good enough for a test file (a device path
@@ -177,6 +201,10 @@ impl Speaker for NullSpeaker {
     }
 
     fn play(&mut self, _frame: &[f32; FRAME]) {}
+
+    fn next_due(&self) -> Option<Instant> {
+        self.pacer.next()
+    }
 }
 
 #[cfg(test)]
