@@ -39,11 +39,12 @@ const HISTORY: usize = 250;
 /// How far back the fastest packet is looked for (as NetEq does).
 const FASTEST_WINDOW_MS: f64 = 2000.0;
 /// The target delay's bounds. The level is counted with the frame being decoded, and the
-/// band it is held in is `target..target + 20 ms` (wider for long targets), so a floor of a frame and a half keeps it
-/// at two frames as each pull decodes: one frame playing and one waiting. A packet is then
-/// played at the second pull after it arrives (20–40 ms in the buffer), and it may come up to
-/// a frame late without the buffer running dry. A floor of two frames (as before) held one
-/// more frame waiting: 20 ms of mouth-to-ear for nothing on a calm path.
+/// band it is held in is `target..target + 20 ms` (wider for long targets), so a floor of a
+/// frame and a half keeps it at two frames as each pull decodes: one frame playing and one
+/// waiting. A packet is then played at the second pull after it arrives (20–40 ms in the
+/// buffer), and it may come up to a frame late without the buffer running dry. A floor of two
+/// frames (as before) held one more frame waiting: 20 ms of mouth-to-ear for nothing on a
+/// calm path.
 const MIN_TARGET_MS: f64 = 30.0;
 const MAX_TARGET_MS: f64 = 500.0;
 /// Concealment stops after this much audio in a row has been made up.
