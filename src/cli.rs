@@ -9,9 +9,9 @@ use clap::{Args, Parser, Subcommand};
 use zeroize::Zeroizing;
 
 use crate::core::{
-    ClientCommand, ClientEvent, CoreHandle, CoreOptions, HUB_MAX_CONNECTIONS as DEFAULT_MAX_CONNECTIONS,
-    HubConfig, HubOptions, IceServers, Invitation, MicChoice, Profile, SpeakerChoice, Target, TransferConfig,
-    TurnServer, spawn_hub,
+    CameraChoice, ClientCommand, ClientEvent, CoreHandle, CoreOptions,
+    HUB_MAX_CONNECTIONS as DEFAULT_MAX_CONNECTIONS, HubConfig, HubOptions, IceServers, Invitation, MicChoice,
+    Profile, SpeakerChoice, Target, TransferConfig, TurnServer, VideoSettings, VideoSize, spawn_hub,
 };
 
 /// `0.1.0 (commit abc123, x86_64-unknown-linux-gnu)`.
@@ -127,6 +127,16 @@ pub struct HeadlessArgs {
     /// pace), none, or an output device's name.
     #[arg(long, default_value = "default", value_name = "default|null|none|DEVICE")]
     pub speaker: SpeakerChoice,
+    /// What calls show of us: test-pattern (moving bars carrying their frame number and
+    /// capture time), default (the system's camera), none, or a camera's name.
+    #[arg(long, default_value = "none", value_name = "test-pattern|default|none|DEVICE")]
+    pub camera: CameraChoice,
+    /// The size the camera sends.
+    #[arg(long, default_value = "1280x720", value_name = "WxH")]
+    pub video_size: VideoSize,
+    /// The camera's frame rate.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=60))]
+    pub fps: u32,
     /// Turn off echo cancellation of a real microphone.
     #[arg(long)]
     pub no_echo_cancel: bool,
@@ -322,6 +332,9 @@ fn run_headless(profile: Option<PathBuf>, args: HeadlessArgs) -> ExitCode {
             noise_suppression: !args.no_noise_suppression,
             auto_gain: !args.no_auto_gain,
         },
+        camera_on: args.camera != CameraChoice::None,
+        video: VideoSettings { camera: args.camera, size: args.video_size, fps: args.fps },
+        tiles: None,
         profile,
     };
     let mut core = match CoreHandle::start(opts, None) {

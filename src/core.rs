@@ -39,6 +39,9 @@ pub use crate::protocol::nat::{IceServers, TurnServer};
 pub use crate::media::apm::ApmSettings as AudioProcessing;
 pub use crate::media::devices::{MicChoice, SpeakerChoice};
 pub use crate::media::ringer::Ringer;
+pub use crate::media::video::engine::{CameraChoice, VideoSettings};
+pub use crate::media::video::frame::VideoSize;
+pub use crate::media::video::tiles::{Rgba, TileKey, TileReader, Tiles};
 pub use crate::protocol::events::{AudioStats, ClientCommand, ClientEvent, LinkKind};
 pub use crate::protocol::hub::HubConfig;
 pub use crate::protocol::identity::{IdentityKey, SAS_EMOJI};
@@ -82,6 +85,11 @@ pub struct CoreOptions {
     pub speaker: SpeakerChoice,
     /// Echo cancellation, noise suppression, gain control for a real microphone.
     pub processing: AudioProcessing,
+    /// The camera calls use, its size and frame rate, and whether it starts on.
+    pub video: VideoSettings,
+    pub camera_on: bool,
+    /// The window's video tiles (`None` headless: decoded pictures are not converted for one).
+    pub tiles: Option<Arc<Tiles>>,
 }
 
 impl CoreOptions {
@@ -297,7 +305,13 @@ impl CoreHandle {
                     profile_problems,
                     commands: cmd_rx,
                     front: FrontEnd::new(ev_tx, wake),
-                    media: Media::new(opts.mic.clone(), opts.speaker.clone(), opts.processing, meter),
+                    media: Media::new(
+                        opts.mic.clone(),
+                        opts.speaker.clone(),
+                        opts.processing,
+                        meter,
+                        (opts.video.clone(), opts.camera_on, opts.tiles.clone()),
+                    ),
                 };
                 let failed = driver.run().await;
                 if let Some(hub) = hosted {

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::lossy_net::LossyNet;
 use common::{HubProc, Peer};
 use serde_json::{Value, json};
 
@@ -178,50 +179,6 @@ fn three_people_ring_join_and_the_call_outlives_the_caller_and_a_restart() {
     bob.wait_for("refusal", |e| e["event"] == "error" && e["code"] == "no_call");
 }
 
-/// A network namespace with only loopback, where nftables drops a random tenth of all UDP
-/// datagrams (the hub's TCP is untouched); removed on drop.
-struct LossyNet {
-    name: String,
-}
-
-impl LossyNet {
-    fn up(name: &str, percent: u32) -> Option<Self> {
-        let run = |args: &[&str]| {
-            std::process::Command::new(args[0]).args(&args[1..]).status().is_ok_and(|s| s.success())
-        };
-        let root =
-            std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-        let tools = run(&["ip", "-V"]) && run(&["nft", "--version"]);
-        if !root || !tools {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "the loss test needs root, ip and nft (installed by .ci/run)"
-            );
-            common::say_skipped("tests/calls.rs: the loss test needs root, iproute2 and nftables");
-            return None;
-        }
-        let _ = run(&["ip", "netns", "del", name]);
-        assert!(run(&["ip", "netns", "add", name]), "ip netns add {name}");
-        let net = Self { name: name.to_string() };
-        let nft = |rule: &str| {
-            let mut args = vec!["ip", "netns", "exec", name, "nft"];
-            args.extend(rule.split(' '));
-            assert!(run(&args), "nft {rule}");
-        };
-        assert!(run(&["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"]));
-        nft("add table inet loss");
-        nft("add chain inet loss out { type filter hook output priority 0 ; }");
-        nft(&format!("add rule inet loss out meta l4proto udp numgen random mod 100 < {percent} drop"));
-        Some(net)
-    }
-}
-
-impl Drop for LossyNet {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("ip").args(["netns", "del", &self.name]).status();
-    }
-}
-
 #[test]
 fn a_call_on_a_path_that_drops_a_tenth_of_the_datagrams_goes_on_with_fec_and_concealment() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -335,4 +292,119 @@ fn ten_people_hear_each_other_and_the_eleventh_is_refused() {
     late.drain(std::time::Duration::from_secs(2));
     assert!(!late.log.iter().any(|e| e["event"] == "call" && e["state"] == "joined"));
     assert!(!late.log.iter().any(|e| e["event"] == "media_stats"));
+}
+
+/// Waits until `p` reports `peer`'s video decoded at `min_fps` or more, and returns the report.
+fn sees(p: &mut Peer, peer: &str, min_fps: u64) -> Value {
+    p.wait_for(&format!("video from {peer} at {min_fps} fps"), |e| {
+        e["event"] == "media_stats"
+            && e["peer"] == peer
+            && e["video"]["fps"].as_u64().is_some_and(|f| f >= min_fps)
+    })
+}
+
+fn video_args<'a>(hub: &'a HubProc, tone: &'a str) -> Vec<&'a str> {
+    let mut args = vec!["--hub", hub.addr.as_str(), "--mic", tone, "--speaker", "null"];
+    args.extend(["--camera", "test-pattern", "--video-size", "640x360", "--fps", "30"]);
+    args
+}
+
+/// Three people with test-pattern cameras: each decodes both others at the rate they send,
+/// the frame numbers in the pixels advance, and the capture-to-decoded time is read from them.
+#[test]
+fn three_people_see_each_other_with_one_encoder_each() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let hub = HubProc::start(&dir.path().join("hub"), PW, &[]);
+    let mut people: Vec<Peer> =
+        [("alice", "tone:440", false), ("bob", "tone:660", true), ("carol", "tone:880", true)]
+            .into_iter()
+            .map(|(name, tone, answer)| {
+                let mut args = video_args(&hub, tone);
+                if answer {
+                    args.push("--auto-answer");
+                }
+                Peer::start(name, &dir.path().join(name), &args, PW)
+            })
+            .collect();
+    let fps: Vec<String> = people.iter_mut().map(|p| p.fingerprint()).collect();
+    for (i, p) in people.iter_mut().enumerate() {
+        let others: Vec<&str> =
+            fps.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, f)| f.as_str()).collect();
+        secure_with_all(p, &others);
+        linked_with_all(p, &others);
+    }
+    people[0].send(json!({"cmd": "call", "room": "general"}));
+    call_state(&mut people[0], "joined");
+    for (i, p) in people.iter_mut().enumerate() {
+        for (j, f) in fps.iter().enumerate() {
+            if i == j {
+                continue;
+            }
+            // 30 fps sent; a busy two-core machine may decode a few late.
+            let first = sees(p, f, 24);
+            let v = &first["video"];
+            assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(640), Some(360)), "{first}");
+            assert!(v["keyframes"].as_u64().unwrap() >= 1, "{first}");
+            let latency = v["latency_ms"].as_u64().expect("the pattern's stamp was read");
+            assert!(latency < 500, "capture to decoded: {first}");
+            let later = sees(p, f, 24);
+            let (a, b) = (v["frame"].as_u64().unwrap(), later["video"]["frame"].as_u64().unwrap());
+            assert!(b >= a + 20, "the frame numbers advance: {first} then {later}");
+            assert!(later["video"]["kbps"].as_u64().unwrap() > 50, "{later}");
+        }
+    }
+    // The camera goes off: the others stop decoding alice; on again, they see her again.
+    people[0].send(json!({"cmd": "camera", "on": false}));
+    people[0].wait_for("camera off", |e| e["event"] == "camera" && e["on"] == false);
+    people[1].wait_for("alice's video to stop", |e| {
+        e["event"] == "media_stats" && e["peer"] == fps[0].as_str() && e["video"]["fps"] == 0
+    });
+    people[0].send(json!({"cmd": "camera", "on": true}));
+    sees(&mut people[1], &fps[0], 24);
+}
+
+/// Video over a path that drops 5 % of all datagrams: NACK/RTX and keyframes keep it decoded;
+/// after two seconds of total loss it comes back.
+#[test]
+fn video_survives_loss_and_recovers_from_a_blackout() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(net) = LossyNet::up("kith-video-loss", 5) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let hub = HubProc::start_in(Some(&net.name), &dir.path().join("hub"), "127.0.0.1:0", PW, &[]);
+    let start = |name: &str, tone: &str, extra: &[&str]| {
+        let mut args = video_args(&hub, tone);
+        args.extend_from_slice(extra);
+        Peer::start_in(&net.name, name, &dir.path().join(name), &args, PW)
+    };
+    let mut alice = start("alice", "tone:440", &[]);
+    let mut bob = start("bob", "tone:660", &["--auto-answer"]);
+    let fa = alice.fingerprint();
+    let fb = bob.fingerprint();
+    secure_with_all(&mut alice, &[&fb]);
+    alice.wait_for("a direct link", |e| e["event"] == "link" && e["peer"] == fb.as_str());
+    alice.send(json!({"cmd": "call", "room": "general"}));
+    call_state(&mut bob, "joined");
+    let first = sees(&mut bob, &fa, 20);
+    for _ in 0..8 {
+        sees(&mut bob, &fa, 15);
+    }
+    let lossy = sees(&mut bob, &fa, 15);
+    let decoded = |e: &Value| e["video"]["frames_decoded"].as_u64().unwrap();
+    assert!(decoded(&lossy) >= decoded(&first) + 150, "{first} then {lossy}");
+    // Two seconds of nothing, then the 5 % again.
+    net.set_loss(100);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    net.set_loss(5);
+    let stalled = bob.wait_for("a report of the blackout", |e| {
+        e["event"] == "media_stats"
+            && e["peer"] == fa.as_str()
+            && e["video"]["fps"].as_u64().is_some_and(|f| f < 10)
+    });
+    let back = sees(&mut bob, &fa, 20);
+    assert!(decoded(&back) > decoded(&stalled), "{stalled} then {back}");
+    let v = &back["video"];
+    assert!(v["keyframe_requests"].as_u64().unwrap() >= 1, "the gap asked for a keyframe: {back}");
+    assert!(v["keyframes"].as_u64().unwrap() >= 2, "and one came: {back}");
+    assert!(!alice.log.iter().any(|e| e["event"] == "call_member" && e["state"] == "left"));
 }

@@ -246,6 +246,8 @@ impl Kith {
                 LinkOutput::Kind { .. }
                 | LinkOutput::FileWritable { .. }
                 | LinkOutput::Regather
+                | LinkOutput::Video { .. }
+                | LinkOutput::KeyframeRequest { .. }
                 | LinkOutput::Media { .. } => {}
             }
         }

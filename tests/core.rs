@@ -190,6 +190,7 @@ impl World {
                         CoreOutput::Disk(request) => self.nodes[i].disk.submit(now.at, request),
                         CoreOutput::Media(control) => self.nodes[i].media.push(control),
                         CoreOutput::Audio { ts, data, .. } => self.nodes[i].audio.push((ts, data)),
+                        CoreOutput::Video { .. } | CoreOutput::KeyframeRequest { .. } => {}
                         CoreOutput::SaveKnownPeers(_)
                         | CoreOutput::PinHub(_)
                         | CoreOutput::ResolveServers => {}

@@ -68,6 +68,17 @@ pub enum MediaOut {
         data: Arc<[u8]>,
     },
     Stats(Vec<PeerAudioStats>),
+    /// One encoded video picture (H.264, Annex B), for every peer in the call; `ts` at 90 kHz.
+    Video {
+        ts: u64,
+        data: Arc<[u8]>,
+        keyframe: bool,
+    },
+    /// `peer`'s decoder lost its place and asks the peer for a keyframe.
+    WantKeyframe {
+        peer: IdentityKey,
+    },
+    VideoStats(super::video::engine::PeerVideoStats),
     /// Something the user should know (a device went away, the codec failed).
     Problem(String),
 }
@@ -81,6 +92,20 @@ pub struct PeerAudioStats {
     pub target_ms: u32,
     pub level_db: f32,
     pub freq_hz: Option<f32>,
+}
+
+impl PeerAudioStats {
+    /// For a peer we have heard nothing from.
+    pub fn silent(peer: IdentityKey) -> Self {
+        Self {
+            peer,
+            jitter: JitterStats::default(),
+            buffer_ms: 0,
+            target_ms: 0,
+            level_db: -100.0,
+            freq_hz: None,
+        }
+    }
 }
 
 /// The thread's end of the call.

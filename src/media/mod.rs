@@ -1,4 +1,4 @@
-//! The media layer: a call's audio (and, next, video) on threads of its own, never on the
+//! The media layer: a call's audio and video on threads of its own, never on the
 //! Tokio thread. The net thread hands it packets and takes encoded frames through bounded
 //! queues; the sound card's callbacks touch only lock-free rings.
 //!
@@ -12,6 +12,7 @@
 //! - [`signal`]: tone generator, levels, pitch: what the media layer measures itself with.
 //! - [`engine`]: the media thread that runs all of it for one call.
 //! - [`meter`]: the microphone's level for the window's meter, in one atomic.
+//! - [`video`]: the camera, H.264 encoded once, a decoder per peer, the window's tiles.
 //! - [`trace`]: onsets and work times for benchmarks (`KITH_MEDIA_TRACE`), off otherwise.
 
 pub mod apm;
@@ -27,6 +28,7 @@ pub mod signal;
 pub mod sources;
 pub mod stretch;
 pub mod trace;
+pub mod video;
 
 /// The call's sample rate.
 pub const SAMPLE_RATE: u32 = 48_000;

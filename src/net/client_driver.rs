@@ -20,6 +20,7 @@ use super::now_ms;
 use super::profile_writer::ProfileWriter;
 use crate::media::apm::ApmSettings;
 use crate::media::engine::MediaOut;
+use crate::media::video::engine::VideoPacket;
 use crate::protocol::core::{Core, CoreOutput, Now};
 use crate::protocol::events::{ClientCommand, ClientEvent};
 use crate::protocol::nat::IceServers;
@@ -265,6 +266,11 @@ impl Driver {
                             self.front.push(ClientEvent::error("media", problem));
                         }
                     }
+                    Some(ClientCommand::Camera { on }) => {
+                        self.media.camera(on);
+                        let (on, available) = self.media.camera_state();
+                        self.front.push(ClientEvent::Camera { on, available });
+                    }
                     Some(ClientCommand::UseDevices { mic, speaker }) => {
                         if let Err(e) = self.media.use_devices(mic.as_deref(), speaker.as_deref()) {
                             self.front.push(ClientEvent::error("media", e));
@@ -361,9 +367,18 @@ impl Driver {
             MediaOut::Stats(stats) => {
                 for s in &stats {
                     let rtt = self.core.rtt_ms(&s.peer);
-                    self.front.push(media::stats_event(s, rtt));
+                    self.front.push(media::stats_event(s, rtt, self.media.video_stats(&s.peer)));
+                }
+                // Peers we see and do not hear (no microphone on their side) are reported too.
+                for peer in self.media.video_only(&stats) {
+                    let silent = crate::media::engine::PeerAudioStats::silent(peer);
+                    let rtt = self.core.rtt_ms(&peer);
+                    self.front.push(media::stats_event(&silent, rtt, self.media.video_stats(&peer)));
                 }
             }
+            MediaOut::Video { ts, data, keyframe: _ } => self.core.send_video(now(), ts, data),
+            MediaOut::WantKeyframe { peer } => self.core.request_keyframe(now(), peer),
+            MediaOut::VideoStats(stats) => self.media.video_report(stats),
             MediaOut::Problem(text) => self.front.push(ClientEvent::error("media", text)),
         }
     }
@@ -435,6 +450,10 @@ impl Driver {
                     }
                 }
                 CoreOutput::Audio { peer, ts, data, arrived } => self.media.audio(peer, ts, data, arrived),
+                CoreOutput::Video { peer, ts, data, keyframe, contiguous, arrived } => {
+                    self.media.video(peer, VideoPacket { ts, data, keyframe, contiguous, arrived })
+                }
+                CoreOutput::KeyframeRequest { .. } => self.media.want_keyframe(),
             }
         }
         Step::Continue

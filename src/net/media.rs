@@ -11,13 +11,16 @@ use crate::media::apm::ApmSettings;
 use crate::media::devices::{MicChoice, SpeakerChoice};
 use crate::media::engine::{MediaEngine, MediaIn, MediaOut, PeerAudioStats};
 use crate::media::meter::MicMeter;
+use crate::media::video::engine::{PeerVideoStats, VideoEngine, VideoPacket, VideoSettings};
+use crate::media::video::tiles::Tiles;
 use crate::protocol::core::MediaControl;
-use crate::protocol::events::{AudioStats, ClientEvent};
+use crate::protocol::events::{AudioStats, ClientEvent, VideoStats};
 use crate::protocol::identity::IdentityKey;
 
-/// What the media thread may have waiting for the net thread: 50 frames a second plus a
-/// stats report. A net thread this far behind drops frames rather than letting them age.
-const OUTBOX: usize = 64;
+/// What the media threads may have waiting for the net thread: 50 audio and 30 video frames a
+/// second, keyframe requests and stats reports. A net thread this far behind drops frames
+/// rather than letting them age.
+const OUTBOX: usize = 256;
 
 pub struct Media {
     mic: MicChoice,
@@ -34,6 +37,14 @@ pub struct Media {
     deafened: bool,
     volumes: Vec<(IdentityKey, f32)>,
     meter: Arc<MicMeter>,
+    video_settings: VideoSettings,
+    /// The camera sends (in this call and the next).
+    camera_on: bool,
+    video: Option<VideoEngine>,
+    /// The window's latest-frame slots (`None` headless: nothing is converted for a window).
+    tiles: Option<Arc<Tiles>>,
+    /// Each peer's last video report, sent with its audio report.
+    video_stats: std::collections::HashMap<IdentityKey, PeerVideoStats>,
     tx: mpsc::Sender<MediaOut>,
     pub rx: mpsc::Receiver<MediaOut>,
 }
@@ -44,8 +55,10 @@ impl Media {
         speaker: SpeakerChoice,
         processing: ApmSettings,
         meter: Arc<MicMeter>,
+        video: (VideoSettings, bool, Option<Arc<Tiles>>),
     ) -> Self {
         let (tx, rx) = mpsc::channel(OUTBOX);
+        let (video_settings, camera_on, tiles) = video;
         Self {
             mic,
             speaker,
@@ -57,6 +70,11 @@ impl Media {
             deafened: false,
             volumes: Vec::new(),
             meter,
+            video_settings,
+            camera_on,
+            video: None,
+            tiles,
+            video_stats: Default::default(),
             tx,
             rx,
         }
@@ -108,15 +126,26 @@ impl Media {
                 self.in_call = true;
                 // A microphone test gives way to the call.
                 self.stop_engine();
+                self.start_video();
                 self.start_engine()
             }
             MediaControl::Stop => {
                 self.in_call = false;
                 self.stop_engine();
+                if let Some(video) = self.video.take() {
+                    tokio::task::spawn_blocking(move || drop(video));
+                }
+                self.video_stats.clear();
                 self.volumes.clear();
                 if self.mic_test { self.start_engine() } else { None }
             }
-            MediaControl::PeerLeft(peer) => self.send(MediaIn::PeerLeft { peer }),
+            MediaControl::PeerLeft(peer) => {
+                if let Some(v) = self.video.as_mut() {
+                    v.peer_left(peer);
+                }
+                self.video_stats.remove(&peer);
+                self.send(MediaIn::PeerLeft { peer })
+            }
             MediaControl::Mute(on) => {
                 self.muted = on;
                 self.send(MediaIn::Mute(on))
@@ -133,6 +162,64 @@ impl Media {
                 self.send(MediaIn::Volume { peer, gain })
             }
         }
+    }
+
+    /// The call's video threads: the camera's (if one is chosen) and, as frames come, a
+    /// decoder per peer.
+    fn start_video(&mut self) {
+        let tx = self.tx.clone();
+        let out = Arc::new(move |m: MediaOut| {
+            let _ = tx.try_send(m);
+        });
+        self.video = Some(VideoEngine::start(&self.video_settings, self.camera_on, self.tiles.clone(), out));
+    }
+
+    /// Turns our camera on or off, for this call and the next.
+    pub fn camera(&mut self, on: bool) {
+        self.camera_on = on;
+        if let Some(v) = self.video.as_mut() {
+            v.camera_on(on);
+        }
+    }
+
+    /// Whether our camera sends, and whether there is one to send.
+    pub fn camera_state(&self) -> (bool, bool) {
+        (self.camera_on, self.video_settings.camera != crate::media::video::engine::CameraChoice::None)
+    }
+
+    /// A member asked for a keyframe of our video.
+    pub fn want_keyframe(&mut self) {
+        if let Some(v) = self.video.as_mut() {
+            v.want_keyframe();
+        }
+    }
+
+    pub fn video(&mut self, peer: IdentityKey, packet: VideoPacket) {
+        if let Some(v) = self.video.as_mut() {
+            v.frame(peer, packet);
+        }
+    }
+
+    /// A peer's video report, kept for its next `media_stats`.
+    pub fn video_report(&mut self, stats: PeerVideoStats) {
+        if let Some(peer) = stats.peer
+            && (self.video_stats.len() < 64 || self.video_stats.contains_key(&peer))
+        {
+            self.video_stats.insert(peer, stats);
+        }
+    }
+
+    /// Peers with a video report and no audio in `heard`.
+    pub fn video_only(&self, heard: &[PeerAudioStats]) -> Vec<IdentityKey> {
+        let mut only: Vec<IdentityKey> =
+            self.video_stats.keys().filter(|k| !heard.iter().any(|s| s.peer == **k)).copied().collect();
+        only.sort();
+        only
+    }
+
+    /// The last video report of `peer`.
+    pub fn video_stats(&self, peer: &IdentityKey) -> Option<&PeerVideoStats> {
+        self.video_stats.get(peer)
     }
 
     /// The engine for a call, or for the microphone test: that one plays nothing and sends
@@ -199,11 +286,28 @@ pub fn list_devices(events: mpsc::Sender<ClientEvent>) {
     });
 }
 
+/// One peer's video in the front-ends' words.
+pub fn video_stats(v: &PeerVideoStats) -> VideoStats {
+    VideoStats {
+        width: v.width,
+        height: v.height,
+        fps: v.fps.round() as u32,
+        frames_decoded: v.frames_decoded,
+        keyframes: v.keyframes,
+        frames_dropped: v.frames_dropped,
+        keyframe_requests: v.keyframe_requests,
+        kbps: v.kbps,
+        latency_ms: v.latency_ms,
+        frame: v.last_frame,
+    }
+}
+
 /// One peer's stats in the front-ends' words.
-pub fn stats_event(s: &PeerAudioStats, rtt_ms: Option<u64>) -> ClientEvent {
+pub fn stats_event(s: &PeerAudioStats, rtt_ms: Option<u64>, video: Option<&PeerVideoStats>) -> ClientEvent {
     ClientEvent::MediaStats {
         peer: s.peer.fingerprint().to_string(),
         rtt_ms,
+        video: video.map(video_stats),
         audio: AudioStats {
             packets: s.jitter.packets,
             lost: s.jitter.lost,
@@ -244,8 +348,13 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_microphone_test_measures_without_sending_and_gives_way_to_a_call() {
         let meter = Arc::new(MicMeter::default());
-        let mut media =
-            Media::new(MicChoice::Tone(440.0), SpeakerChoice::Null, ApmSettings::default(), meter.clone());
+        let mut media = Media::new(
+            MicChoice::Tone(440.0),
+            SpeakerChoice::Null,
+            ApmSettings::default(),
+            meter.clone(),
+            Default::default(),
+        );
         assert_eq!(media.mic_test(true), None);
         until("the meter to read the tone", || meter.level_db().is_some()).await;
         // A sine at a quarter of full scale is -15 dBFS.

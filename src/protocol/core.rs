@@ -48,6 +48,10 @@ pub enum CoreOutput {
     Media(MediaControl),
     /// An Opus packet from `peer`, who is in our call (RTP timestamp at 48 kHz).
     Audio { peer: IdentityKey, ts: u64, data: Vec<u8>, arrived: Instant },
+    /// An H.264 frame from `peer`, who is in our call (RTP timestamp at 90 kHz).
+    Video { peer: IdentityKey, ts: u64, data: Arc<[u8]>, keyframe: bool, contiguous: bool, arrived: Instant },
+    /// A member of our call asks for a keyframe of our video.
+    KeyframeRequest { peer: IdentityKey },
 }
 
 /// What the media layer is told.
@@ -128,6 +132,23 @@ impl Core {
             self.links.send_audio(now.at, peer, ts, Arc::clone(&data));
         }
         self.route(now);
+    }
+
+    /// One encoded video frame from the media layer: like audio, encoded once and written to
+    /// every member's link that carries video.
+    pub fn send_video(&mut self, now: Now, ts: u64, data: Arc<[u8]>) {
+        for peer in self.calls.joined_members() {
+            self.links.send_video(now.at, peer, ts, Arc::clone(&data));
+        }
+        self.route(now);
+    }
+
+    /// Our decoder of `peer`'s video lost its place: ask the peer for a keyframe.
+    pub fn request_keyframe(&mut self, now: Now, peer: IdentityKey) {
+        if self.calls.in_call_with(peer) {
+            self.links.request_keyframe(now.at, peer);
+            self.route(now);
+        }
     }
 
     /// The round trip to `peer` on its link, when measured.
@@ -356,7 +377,7 @@ impl Core {
             CallOutput::To { peer, signal } => self.client.send_call_signal(peer, signal),
             CallOutput::Media { peer, audio } => {
                 if self.direct {
-                    self.links.set_media(now.at, peer, MediaSet { audio, video: false });
+                    self.links.set_media(now.at, peer, MediaSet { audio, video: audio });
                 }
             }
             CallOutput::Event(e) => {
@@ -468,7 +489,7 @@ impl Core {
                 self.client.handle_link_open(now, peer, link);
                 // A link made after the call began (or made again) carries its audio too.
                 if self.calls.in_call_with(peer) {
-                    self.links.set_media(now.at, peer, MediaSet { audio: true, video: false });
+                    self.links.set_media(now.at, peer, MediaSet { audio: true, video: true });
                 }
             }
             LinkOutput::Kind { peer, kind, rtt_ms } => self.client.handle_link_kind(peer, kind, rtt_ms),
@@ -483,6 +504,16 @@ impl Core {
             LinkOutput::Audio { peer, ts, data, arrived } => {
                 if self.media.running && self.calls.in_call_with(peer) {
                     self.out.push_back(CoreOutput::Audio { peer, ts, data, arrived });
+                }
+            }
+            LinkOutput::Video { peer, ts, data, keyframe, contiguous, arrived } => {
+                if self.media.running && self.calls.in_call_with(peer) {
+                    self.out.push_back(CoreOutput::Video { peer, ts, data, keyframe, contiguous, arrived });
+                }
+            }
+            LinkOutput::KeyframeRequest { peer } => {
+                if self.media.running && self.calls.in_call_with(peer) {
+                    self.out.push_back(CoreOutput::KeyframeRequest { peer });
                 }
             }
             LinkOutput::Down { peer, reason, fingerprint_mismatch } => {

@@ -89,6 +89,10 @@ pub enum ClientCommand {
     Deafen {
         on: bool,
     },
+    /// Turn our camera on or off (for this call and the next); answered with `camera`.
+    Camera {
+        on: bool,
+    },
     /// How loud `peer` plays in our call: 0–200 (% of as sent).
     Volume {
         peer: String,
@@ -99,6 +103,29 @@ pub enum ClientCommand {
 
 fn yes() -> bool {
     true
+}
+
+/// One peer's video in a call: counters since the call began, the rest over the last second.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VideoStats {
+    pub width: u32,
+    pub height: u32,
+    /// Pictures decoded in the last second.
+    pub fps: u32,
+    pub frames_decoded: u64,
+    pub keyframes: u64,
+    /// Frames not shown: lost ones' successors until a keyframe came.
+    pub frames_dropped: u64,
+    /// Keyframes we asked the peer for (PLI).
+    pub keyframe_requests: u64,
+    /// What the peer's video takes on the link.
+    pub kbps: u32,
+    /// Capture to decoded, from the test pattern's pixels (the median of the last second).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u32>,
+    /// The newest frame number read from the test pattern.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame: Option<u32>,
 }
 
 /// One peer's audio in a call: counters since the call began, the rest over the last second.
@@ -231,6 +258,14 @@ pub enum ClientEvent {
         peer: String,
         rtt_ms: Option<u64>,
         audio: AudioStats,
+        /// While the peer sends video.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        video: Option<VideoStats>,
+    },
+    /// Whether our camera sends (`on`), and whether one is chosen (`available`).
+    Camera {
+        on: bool,
+        available: bool,
     },
     /// Someone `joined`, `left` or `declined` the call we are in.
     CallMember {

@@ -18,7 +18,7 @@ use str0m::bwe::Bitrate;
 use str0m::change::SdpOffer;
 use str0m::channel::ChannelId;
 use str0m::format::Codec;
-use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
+use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, CandidateKind, Event, IceConnectionState, Input, Output, Rtc, RtcError};
 
@@ -90,6 +90,11 @@ pub enum LinkOutput {
     /// An Opus packet from `peer`: its RTP timestamp (48 kHz, extended to 64 bits by str0m)
     /// and when its datagram arrived.
     Audio { peer: IdentityKey, ts: u64, data: Vec<u8>, arrived: Instant },
+    /// One H.264 frame from `peer` (Annex B, as str0m reassembled it; RTP time at 90 kHz).
+    /// `contiguous` is false when frames before it were lost.
+    Video { peer: IdentityKey, ts: u64, data: Arc<[u8]>, keyframe: bool, contiguous: bool, arrived: Instant },
+    /// `peer` asks for a keyframe of our video (PLI or FIR).
+    KeyframeRequest { peer: IdentityKey },
 }
 
 pub use crate::protocol::transfer::FileWrite;
@@ -685,23 +690,68 @@ impl Links {
     /// Writes one Opus frame (timestamp `ts` at 48 kHz) on `peer`'s audio section. False if
     /// the link carries no audio (yet): the frame is dropped, as a late one would be.
     pub fn send_audio(&mut self, now: Instant, peer: IdentityKey, ts: u64, data: Arc<[u8]>) -> bool {
+        let time = MediaTime::new(ts, Frequency::FORTY_EIGHT_KHZ);
+        self.write_media(now, peer, MediaKind::Audio, time, data)
+    }
+
+    /// Writes one H.264 frame (Annex B, RTP time `ts` at 90 kHz) on `peer`'s video section;
+    /// str0m packetizes it (and keeps it for NACKs). False if the link carries no video yet.
+    pub fn send_video(&mut self, now: Instant, peer: IdentityKey, ts: u64, data: Arc<[u8]>) -> bool {
+        let time = MediaTime::new(ts, Frequency::NINETY_KHZ);
+        self.write_media(now, peer, MediaKind::Video, time, data)
+    }
+
+    fn write_media(
+        &mut self,
+        now: Instant,
+        peer: IdentityKey,
+        kind: MediaKind,
+        time: MediaTime,
+        data: Arc<[u8]>,
+    ) -> bool {
         let Some(l) = self.links.get_mut(&peer) else { return false };
-        let Some(mid) = l.audio_mid() else { return false };
-        let Some(writer) = l.rtc.writer(mid) else { return false };
-        let Some(pt) = writer.payload_params().find(|p| p.spec().codec == Codec::Opus).map(|p| p.pt()) else {
+        let mid = match kind {
+            MediaKind::Audio => l.audio_mid(),
+            MediaKind::Video => l.video_mid(),
+        };
+        let Some(writer) = mid.and_then(|mid| l.rtc.writer(mid)) else { return false };
+        // Opus; H.264 in packetization mode 1 (FU-A, what every browser sends), constrained
+        // baseline first.
+        let rank = |p: &str0m::format::PayloadParams| {
+            let f = p.spec().format;
+            let baseline = matches!(f.profile_level_id, Some(0x42e01f | 0x42001f));
+            (f.packetization_mode != Some(1), !baseline)
+        };
+        let codec = if kind == MediaKind::Audio { Codec::Opus } else { Codec::H264 };
+        let Some(pt) = writer
+            .payload_params()
+            .filter(|p| p.spec().codec == codec)
+            .min_by_key(|p| rank(p))
+            .map(|p| p.pt())
+        else {
             return false;
         };
-        let time = MediaTime::new(ts, Frequency::FORTY_EIGHT_KHZ);
         match writer.write(pt, now, time, data) {
             Ok(()) => {
                 self.drain(now, peer);
                 true
             }
             Err(e) => {
-                tracing::debug!(peer = %peer.fingerprint(), "audio frame not written: {e}");
+                tracing::debug!(peer = %peer.fingerprint(), "{kind} frame not written: {e}");
                 false
             }
         }
+    }
+
+    /// Asks `peer` for a keyframe of its video (a PLI): our decoder lost its place.
+    pub fn request_keyframe(&mut self, now: Instant, peer: IdentityKey) {
+        let Some(l) = self.links.get_mut(&peer) else { return };
+        let Some(mid) = l.video_mid() else { return };
+        let Some(mut writer) = l.rtc.writer(mid) else { return };
+        if let Err(e) = writer.request_keyframe(None, KeyframeRequestKind::Pli) {
+            tracing::debug!(peer = %peer.fingerprint(), "no keyframe request: {e}");
+        }
+        self.drain(now, peer);
     }
 
     /// Bytes queued on `peer`'s file channel and not yet acknowledged; `None` without one.
@@ -879,6 +929,19 @@ impl Links {
                     arrived: d.network_time,
                 });
             }
+            Event::MediaData(d) if Some(d.mid) == l.video_mid() => {
+                self.out.push_back(LinkOutput::Video {
+                    peer,
+                    ts: d.time.numer(),
+                    keyframe: d.is_keyframe(),
+                    contiguous: d.contiguous,
+                    data: d.data,
+                    arrived: d.network_time,
+                });
+            }
+            Event::KeyframeRequest(r) if Some(r.mid) == l.video_mid() => {
+                self.out.push_back(LinkOutput::KeyframeRequest { peer });
+            }
             Event::Closed => self.fail(now, peer, "the peer closed the link", false),
             _ => {}
         }
@@ -941,6 +1004,17 @@ impl PeerLink {
         match self.offerer {
             true => self.neg.audio_mid(),
             false => self.mids.iter().find(|(_, k, on)| *k == MediaKind::Audio && *on).map(|(m, _, _)| *m),
+        }
+    }
+
+    /// The video section, once a negotiation agreed on it.
+    fn video_mid(&self) -> Option<Mid> {
+        if !self.media.video {
+            return None;
+        }
+        match self.offerer {
+            true => self.neg.video_mid(),
+            false => self.mids.iter().find(|(_, k, on)| *k == MediaKind::Video && *on).map(|(m, _, _)| *m),
         }
     }
 

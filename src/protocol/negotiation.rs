@@ -166,6 +166,11 @@ impl Negotiation {
         self.audio
     }
 
+    /// The video section we added, once an offer with it went out.
+    pub fn video_mid(&self) -> Option<Mid> {
+        self.video
+    }
+
     /// What the last answered offer carries.
     pub fn agreed(&self) -> MediaSet {
         self.agreed

@@ -262,6 +262,9 @@ impl KithApp {
                 .clone()
                 .map_or(crate::core::SpeakerChoice::Default, crate::core::SpeakerChoice::Device),
             processing: self.settings.audio_processing(),
+            video: crate::core::VideoSettings::default(),
+            camera_on: false,
+            tiles: None,
         };
         let repaint = ctx.clone();
         let waker: crate::core::Waker = Arc::new(move || repaint.request_repaint());

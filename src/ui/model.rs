@@ -425,6 +425,8 @@ impl Model {
                     self.notice(&room, format!("{name} declined the call"), false);
                 }
             }
+            // The window's camera state comes with the call grid.
+            ClientEvent::Camera { .. } => {}
             ClientEvent::Devices { inputs, outputs, .. } => {
                 let pairs = |v: Vec<[String; 2]>| v.into_iter().map(|[n, d]| (n, d)).collect();
                 self.devices = Some(DeviceLists { inputs: pairs(inputs), outputs: pairs(outputs) });

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod lossy_net;
+
 pub const KITH: &str = env!("CARGO_BIN_EXE_kith");
 /// How long to wait for an event before failing. Tests finish as soon as events arrive.
 pub const WAIT: Duration = Duration::from_secs(30);

@@ -67,7 +67,8 @@ impl Client {
             | ClientCommand::AudioProcessing { .. }
             | ClientCommand::Volume { .. }
             | ClientCommand::Mute { .. }
-            | ClientCommand::Deafen { .. } => {}
+            | ClientCommand::Deafen { .. }
+            | ClientCommand::Camera { .. } => {}
             ClientCommand::Quit => {}
         }
     }
