@@ -376,7 +376,7 @@ impl Driver {
                     self.front.push(media::stats_event(&silent, rtt, self.media.video_stats(&peer)));
                 }
             }
-            MediaOut::Video { ts, data, keyframe: _ } => self.core.send_video(now(), ts, data),
+            MediaOut::Video { ts, data, .. } => self.core.send_video(now(), ts, data),
             MediaOut::WantKeyframe { peer } => self.core.request_keyframe(now(), peer),
             MediaOut::VideoStats(stats) => self.media.video_report(stats),
             MediaOut::Problem(text) => self.front.push(ClientEvent::error("media", text)),

@@ -710,11 +710,7 @@ impl Links {
         data: Arc<[u8]>,
     ) -> bool {
         let Some(l) = self.links.get_mut(&peer) else { return false };
-        let mid = match kind {
-            MediaKind::Audio => l.audio_mid(),
-            MediaKind::Video => l.video_mid(),
-        };
-        let Some(writer) = mid.and_then(|mid| l.rtc.writer(mid)) else { return false };
+        let Some(writer) = l.mid(kind).and_then(|mid| l.rtc.writer(mid)) else { return false };
         // Opus; H.264 in packetization mode 1 (FU-A, what every browser sends), constrained
         // baseline first.
         let rank = |p: &str0m::format::PayloadParams| {
@@ -746,7 +742,7 @@ impl Links {
     /// Asks `peer` for a keyframe of its video (a PLI): our decoder lost its place.
     pub fn request_keyframe(&mut self, now: Instant, peer: IdentityKey) {
         let Some(l) = self.links.get_mut(&peer) else { return };
-        let Some(mid) = l.video_mid() else { return };
+        let Some(mid) = l.mid(MediaKind::Video) else { return };
         let Some(mut writer) = l.rtc.writer(mid) else { return };
         if let Err(e) = writer.request_keyframe(None, KeyframeRequestKind::Pli) {
             tracing::debug!(peer = %peer.fingerprint(), "no keyframe request: {e}");
@@ -921,7 +917,7 @@ impl Links {
                 }
                 self.media_changed(peer);
             }
-            Event::MediaData(d) if Some(d.mid) == l.audio_mid() => {
+            Event::MediaData(d) if Some(d.mid) == l.mid(MediaKind::Audio) => {
                 self.out.push_back(LinkOutput::Audio {
                     peer,
                     ts: d.time.numer(),
@@ -929,7 +925,7 @@ impl Links {
                     arrived: d.network_time,
                 });
             }
-            Event::MediaData(d) if Some(d.mid) == l.video_mid() => {
+            Event::MediaData(d) if Some(d.mid) == l.mid(MediaKind::Video) => {
                 self.out.push_back(LinkOutput::Video {
                     peer,
                     ts: d.time.numer(),
@@ -939,7 +935,7 @@ impl Links {
                     arrived: d.network_time,
                 });
             }
-            Event::KeyframeRequest(r) if Some(r.mid) == l.video_mid() => {
+            Event::KeyframeRequest(r) if Some(r.mid) == l.mid(MediaKind::Video) => {
                 self.out.push_back(LinkOutput::KeyframeRequest { peer });
             }
             Event::Closed => self.fail(now, peer, "the peer closed the link", false),
@@ -996,25 +992,18 @@ fn relayed_in(sdp: &str) -> Vec<SocketAddr> {
 }
 
 impl PeerLink {
-    /// The audio section, once a negotiation agreed on it.
-    fn audio_mid(&self) -> Option<Mid> {
-        if !self.media.audio {
+    /// The section of `kind` (audio or video), once a negotiation agreed on it.
+    fn mid(&self, kind: MediaKind) -> Option<Mid> {
+        let agreed = match kind {
+            MediaKind::Audio => self.media.audio,
+            MediaKind::Video => self.media.video,
+        };
+        if !agreed {
             return None;
         }
         match self.offerer {
-            true => self.neg.audio_mid(),
-            false => self.mids.iter().find(|(_, k, on)| *k == MediaKind::Audio && *on).map(|(m, _, _)| *m),
-        }
-    }
-
-    /// The video section, once a negotiation agreed on it.
-    fn video_mid(&self) -> Option<Mid> {
-        if !self.media.video {
-            return None;
-        }
-        match self.offerer {
-            true => self.neg.video_mid(),
-            false => self.mids.iter().find(|(_, k, on)| *k == MediaKind::Video && *on).map(|(m, _, _)| *m),
+            true => self.neg.mid(kind),
+            false => self.mids.iter().find(|(_, k, on)| *k == kind && *on).map(|(m, _, _)| *m),
         }
     }
 

@@ -161,14 +161,12 @@ impl Negotiation {
         self.local
     }
 
-    /// The audio section we added, once an offer with it went out.
-    pub fn audio_mid(&self) -> Option<Mid> {
-        self.audio
-    }
-
-    /// The video section we added, once an offer with it went out.
-    pub fn video_mid(&self) -> Option<Mid> {
-        self.video
+    /// The section of `kind` we added, once an offer with it went out.
+    pub fn mid(&self, kind: MediaKind) -> Option<Mid> {
+        match kind {
+            MediaKind::Audio => self.audio,
+            MediaKind::Video => self.video,
+        }
     }
 
     /// What the last answered offer carries.

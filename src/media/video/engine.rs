@@ -113,7 +113,6 @@ type Out = Arc<dyn Fn(MediaOut) + Send + Sync>;
 enum CameraIn {
     On(bool),
     Keyframe,
-    Bitrate(u32),
 }
 
 struct DecoderThread {
@@ -169,11 +168,6 @@ impl VideoEngine {
     /// A peer asked for a keyframe (or joined).
     pub fn want_keyframe(&mut self) {
         self.tell_camera(CameraIn::Keyframe);
-    }
-
-    /// What the weakest path to the peers carries, for the encoder.
-    pub fn set_bitrate(&mut self, bps: u32) {
-        self.tell_camera(CameraIn::Bitrate(bps));
     }
 
     /// A frame from `peer` for its decoder (started with its first frame, up to
@@ -272,7 +266,6 @@ struct CameraThread {
     encoder: Option<H264Encoder>,
     settings: VideoSettings,
     on: bool,
-    bitrate: u32,
     tile: Option<TileWriter>,
     out: Out,
     /// RTP time of the first picture, random (RFC 3550), and when it was taken.
@@ -299,7 +292,6 @@ impl CameraThread {
             encoder: None,
             settings: settings.clone(),
             on,
-            bitrate: ceiling_bps(settings.size),
             tile,
             out,
             ts_base,
@@ -346,7 +338,6 @@ impl CameraThread {
                     e.want_keyframe();
                 }
             }
-            CameraIn::Bitrate(bps) => self.bitrate = bps,
         }
     }
 
@@ -369,7 +360,7 @@ impl CameraThread {
         }
         if self.encoder.is_none() {
             let size = self.settings.size;
-            match H264Encoder::new(size, self.settings.fps, self.bitrate.min(ceiling_bps(size))) {
+            match H264Encoder::new(size, self.settings.fps, ceiling_bps(size)) {
                 Ok(e) => self.encoder = Some(e),
                 Err(e) => {
                     (self.out)(MediaOut::Problem(format!("video encoder: {e}")));
