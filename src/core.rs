@@ -42,9 +42,9 @@ pub use crate::media::ringer::Ringer;
 pub use crate::media::video::engine::{CameraChoice, VideoSettings};
 pub use crate::media::video::frame::VideoSize;
 pub use crate::media::video::tiles::{Rgba, TileKey, TileReader, Tiles};
-pub use crate::protocol::events::{AudioStats, ClientCommand, ClientEvent, LinkKind};
+pub use crate::protocol::events::{AudioStats, ClientCommand, ClientEvent, LinkKind, VideoStats};
 pub use crate::protocol::hub::HubConfig;
-pub use crate::protocol::identity::{IdentityKey, SAS_EMOJI};
+pub use crate::protocol::identity::{Fingerprint, IdentityKey, SAS_EMOJI};
 pub use crate::protocol::invite::{Invitation, InviteError, MAX_HUBS as MAX_INVITE_HUBS};
 pub use crate::protocol::wire::{MAX_NAME, MAX_ROOM, MAX_TEXT, sanitize_name};
 
@@ -292,6 +292,9 @@ impl CoreHandle {
                 let nat = Nat::new(std::time::Instant::now());
                 let mut core = Core::new(client, links, nat, transfers, udp.is_some());
                 core.set_auto_answer(opts.auto_answer);
+                let camera = opts.video.camera != crate::media::video::engine::CameraChoice::None;
+                let now = crate::protocol::time::Now { at: std::time::Instant::now(), unix_ms: now_ms() };
+                core.set_camera(now, opts.camera_on, camera);
                 let driver = Driver {
                     core,
                     disk,

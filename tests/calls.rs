@@ -357,11 +357,19 @@ fn three_people_see_each_other_with_one_encoder_each() {
     // The camera goes off: the others stop decoding alice; on again, they see her again.
     people[0].send(json!({"cmd": "camera", "on": false}));
     people[0].wait_for("camera off", |e| e["event"] == "camera" && e["on"] == false);
+    people[2].wait_for("carol to hear alice's camera is off", |e| {
+        e["event"] == "call_media" && e["peer"] == fps[0].as_str() && e["camera"] == false
+    });
     people[1].wait_for("alice's video to stop", |e| {
         e["event"] == "media_stats" && e["peer"] == fps[0].as_str() && e["video"]["fps"] == 0
     });
     people[0].send(json!({"cmd": "camera", "on": true}));
     sees(&mut people[1], &fps[0], 24);
+    // Bob mutes: the others see it.
+    people[1].send(json!({"cmd": "mute", "on": true}));
+    people[0].wait_for("bob muted", |e| {
+        e["event"] == "call_media" && e["peer"] == fps[1].as_str() && e["muted"] == true
+    });
 }
 
 /// Video over a path that drops 5 % of all datagrams: NACK/RTX and keyframes keep it decoded;

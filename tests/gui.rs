@@ -557,3 +557,81 @@ fn a_dropped_picture_goes_over_the_direct_link_with_progress_and_a_thumbnail() {
     bob.run_steps(2);
     bob.get_by_label_contains("Delivered");
 }
+
+/// Three people in a call from the window, each with the test-pattern camera: every window
+/// shows the other two's video and its own self-view (pictures keep being uploaded), the
+/// stats overlay toggles, and a camera turned off gives way to initials at the others.
+#[test]
+fn three_windows_in_a_call_see_each_others_test_pattern() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = serde_json::json!({
+        "stun_servers": [], "camera": "test-pattern", "camera_size": "320x180", "camera_fps": 15
+    });
+    for who in ["alice", "bob", "carol"] {
+        std::fs::create_dir_all(dir.path().join(who)).unwrap();
+        std::fs::write(dir.path().join(who).join("settings.json"), settings.to_string()).unwrap();
+    }
+    let (mut alice, mut bob, port) = alice_hosts_bob_joins(dir.path());
+    let mut carol = app(&dir.path().join("carol"), &Recorder::default());
+    onboard(&mut carol, "carol");
+    join(&mut carol, port);
+    wait_for(&mut [&mut alice, &mut bob, &mut carol], "direct links to bob and carol", |a| {
+        ["bob", "carol"]
+            .iter()
+            .all(|n| peer_named(a, n).is_some_and(|p| p.link == kith::protocol::events::LinkKind::Direct))
+    });
+    wait_for(&mut [&mut carol, &mut alice, &mut bob], "carol's link to bob", |c| {
+        peer_named(c, "bob").is_some_and(|p| p.link == kith::protocol::events::LinkKind::Direct)
+    });
+    alice.run_steps(2);
+    alice.get_by_label("📞 Call").click();
+    for h in [&mut bob, &mut carol] {
+        wait_for(&mut [h, &mut alice], "the call to ring", |b| {
+            b.model().calls.values().any(|c| c.phase == kith::ui::model::CallPhase::Ringing)
+        });
+        h.run_steps(2);
+        h.get_by_label("Accept").click();
+        h.run_steps(2);
+    }
+    for h in [&mut alice, &mut bob, &mut carol] {
+        h.run_steps(2);
+        h.get_by_label("📹 Start camera").click();
+        h.run_steps(2);
+    }
+    let fp =
+        |h: &Harness<'static, KithApp>, name: &str| peer_named(h.state(), name).unwrap().fingerprint.clone();
+    let (bob_fp, carol_fp) = (fp(&alice, "bob"), fp(&alice, "carol"));
+    let uploads = |a: &KithApp, peer: Option<&str>| a.video_uploads(peer).map_or(0, |(n, _)| n);
+    wait_for(&mut [&mut alice, &mut bob, &mut carol], "video from bob and carol, and the self-view", |a| {
+        uploads(a, Some(&bob_fp)) >= 10 && uploads(a, Some(&carol_fp)) >= 10 && uploads(a, None) >= 10
+    });
+    let alice_fp = fp(&bob, "alice");
+    wait_for(&mut [&mut bob, &mut alice, &mut carol], "bob sees alice and carol", |b| {
+        uploads(b, Some(&alice_fp)) >= 10 && uploads(b, Some(&carol_fp)) >= 10
+    });
+    assert_eq!(alice.state().video_uploads(Some(&bob_fp)).map(|(_, s)| s), Some([320, 180]));
+    // Pictures keep coming: the tiles update.
+    let before = uploads(alice.state(), Some(&carol_fp));
+    wait_for(&mut [&mut alice, &mut bob, &mut carol], "more of carol's pictures", |a| {
+        uploads(a, Some(&carol_fp)) >= before + 10
+    });
+    for name in ["alice (you)", "bob", "carol"] {
+        alice.get_by_label(&format!("Video of {name}"));
+    }
+    // The stats overlay: on, with each peer's numbers once reported, and off again.
+    alice.get_by_label("📊 Stats").click();
+    wait_for(&mut [&mut alice, &mut bob, &mut carol], "video stats", |a| {
+        [&bob_fp, &carol_fp].iter().all(|fp| a.model().call_media.video.get(*fp).is_some_and(|v| v.fps > 0))
+    });
+    alice.run_steps(2);
+    let overlays = |h: &Harness<'static, KithApp>| h.query_all_by_label_contains("320×180 ·").count();
+    assert_eq!(overlays(&alice), 2, "the overlay shows bob's and carol's size");
+    alice.get_by_label("📊 Stats").click();
+    alice.run_steps(2);
+    assert_eq!(overlays(&alice), 0, "the overlay is off");
+    // Carol turns her camera off: alice hears so.
+    carol.get_by_label("📹 Stop camera").click();
+    wait_for(&mut [&mut alice, &mut carol, &mut bob], "carol's camera off", |a| {
+        a.model().joined_call().is_some_and(|(_, c)| c.media.get(&carol_fp).is_some_and(|m| !m.camera))
+    });
+}

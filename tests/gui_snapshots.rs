@@ -242,3 +242,84 @@ fn settings_changed_in_the_dialog_survive_a_restart() {
     assert!(!s.notifications);
     assert_eq!(s.display_name.as_deref(), Some("Alice"));
 }
+
+/// A test-pattern picture, as a decoder would publish it, into `key`'s tile.
+fn publish_pattern(
+    app: &KithApp,
+    key: kith::core::TileKey,
+    frame: u32,
+) -> kith::media::video::tiles::TileWriter {
+    use kith::media::video::frame::VideoSize;
+    use kith::media::video::pattern::TestPattern;
+    let size = VideoSize::new(640, 360).unwrap();
+    let mut pattern = TestPattern::new(size, 30);
+    let start = std::time::Instant::now();
+    let mut writer = app.tiles().open(key);
+    for i in 0..=frame {
+        let at = start + std::time::Duration::from_millis(u64::from(i) * 34);
+        if let Some(p) = pattern.capture(at, (NOW as u32).wrapping_add(i * 34))
+            && i == frame
+        {
+            let picture = kith::media::video::h264::Picture {
+                width: p.width,
+                height: p.height,
+                y: &p.y,
+                u: &p.u,
+                v: &p.v,
+                y_stride: p.width,
+                uv_stride: p.width / 2,
+            };
+            writer.publish(&picture).unwrap();
+        }
+    }
+    writer
+}
+
+/// A three-person call: our self-view and Bob's video from the test pattern, Carol without a
+/// camera and muted (her initials), Bob speaking, the stats overlay on.
+#[test]
+fn call_grid_with_three_people() {
+    use kith::core::{AudioStats, Fingerprint, TileKey, VideoStats};
+    let (_dir, mut h) = harness(Some(r#"{"display_name":"Alice","theme":"dark"}"#));
+    let mut evs = conversation();
+    let members = vec![BOB.to_string(), CAROL.to_string()];
+    evs.extend([
+        ClientEvent::Call { room: "general".into(), state: "joined".into(), members },
+        ClientEvent::Camera { on: true, available: true },
+        ClientEvent::CallMedia { room: "general".into(), peer: BOB.into(), camera: true, muted: false },
+        ClientEvent::CallMedia { room: "general".into(), peer: CAROL.into(), camera: false, muted: true },
+        ClientEvent::MediaStats {
+            peer: BOB.into(),
+            rtt_ms: Some(3),
+            audio: AudioStats {
+                packets: 1500,
+                jitter_buffer_ms: 40,
+                target_ms: 40,
+                level_db: -20,
+                ..Default::default()
+            },
+            video: Some(VideoStats {
+                width: 640,
+                height: 360,
+                fps: 30,
+                frames_decoded: 900,
+                keyframes: 1,
+                kbps: 870,
+                ..Default::default()
+            }),
+        },
+    ]);
+    h.state_mut().show_fixture(evs, "general");
+    let _me = publish_pattern(h.state(), TileKey::Me, 12);
+    let _bob = publish_pattern(h.state(), TileKey::Peer(Fingerprint::parse(BOB).unwrap()), 40);
+    h.run_steps(3);
+    h.get_by_label("📊 Stats").click();
+    h.run_steps(3);
+    assert_eq!(h.state().video_uploads(None).map(|(_, s)| s), Some([640, 360]));
+    assert_eq!(h.state().video_uploads(Some(BOB)).map(|(n, _)| n), Some(1));
+    assert!(h.query_by_label_contains("640×360 · 30 fps · 870 kbit/s").is_some(), "Bob's stats");
+    for name in ["Alice (you)", "bob", "carol"] {
+        assert!(h.query_by_label(&format!("Video of {name}")).is_some(), "{name}'s tile");
+    }
+    h.snapshot("call_grid");
+}

@@ -266,10 +266,14 @@ impl Driver {
                             self.front.push(ClientEvent::error("media", problem));
                         }
                     }
-                    Some(ClientCommand::Camera { on }) => {
-                        self.media.camera(on);
-                        let (on, available) = self.media.camera_state();
-                        self.front.push(ClientEvent::Camera { on, available });
+                    Some(ClientCommand::UseCamera { camera, size, fps }) => {
+                        match self.media.video_settings().with(&camera, size.as_deref(), fps) {
+                            Ok(settings) => {
+                                let available = self.media.use_camera(settings);
+                                self.core.camera_chosen(now(), available);
+                            }
+                            Err(e) => self.front.push(ClientEvent::error("bad_command", e)),
+                        }
                     }
                     Some(ClientCommand::UseDevices { mic, speaker }) => {
                         if let Err(e) = self.media.use_devices(mic.as_deref(), speaker.as_deref()) {

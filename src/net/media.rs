@@ -11,7 +11,7 @@ use crate::media::apm::ApmSettings;
 use crate::media::devices::{MicChoice, SpeakerChoice};
 use crate::media::engine::{MediaEngine, MediaIn, MediaOut, PeerAudioStats};
 use crate::media::meter::MicMeter;
-use crate::media::video::engine::{PeerVideoStats, VideoEngine, VideoPacket, VideoSettings};
+use crate::media::video::engine::{CameraChoice, PeerVideoStats, VideoEngine, VideoPacket, VideoSettings};
 use crate::media::video::tiles::Tiles;
 use crate::protocol::core::MediaControl;
 use crate::protocol::events::{AudioStats, ClientEvent, VideoStats};
@@ -150,6 +150,10 @@ impl Media {
                 self.muted = on;
                 self.send(MediaIn::Mute(on))
             }
+            MediaControl::Camera(on) => {
+                self.camera(on);
+                None
+            }
             MediaControl::Deafen(on) => {
                 self.deafened = on;
                 self.send(MediaIn::Deafen(on))
@@ -175,16 +179,33 @@ impl Media {
     }
 
     /// Turns our camera on or off, for this call and the next.
-    pub fn camera(&mut self, on: bool) {
+    fn camera(&mut self, on: bool) {
         self.camera_on = on;
         if let Some(v) = self.video.as_mut() {
             v.camera_on(on);
         }
     }
 
-    /// Whether our camera sends, and whether there is one to send.
-    pub fn camera_state(&self) -> (bool, bool) {
-        (self.camera_on, self.video_settings.camera != crate::media::video::engine::CameraChoice::None)
+    /// Calls take their video from `camera` now (a call under way switches at once). Returns
+    /// whether there is a camera to send.
+    pub fn use_camera(&mut self, settings: VideoSettings) -> bool {
+        self.video_settings = settings;
+        if let Some(old) =
+            self.video.as_mut().and_then(|v| v.use_camera(&self.video_settings, self.camera_on))
+        {
+            // The old camera's thread may take a moment to let go of its device.
+            tokio::task::spawn_blocking(move || drop(old));
+        }
+        self.camera_available()
+    }
+
+    pub fn video_settings(&self) -> &VideoSettings {
+        &self.video_settings
+    }
+
+    /// Whether a camera is chosen (whether it works, its thread says in a problem).
+    pub fn camera_available(&self) -> bool {
+        self.video_settings.camera != CameraChoice::None
     }
 
     /// A member asked for a keyframe of our video.

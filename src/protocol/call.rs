@@ -31,6 +31,10 @@ pub const RING_TIMEOUT: Duration = Duration::from_secs(30);
 /// People in one call, us included: a mesh sends every packet to each of the others, and
 /// ten voices stay within a home uplink (10 × 32 kbit/s of Opus).
 pub const MAX_CALL_MEMBERS: usize = 10;
+/// People who show video in one call, us included: each sends its one encoded stream to every
+/// other, so each decodes all the others' (five decoders keep a laptop busy, six would not fit).
+/// A seventh camera is refused rather than slowing everyone down.
+pub const MAX_CAMERAS: usize = 6;
 /// Members tracked for one call, whatever the peers claim (the limit is enforced by each
 /// member, so a few more than the limit can be seen for a moment).
 const MAX_TRACKED: usize = 2 * MAX_CALL_MEMBERS;
@@ -48,12 +52,20 @@ pub enum CallSignal {
     Out { room: String, call: u64 },
     /// The sender will not join call `call` (its caller's app can say so).
     Decline { room: String, call: u64 },
+    /// What the sender, a member of call `call`, sends: video since `camera_since_ms` (its wall
+    /// clock, which orders cameras for [`MAX_CAMERAS`]), `None` without; its microphone muted.
+    /// Sent after each [`CallSignal::In`] and on every change. Last in the enum, so a version
+    /// that does not know it ignores it (an unknown message) and the call still works.
+    Media { room: String, call: u64, camera_since_ms: Option<u64>, muted: bool },
 }
 
 impl CallSignal {
     pub fn room(&self) -> &str {
         match self {
-            Self::In { room, .. } | Self::Out { room, .. } | Self::Decline { room, .. } => room,
+            Self::In { room, .. }
+            | Self::Out { room, .. }
+            | Self::Decline { room, .. }
+            | Self::Media { room, .. } => room,
         }
     }
 }
@@ -89,6 +101,11 @@ pub enum CallEvent {
     Declined { room: String, peer: IdentityKey },
     /// The call we are in has more members than the limit, and we joined last: we left.
     Full { room: String },
+    /// What a member of `room`'s call sends changed (or was first heard).
+    MemberMedia { room: String, peer: IdentityKey, camera: bool, muted: bool },
+    /// The call we are in has [`MAX_CAMERAS`] cameras on without ours, and ours came last: it
+    /// is off now (we are still in the call, heard and seeing the others).
+    CameraRefused { room: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,12 +142,20 @@ pub enum CallError {
     NoCall(String),
     #[error("too many rooms with calls")]
     TooManyRooms,
+    #[error(
+        "{MAX_CAMERAS} people already show video in the call in #{room}: your camera stays off (you are \
+         still heard, and you see everyone); try again when someone turns theirs off"
+    )]
+    CamerasFull { room: String },
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Member {
     since_ms: u64,
     last_heard: Instant,
+    /// From its [`CallSignal::Media`]: video since then (its wall clock); muted.
+    camera_since_ms: Option<u64>,
+    muted: bool,
 }
 
 /// One room's call, as we know it.
@@ -153,6 +178,20 @@ struct Joined {
     next_heartbeat: Instant,
     /// We started the call: our announcements ring the others until then.
     ring_until: Option<Instant>,
+    /// Our camera sends in this call since then (when it was turned on, or when we joined
+    /// with it on: a camera that comes into a full call is the last one).
+    camera_since_ms: Option<u64>,
+}
+
+impl Joined {
+    fn new(now: Now, ring_until: Option<Instant>, camera: bool) -> Self {
+        Self {
+            since_ms: now.unix_ms,
+            next_heartbeat: now.at,
+            ring_until,
+            camera_since_ms: camera.then_some(now.unix_ms),
+        }
+    }
 }
 
 impl RoomCall {
@@ -179,6 +218,21 @@ impl RoomCall {
         let ahead = self.members.iter().filter(|(k, m)| (m.since_ms, **k) < (j.since_ms, me)).count();
         ahead < MAX_CALL_MEMBERS
     }
+
+    /// Whether our camera (if on) is among the first [`MAX_CAMERAS`] turned on.
+    fn our_camera_fits(&self, me: IdentityKey) -> bool {
+        let Some(ours) = self.joined.and_then(|j| j.camera_since_ms) else { return true };
+        let ahead = self
+            .members
+            .iter()
+            .filter(|(k, m)| m.camera_since_ms.is_some_and(|t| (t, **k) < (ours, me)))
+            .count();
+        ahead < MAX_CAMERAS
+    }
+
+    fn cameras_on(&self) -> usize {
+        self.members.values().filter(|m| m.camera_since_ms.is_some()).count()
+    }
 }
 
 /// The calls of the rooms we are in. We are in at most one call at a time.
@@ -187,11 +241,60 @@ pub struct Calls {
     rooms: HashMap<String, RoomCall>,
     out: VecDeque<CallOutput>,
     auto_answer: bool,
+    /// Our camera sends (in this call and the next), our microphone is muted.
+    camera: bool,
+    muted: bool,
 }
 
 impl Calls {
     pub fn new(me: IdentityKey) -> Self {
-        Self { me, rooms: HashMap::new(), out: VecDeque::new(), auto_answer: false }
+        Self {
+            me,
+            rooms: HashMap::new(),
+            out: VecDeque::new(),
+            auto_answer: false,
+            camera: false,
+            muted: false,
+        }
+    }
+
+    /// Turns our camera on or off, in the call we are in (the others hear of it at once) and
+    /// the next. Refused when [`MAX_CAMERAS`] others show video already.
+    pub fn set_camera(&mut self, now: Now, on: bool) -> Result<(), CallError> {
+        if on
+            && let Some((room, c)) = self.rooms.iter().find(|(_, c)| c.joined.is_some())
+            && c.joined.is_some_and(|j| j.camera_since_ms.is_none())
+            && c.cameras_on() >= MAX_CAMERAS
+        {
+            return Err(CallError::CamerasFull { room: room.clone() });
+        }
+        if self.camera == on {
+            return Ok(());
+        }
+        self.camera = on;
+        if let Some(room) = self.joined_room().map(str::to_string) {
+            if let Some(j) = self.rooms.get_mut(&room).and_then(|c| c.joined.as_mut()) {
+                j.camera_since_ms = on.then_some(now.unix_ms);
+            }
+            self.announce_media(None, &room);
+        }
+        Ok(())
+    }
+
+    /// Our microphone is muted (the others show it).
+    pub fn set_muted(&mut self, muted: bool) {
+        if self.muted == muted {
+            return;
+        }
+        self.muted = muted;
+        if let Some(room) = self.joined_room().map(str::to_string) {
+            self.announce_media(None, &room);
+        }
+    }
+
+    /// Whether our camera is on (it may have been refused).
+    pub fn camera(&self) -> bool {
+        self.camera
     }
 
     /// Join every call that rings, unless already in one (for scripts and tests).
@@ -259,12 +362,15 @@ impl Calls {
             c.id = new_id;
         }
         c.ringing_until = None;
-        c.joined = Some(Joined {
-            since_ms: now.unix_ms,
-            next_heartbeat: now.at,
-            ring_until: started.then_some(now.at + RING_TIMEOUT),
-        });
+        // All the places for cameras are taken (as far as we heard, watching the room): ours
+        // stays off rather than showing for a moment.
+        let camera = self.camera && c.cameras_on() < MAX_CAMERAS;
+        c.joined = Some(Joined::new(now, started.then_some(now.at + RING_TIMEOUT), camera));
         let members = c.members();
+        if self.camera && !camera {
+            self.camera = false;
+            self.emit(CallEvent::CameraRefused { room: room.to_string() });
+        }
         self.emit_state(room);
         for peer in members {
             self.out.push_back(CallOutput::Media { peer, audio: true });
@@ -328,6 +434,40 @@ impl Calls {
                     self.emit(CallEvent::Declined { room, peer: from });
                 }
             }
+            CallSignal::Media { room, call, camera_since_ms, muted } => {
+                self.on_media(now, from, room, call, camera_since_ms, muted)
+            }
+        }
+    }
+
+    /// A member says what it sends; a camera that makes one too many may be ours.
+    fn on_media(
+        &mut self,
+        now: Now,
+        from: IdentityKey,
+        room: String,
+        call: u64,
+        camera_since_ms: Option<u64>,
+        muted: bool,
+    ) {
+        let Some(c) = self.rooms.get_mut(&room).filter(|c| c.id == call) else { return };
+        let Some(m) = c.members.get_mut(&from) else { return };
+        m.last_heard = now.at;
+        let changed = (m.camera_since_ms.is_some(), m.muted) != (camera_since_ms.is_some(), muted);
+        (m.camera_since_ms, m.muted) = (camera_since_ms, muted);
+        let refused = !c.our_camera_fits(self.me);
+        if changed {
+            let camera = camera_since_ms.is_some();
+            self.emit(CallEvent::MemberMedia { room: room.clone(), peer: from, camera, muted });
+        }
+        if refused {
+            tracing::debug!(room, "one camera too many in the call, and ours came last: off");
+            self.camera = false;
+            if let Some(j) = self.rooms.get_mut(&room).and_then(|c| c.joined.as_mut()) {
+                j.camera_since_ms = None;
+            }
+            self.emit(CallEvent::CameraRefused { room: room.clone() });
+            self.announce_media(None, &room);
         }
     }
 
@@ -414,7 +554,13 @@ impl Calls {
         if !known && c.members.len() >= MAX_TRACKED {
             return;
         }
-        c.members.insert(from, Member { since_ms, last_heard: now.at });
+        match c.members.get_mut(&from) {
+            Some(m) => (m.since_ms, m.last_heard) = (since_ms, now.at),
+            None => {
+                let m = Member { since_ms, last_heard: now.at, camera_since_ms: None, muted: false };
+                c.members.insert(from, m);
+            }
+        }
         if known {
             return;
         }
@@ -430,6 +576,7 @@ impl Calls {
             // They learn of us at once, not at our next heartbeat.
             let signal = self.in_signal(now, &room);
             self.out.push_back(CallOutput::To { peer: from, signal });
+            self.announce_media(Some(from), &room);
             if !self.rooms.get(&room).is_some_and(|c| c.we_fit(self.me)) {
                 self.hang_up(&room);
                 self.emit(CallEvent::Full { room });
@@ -458,8 +605,9 @@ impl Calls {
             for peer in old.members.keys() {
                 self.out.push_back(CallOutput::Media { peer: *peer, audio: false });
             }
-            let c = self.rooms.get_mut(room).expect("just replaced");
-            c.joined = Some(Joined { since_ms: now.unix_ms, next_heartbeat: now.at, ring_until: None });
+            if let Some(c) = self.rooms.get_mut(room) {
+                c.joined = Some(Joined::new(now, None, self.camera));
+            }
             self.announce(now, room);
         }
     }
@@ -491,8 +639,7 @@ impl Calls {
 
     fn in_signal(&self, now: Now, room: &str) -> CallSignal {
         let c = &self.rooms[room];
-        let j =
-            c.joined.unwrap_or(Joined { since_ms: now.unix_ms, next_heartbeat: now.at, ring_until: None });
+        let j = c.joined.unwrap_or(Joined::new(now, None, false));
         CallSignal::In {
             room: room.to_string(),
             call: c.id,
@@ -507,6 +654,23 @@ impl Calls {
             j.next_heartbeat = now.at + HEARTBEAT;
         }
         self.out.push_back(CallOutput::ToRoom { room: room.to_string(), signal });
+        self.announce_media(None, room);
+    }
+
+    /// Says what we send in `room`'s call (which we are in): to `to`, or to the room.
+    fn announce_media(&mut self, to: Option<IdentityKey>, room: &str) {
+        let Some(c) = self.rooms.get(room) else { return };
+        let Some(j) = c.joined else { return };
+        let signal = CallSignal::Media {
+            room: room.to_string(),
+            call: c.id,
+            camera_since_ms: j.camera_since_ms,
+            muted: self.muted,
+        };
+        self.out.push_back(match to {
+            Some(peer) => CallOutput::To { peer, signal },
+            None => CallOutput::ToRoom { room: room.to_string(), signal },
+        });
     }
 
     fn emit_state(&mut self, room: &str) {

@@ -68,6 +68,8 @@ pub enum MediaControl {
     PeerLeft(IdentityKey),
     Mute(bool),
     Deafen(bool),
+    /// Our camera sends, or not (the user's switch, or a call with too many cameras).
+    Camera(bool),
     /// How loud `peer` plays (1.0 as sent, up to 2.0).
     Volume {
         peer: IdentityKey,
@@ -83,6 +85,10 @@ struct MediaState {
     running: bool,
     muted: bool,
     deafened: bool,
+    /// The user wants the camera on; and one is chosen (a camera that is not there is off in
+    /// the call, whatever the switch says).
+    camera_wanted: bool,
+    camera_available: bool,
     /// Volumes the user set, applied again when the media layer starts.
     volumes: std::collections::HashMap<IdentityKey, f32>,
 }
@@ -114,6 +120,44 @@ impl Core {
             direct,
             out: VecDeque::new(),
         }
+    }
+
+    /// Our camera at the start (`--camera`, the window's state): wanted on, and chosen. The
+    /// front-end hears it (a `camera` event); [`ClientCommand::Camera`] is the switch after.
+    pub fn set_camera(&mut self, now: Now, wanted: bool, available: bool) {
+        (self.media.camera_wanted, self.media.camera_available) = (wanted, available);
+        // Not in a call yet: nothing is refused.
+        let _ = self.calls.set_camera(now, wanted && available);
+        self.out.push_back(CoreOutput::Event(ClientEvent::Camera { on: wanted, available }));
+        self.route(now);
+    }
+
+    /// Another camera was chosen: `available` says whether there is one now.
+    pub fn camera_chosen(&mut self, now: Now, available: bool) {
+        self.media.camera_available = available;
+        self.switch_camera(now, self.media.camera_wanted);
+        self.route(now);
+    }
+
+    /// Turns our camera on or off in the call machine, tells the media layer what it sends
+    /// and the front-end what to show; a call with all its cameras on refuses ours.
+    fn switch_camera(&mut self, now: Now, wanted: bool) {
+        let on = wanted && self.media.camera_available;
+        let on = match self.calls.set_camera(now, on) {
+            Ok(()) => {
+                self.media.camera_wanted = wanted;
+                on
+            }
+            Err(e) => {
+                self.out.push_back(CoreOutput::Event(ClientEvent::error("camera_refused", e.to_string())));
+                self.media.camera_wanted = false;
+                false
+            }
+        };
+        self.out.push_back(CoreOutput::Media(MediaControl::Camera(on)));
+        let available = self.media.camera_available;
+        self.out
+            .push_back(CoreOutput::Event(ClientEvent::Camera { on: self.media.camera_wanted, available }));
     }
 
     /// Join every call that rings here, when not in one already.
@@ -239,7 +283,9 @@ impl Core {
                     self.out.push_back(CoreOutput::Event(ClientEvent::error("no_call", e.to_string())));
                 }
             }
+            ClientCommand::Camera { on } => self.switch_camera(now, on),
             ClientCommand::Mute { on } => {
+                self.calls.set_muted(on);
                 self.media.muted = on;
                 if self.media.running {
                     self.out.push_back(CoreOutput::Media(MediaControl::Mute(on)));
@@ -379,6 +425,14 @@ impl Core {
                 if self.direct {
                     self.links.set_media(now.at, peer, MediaSet { audio, video: audio });
                 }
+            }
+            CallOutput::Event(CallEvent::CameraRefused { room }) => {
+                let e = super::call::CallError::CamerasFull { room };
+                self.out.push_back(CoreOutput::Event(ClientEvent::error("camera_refused", e.to_string())));
+                self.media.camera_wanted = false;
+                self.out.push_back(CoreOutput::Media(MediaControl::Camera(false)));
+                let available = self.media.camera_available;
+                self.out.push_back(CoreOutput::Event(ClientEvent::Camera { on: false, available }));
             }
             CallOutput::Event(e) => {
                 if let CallEvent::Member { peer, joined: false, .. } = &e
@@ -540,6 +594,13 @@ fn call_event(e: CallEvent) -> ClientEvent {
         }
         CallEvent::Declined { room, peer } => {
             ClientEvent::CallMember { room, peer: fp(peer), state: "declined".into(), link: None }
+        }
+        CallEvent::MemberMedia { room, peer, camera, muted } => {
+            ClientEvent::CallMedia { room, peer: fp(peer), camera, muted }
+        }
+        // Handled where it is routed: it changes the media layer too.
+        CallEvent::CameraRefused { room } => {
+            ClientEvent::error("camera_refused", super::call::CallError::CamerasFull { room }.to_string())
         }
         CallEvent::Full { room } => ClientEvent::error(
             "call_full",

@@ -93,6 +93,16 @@ pub enum ClientCommand {
     Camera {
         on: bool,
     },
+    /// Which camera calls use: `test-pattern`, `default`, `none` or a device's name, and
+    /// optionally its size (`WxH`) and frame rate; a call under way switches at once.
+    /// Answered with `camera`.
+    UseCamera {
+        camera: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fps: Option<u32>,
+    },
     /// How loud `peer` plays in our call: 0–200 (% of as sent).
     Volume {
         peer: String,
@@ -266,6 +276,13 @@ pub enum ClientEvent {
     Camera {
         on: bool,
         available: bool,
+    },
+    /// What a member of `room`'s call sends changed: its camera is on, its microphone muted.
+    CallMedia {
+        room: String,
+        peer: String,
+        camera: bool,
+        muted: bool,
     },
     /// Someone `joined`, `left` or `declined` the call we are in.
     CallMember {

@@ -93,6 +93,8 @@ pub struct KithApp {
     applied_theme: Option<super::settings::Theme>,
     /// Rings while a call rings here.
     ringer: crate::core::Ringer,
+    /// The video threads' latest-frame slots, shared with each core this window starts.
+    tiles: Arc<crate::core::Tiles>,
 }
 
 impl KithApp {
@@ -141,6 +143,12 @@ impl KithApp {
             first_frame: true,
             applied_theme: None,
             ringer: crate::core::Ringer::new(),
+            tiles: {
+                // Each picture published wakes the window: it redraws at the video's rate
+                // while video comes, and not otherwise.
+                let repaint = ctx.clone();
+                crate::core::Tiles::new(Box::new(move || repaint.request_repaint()))
+            },
         };
         if let (Some(join), Screen::Connect(form)) = (opts.autojoin, &mut app.screen) {
             form.mode = connect::Mode::Join;
@@ -162,6 +170,23 @@ impl KithApp {
     /// The model the views draw (tests read it).
     pub fn model(&self) -> &Model {
         &self.model
+    }
+
+    /// The latest-frame slots this window draws (for screenshots and tests that publish
+    /// pictures without a call).
+    #[doc(hidden)]
+    pub fn tiles(&self) -> &Arc<crate::core::Tiles> {
+        &self.tiles
+    }
+
+    /// Pictures uploaded for a tile so far and the last one's size (for tests: textures are
+    /// not in the accessibility tree). `peer` is a fingerprint; None is our self-view.
+    pub fn video_uploads(&self, peer: Option<&str>) -> Option<(u64, [usize; 2])> {
+        let key = match peer {
+            None => crate::core::TileKey::Me,
+            Some(fp) => crate::core::TileKey::Peer(crate::core::Fingerprint::parse(fp)?),
+        };
+        self.view.video.uploads(&key)
     }
 
     /// The size of a transfer's thumbnail, once decoded (for tests: textures are not in the
@@ -262,9 +287,10 @@ impl KithApp {
                 .clone()
                 .map_or(crate::core::SpeakerChoice::Default, crate::core::SpeakerChoice::Device),
             processing: self.settings.audio_processing(),
-            video: crate::core::VideoSettings::default(),
+            video: self.settings.video(),
+            // The camera is off at each start until the user turns it on.
             camera_on: false,
-            tiles: None,
+            tiles: Some(Arc::clone(&self.tiles)),
         };
         let repaint = ctx.clone();
         let waker: crate::core::Waker = Arc::new(move || repaint.request_repaint());
@@ -557,6 +583,7 @@ impl eframe::App for KithApp {
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
+        self.view.video.update(&ctx, &self.tiles);
         let mut out = Actions::default();
         let frame = Frame {
             model: &self.model,

@@ -5,13 +5,11 @@
 use egui::{Color32, RichText, Ui};
 
 use super::actions::{Actions, Frame};
+use super::call_grid::SPEAKING_DB;
 use super::model::CallPhase;
 use super::style;
 use super::view::ViewState;
 use crate::core::{ClientCommand, LinkKind};
-
-/// A voice this loud (dBFS over the last second) lights its ring.
-const SPEAKING_DB: i32 = -45;
 
 /// The top bar's button for the room on screen: start, join, or leave its call.
 pub fn call_button(ui: &mut Ui, f: &Frame, room: &str, out: &mut Actions) {
@@ -104,6 +102,13 @@ pub fn call_bar(ui: &mut Ui, f: &Frame, view: &mut ViewState, out: &mut Actions)
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 if ui.button(RichText::new("Hang up").color(style::DANGER)).clicked() {
                     out.command(ClientCommand::Hangup);
+                }
+                let stats = ui.selectable_label(view.video_stats, "📊 Stats");
+                if stats
+                    .on_hover_text("Resolution, frame rate, bitrate, round trip and loss on each tile")
+                    .clicked()
+                {
+                    view.video_stats = !view.video_stats;
                 }
                 let deafen = if view.deafened { "🔇 Undeafen" } else { "🔈 Deafen" };
                 if ui.selectable_label(view.deafened, deafen).on_hover_text("Stop hearing the call").clicked()

@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 use super::actions::{Actions, Frame, Recipients, UiAction};
 use super::model::{Connection, Hosting, Peer, PublicAddress};
 use super::view::ViewState;
-use super::{call_view, chat, files_view, fingerprint, settings_view, style};
+use super::{call_grid, call_view, chat, files_view, fingerprint, settings_view, style};
 use crate::core::{LinkKind, MAX_TEXT};
 
 /// Expiry choices in the composer, in seconds.
@@ -29,6 +29,15 @@ pub fn show(ui: &mut Ui, ctx: &egui::Context, f: &Frame, view: &mut ViewState, o
     files_view::strip(ui, f, &mut view.thumbs, out);
     if let Some(room) = &view.room {
         files_view::drop_target(ctx, room, out);
+    }
+    if f.model.joined_call().is_some() {
+        // The grid above the conversation, as tall as the user drags it.
+        let h = ui.available_height();
+        egui::Panel::top("call_grid")
+            .resizable(true)
+            .default_size(h * 0.62)
+            .size_range(120.0..=(h - 80.0).max(120.0))
+            .show(ui, |ui| call_grid::show(ui, f, view));
     }
     view.chat_rows.retain(|room, _| f.model.rooms.contains_key(room));
     egui::CentralPanel::default().show(ui, |ui| {
@@ -74,8 +83,7 @@ fn top_bar(ui: &mut Ui, f: &Frame, view: &mut ViewState, out: &mut Actions) {
                 {
                     view.invite_open = true;
                 }
-                ui.add_enabled(false, egui::Button::new("📹 Video"))
-                    .on_disabled_hover_text("Video arrives in a coming version");
+                camera_button(ui, f, out);
                 if let Some(room) = &view.room {
                     call_view::call_button(ui, f, room, out);
                 }
@@ -84,6 +92,20 @@ fn top_bar(ui: &mut Ui, f: &Frame, view: &mut ViewState, out: &mut Actions) {
         });
         ui.add_space(2.0);
     });
+}
+
+/// Our camera's switch: for the call we are in, and the next.
+fn camera_button(ui: &mut Ui, f: &Frame, out: &mut Actions) {
+    let cam = f.model.camera;
+    let (label, hover) = match (cam.on, cam.available) {
+        (true, true) => ("📹 Stop camera", "Stop sending your camera"),
+        (false, true) => ("📹 Start camera", "Show your camera in calls"),
+        (_, false) => ("📹 Start camera", "No camera is chosen: pick one (or the test pattern) in Settings"),
+    };
+    let button = ui.add_enabled(cam.available, egui::Button::selectable(cam.on && cam.available, label));
+    if button.on_hover_text(hover).on_disabled_hover_text(hover).clicked() {
+        out.command(crate::core::ClientCommand::Camera { on: !cam.on });
+    }
 }
 
 fn connection_status(ui: &mut Ui, c: Option<&Connection>, hub: &str) {

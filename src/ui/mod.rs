@@ -2,11 +2,14 @@
 //! [`actions::UiAction`]s, which [`app::KithApp`] applies after each frame (to the model, the
 //! settings, or as commands to the core). Nothing here blocks or touches a socket.
 //!
-//! Views (`onboarding`, `connect`, `main_view`, `call_view`, `chat`, `files_view`, `fingerprint`,
-//! `settings_view`) depend on `actions`, `model`, `view` and `style`, never on `app`.
+//! Views (`onboarding`, `connect`, `main_view`, `call_view`, `call_grid`, `chat`, `files_view`,
+//! `fingerprint`, `settings_view`) depend on `actions`, `model`, `view` and `style`, never on
+//! `app`. `video_tiles` keeps the textures of the call's video, uploaded from the video
+//! threads' latest-frame slots.
 
 pub mod actions;
 pub mod app;
+pub mod call_grid;
 mod call_view;
 mod chat;
 mod connect;
@@ -23,6 +26,7 @@ pub mod settings;
 mod settings_view;
 mod style;
 mod thumbnails;
+pub mod video_tiles;
 pub mod view;
 #[cfg(test)]
 mod view_tests;

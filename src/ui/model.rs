@@ -187,6 +187,22 @@ pub struct CallView {
     pub phase: CallPhase,
     /// The others in it, by fingerprint.
     pub members: BTreeSet<String>,
+    /// What each of them sends, as they said.
+    pub media: BTreeMap<String, MemberMedia>,
+}
+
+/// What a call member sends: its camera is on, its microphone muted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemberMedia {
+    pub camera: bool,
+    pub muted: bool,
+}
+
+/// Our camera: switched on, and whether one is chosen at all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CameraState {
+    pub on: bool,
+    pub available: bool,
 }
 
 /// The call's media as the window shows it: each person's last stats (level, loss) and what
@@ -194,6 +210,9 @@ pub struct CallView {
 #[derive(Debug, Clone, Default)]
 pub struct CallMedia {
     pub stats: HashMap<String, crate::core::AudioStats>,
+    /// Each person's video, while it comes, and the round trip of their link.
+    pub video: HashMap<String, crate::core::VideoStats>,
+    pub rtt_ms: HashMap<String, u64>,
     pub problems: Vec<String>,
 }
 
@@ -229,6 +248,7 @@ pub struct Model {
     /// Each room's call we know of.
     pub calls: BTreeMap<String, CallView>,
     pub call_media: CallMedia,
+    pub camera: CameraState,
     pub devices: Option<DeviceLists>,
     pub fatal: Option<Fatal>,
     /// Our sends by tag until `sent` or `error` answers.
@@ -363,7 +383,9 @@ impl Model {
         }
         let caller = members.iter().next().map(|fp| self.name_of(fp));
         let was_ringing = self.calls.get(&room).is_some_and(|c| c.phase == CallPhase::Ringing);
-        self.calls.insert(room.clone(), CallView { phase, members });
+        let mut media = self.calls.remove(&room).map(|c| c.media).unwrap_or_default();
+        media.retain(|fp, _| members.contains(fp));
+        self.calls.insert(room.clone(), CallView { phase, members, media });
         match (phase, caller) {
             (CallPhase::Ringing, Some(name)) if !was_ringing => {
                 Some(Incoming { room: room.clone(), name, text: format!("is calling you in #{room}") })
@@ -417,7 +439,9 @@ impl Model {
                         }
                         _ => {
                             c.members.remove(&peer);
+                            c.media.remove(&peer);
                             self.call_media.stats.remove(&peer);
+                            self.call_media.video.remove(&peer);
                         }
                     }
                 }
@@ -425,16 +449,30 @@ impl Model {
                     self.notice(&room, format!("{name} declined the call"), false);
                 }
             }
-            // The window's camera state comes with the call grid.
-            ClientEvent::Camera { .. } => {}
+            ClientEvent::Camera { on, available } => self.camera = CameraState { on, available },
+            ClientEvent::CallMedia { room, peer, camera, muted } => {
+                if let Some(c) = self.calls.get_mut(&room)
+                    && (c.members.contains(&peer) || c.media.contains_key(&peer) || c.media.len() < 64)
+                {
+                    c.media.insert(peer, MemberMedia { camera, muted });
+                }
+            }
             ClientEvent::Devices { inputs, outputs, .. } => {
                 let pairs = |v: Vec<[String; 2]>| v.into_iter().map(|[n, d]| (n, d)).collect();
                 self.devices = Some(DeviceLists { inputs: pairs(inputs), outputs: pairs(outputs) });
             }
-            ClientEvent::MediaStats { peer, audio, .. } => {
+            ClientEvent::MediaStats { peer, audio, video, rtt_ms } => {
                 let in_call =
                     self.calls.values().any(|c| c.phase == CallPhase::Joined && c.members.contains(&peer));
                 if in_call {
+                    match video {
+                        Some(v) => self.call_media.video.insert(peer.clone(), v),
+                        None => self.call_media.video.remove(&peer),
+                    };
+                    match rtt_ms {
+                        Some(rtt) => self.call_media.rtt_ms.insert(peer.clone(), rtt),
+                        None => self.call_media.rtt_ms.remove(&peer),
+                    };
                     self.call_media.stats.insert(peer, audio);
                 }
             }

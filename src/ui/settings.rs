@@ -72,7 +72,11 @@ pub struct Settings {
     /// Chosen devices, by name; the calls issue fills the lists these pick from.
     pub microphone: Option<String>,
     pub speaker: Option<String>,
+    /// None is the system's camera; `test-pattern` and `none` as `--camera` spells them.
     pub camera: Option<String>,
+    /// What the camera sends: `WxH`, and frames per second.
+    pub camera_size: String,
+    pub camera_fps: u32,
     /// The microphone's processing in calls.
     pub echo_cancel: bool,
     pub noise_suppression: bool,
@@ -101,6 +105,8 @@ impl Default for Settings {
             microphone: None,
             speaker: None,
             camera: None,
+            camera_size: "1280x720".into(),
+            camera_fps: 30,
             echo_cancel: true,
             noise_suppression: true,
             auto_gain: true,
@@ -146,6 +152,16 @@ impl Settings {
             noise_suppression: self.noise_suppression,
             auto_gain: self.auto_gain,
         }
+    }
+
+    /// The camera calls use, as chosen; a size or rate that does not parse (a hand-edited
+    /// file) falls back to the default's.
+    pub fn video(&self) -> crate::core::VideoSettings {
+        let default = crate::core::VideoSettings::default();
+        let camera = self.camera.as_deref().unwrap_or("default");
+        default.with(camera, Some(&self.camera_size), Some(self.camera_fps)).unwrap_or_else(|_| {
+            crate::core::VideoSettings { camera: camera.parse().unwrap_or(default.camera.clone()), ..default }
+        })
     }
 
     /// The servers the direct links use; TURN entries that do not parse are left out (the

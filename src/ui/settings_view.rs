@@ -216,13 +216,14 @@ pub fn dialog(ctx: &egui::Context, f: &Frame, view: &mut ViewState, out: &mut Ac
             ui.end_row();
 
             let l = ui.label("Camera");
-            ui.add_enabled_ui(false, |ui| {
-                egui::ComboBox::from_id_salt("Camera")
-                    .selected_text(s.camera.as_deref().unwrap_or("System default"))
-                    .show_ui(ui, |_| {})
-                    .response
-                    .labelled_by(l.id);
-            });
+            if camera_picker(ui, s, l.id) {
+                changed = true;
+                out.command(ClientCommand::UseCamera {
+                    camera: s.camera.clone().unwrap_or_else(|| "default".into()),
+                    size: Some(s.camera_size.clone()),
+                    fps: Some(s.camera_fps),
+                });
+            }
             ui.end_row();
         });
         ui.horizontal(|ui| {
@@ -243,7 +244,11 @@ pub fn dialog(ctx: &egui::Context, f: &Frame, view: &mut ViewState, out: &mut Ac
             ui.label(RichText::new("The sound system lists no devices: calls use none.").small().weak());
         }
         ui.label(
-            RichText::new("A call switches at once. Video arrives with the next version.").small().weak(),
+            RichText::new(
+                "A call switches at once. The test pattern stands in for a camera where there is none.",
+            )
+            .small()
+            .weak(),
         );
         if let Some(e) = f.settings_error {
             ui.colored_label(style::DANGER, format!("Settings could not be saved: {e}"));
@@ -265,6 +270,55 @@ pub fn dialog(ctx: &egui::Context, f: &Frame, view: &mut ViewState, out: &mut Ac
             out.command(ClientCommand::MicTest { on: false });
         }
     }
+}
+
+/// Cameras by the names `--camera` uses, with what the picker shows.
+const CAMERAS: [(Option<&str>, &str); 3] = [
+    (None, "System camera"),
+    (Some("test-pattern"), "Test pattern (moving bars)"),
+    (Some("none"), "No camera"),
+];
+const CAMERA_SIZES: [&str; 4] = ["1280x720", "960x540", "640x360", "320x180"];
+const CAMERA_RATES: [u32; 3] = [15, 24, 30];
+
+/// The camera, its size and its frame rate; true when one changed.
+fn camera_picker(ui: &mut egui::Ui, s: &mut crate::ui::settings::Settings, label: egui::Id) -> bool {
+    let before = (s.camera.clone(), s.camera_size.clone(), s.camera_fps);
+    ui.horizontal(|ui| {
+        let shown = CAMERAS
+            .iter()
+            .find(|(name, _)| *name == s.camera.as_deref())
+            .map_or_else(|| s.camera.clone().unwrap_or_default(), |(_, text)| text.to_string());
+        egui::ComboBox::from_id_salt("Camera")
+            .selected_text(shown)
+            .width(200.0)
+            .show_ui(ui, |ui| {
+                for (name, text) in CAMERAS {
+                    ui.selectable_value(&mut s.camera, name.map(str::to_string), text);
+                }
+            })
+            .response
+            .labelled_by(label);
+        egui::ComboBox::from_id_salt("camera_size")
+            .selected_text(s.camera_size.replace('x', "×"))
+            .show_ui(ui, |ui| {
+                for size in CAMERA_SIZES {
+                    ui.selectable_value(&mut s.camera_size, size.to_string(), size.replace('x', "×"));
+                }
+            })
+            .response
+            .on_hover_text("The size your camera sends");
+        egui::ComboBox::from_id_salt("camera_fps")
+            .selected_text(format!("{} fps", s.camera_fps))
+            .show_ui(ui, |ui| {
+                for fps in CAMERA_RATES {
+                    ui.selectable_value(&mut s.camera_fps, fps, format!("{fps} fps"));
+                }
+            })
+            .response
+            .on_hover_text("Frames per second your camera sends");
+    });
+    (s.camera.clone(), s.camera_size.clone(), s.camera_fps) != before
 }
 
 /// The meter's redraw rate while Settings is open: smooth enough to watch a voice.

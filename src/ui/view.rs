@@ -6,6 +6,8 @@ use std::collections::HashMap;
 
 use super::chat;
 use super::thumbnails::Thumbnails;
+use super::video_tiles::VideoTiles;
+use crate::core::TileKey;
 
 #[derive(Default)]
 pub struct ViewState {
@@ -43,4 +45,8 @@ pub struct ViewState {
     pub volumes: HashMap<String, u32>,
     /// Settings asked the core for the sound devices once.
     pub devices_asked: bool,
+    /// The call's video textures, the tile shown large, and the stats overlay's switch.
+    pub video: VideoTiles,
+    pub focus: Option<TileKey>,
+    pub video_stats: bool,
 }

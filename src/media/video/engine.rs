@@ -71,6 +71,27 @@ pub struct VideoSettings {
     pub fps: u32,
 }
 
+impl VideoSettings {
+    /// The lowest and highest frame rates a camera is asked for.
+    pub const FPS: std::ops::RangeInclusive<u32> = 1..=60;
+
+    /// These settings with another camera, and a size and frame rate if given (as typed).
+    pub fn with(&self, camera: &str, size: Option<&str>, fps: Option<u32>) -> Result<Self, String> {
+        let mut s = self.clone();
+        s.camera = camera.parse()?;
+        if let Some(size) = size {
+            s.size = size.parse()?;
+        }
+        if let Some(fps) = fps {
+            if !Self::FPS.contains(&fps) {
+                return Err(format!("a frame rate of {fps}: choose 1 to 60"));
+            }
+            s.fps = fps;
+        }
+        Ok(s)
+    }
+}
+
 impl Default for VideoSettings {
     fn default() -> Self {
         Self { camera: CameraChoice::None, size: VideoSize::HD, fps: 30 }
@@ -110,7 +131,7 @@ pub struct PeerVideoStats {
 
 type Out = Arc<dyn Fn(MediaOut) + Send + Sync>;
 
-enum CameraIn {
+pub(crate) enum CameraIn {
     On(bool),
     Keyframe,
 }
@@ -122,9 +143,46 @@ struct DecoderThread {
     thread: std::thread::JoinHandle<()>,
 }
 
+/// The camera thread: its commands, and the thread to wait for (dropping this closes the queue
+/// and waits: the camera lets go of its device).
+pub struct CameraHandle {
+    tx: Option<SyncSender<CameraIn>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CameraHandle {
+    fn spawn(settings: &VideoSettings, on: bool, tiles: Option<Arc<Tiles>>, out: Out) -> Option<Self> {
+        if settings.camera == CameraChoice::None {
+            return None;
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(16);
+        let (settings, out2) = (settings.clone(), out.clone());
+        let spawned = std::thread::Builder::new().name("kith-camera".into()).spawn(move || {
+            let tile = tiles.map(|t| t.open(TileKey::Me));
+            CameraThread::run(&settings.camera, &settings, on, tile, out2, rx)
+        });
+        match spawned {
+            Ok(thread) => Some(Self { tx: Some(tx), thread: Some(thread) }),
+            Err(e) => {
+                out(MediaOut::Problem(format!("the camera thread could not start: {e}")));
+                None
+            }
+        }
+    }
+}
+
+impl Drop for CameraHandle {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// The call's video: the camera thread (if a camera was chosen) and a decoder per peer.
 pub struct VideoEngine {
-    camera: Option<(SyncSender<CameraIn>, std::thread::JoinHandle<()>)>,
+    camera: Option<CameraHandle>,
     decoders: HashMap<IdentityKey, DecoderThread>,
     tiles: Option<Arc<Tiles>>,
     out: Out,
@@ -133,30 +191,19 @@ pub struct VideoEngine {
 impl VideoEngine {
     /// Starts the camera thread (sending when `on`); `tiles` is the window's, `None` headless.
     pub fn start(settings: &VideoSettings, on: bool, tiles: Option<Arc<Tiles>>, out: Out) -> Self {
-        let camera = match &settings.camera {
-            CameraChoice::None => None,
-            choice => {
-                let (tx, rx) = std::sync::mpsc::sync_channel(16);
-                let (settings, choice, out2, tile) =
-                    (settings.clone(), choice.clone(), out.clone(), tiles.clone());
-                let spawned = std::thread::Builder::new().name("kith-camera".into()).spawn(move || {
-                    let tile = tile.map(|t| t.open(TileKey::Me));
-                    CameraThread::run(&choice, &settings, on, tile, out2, rx)
-                });
-                match spawned {
-                    Ok(thread) => Some((tx, thread)),
-                    Err(e) => {
-                        out(MediaOut::Problem(format!("the camera thread could not start: {e}")));
-                        None
-                    }
-                }
-            }
-        };
+        let camera = CameraHandle::spawn(settings, on, tiles.clone(), out.clone());
         Self { camera, decoders: HashMap::new(), tiles, out }
     }
 
+    /// Captures from `settings.camera` from now on. Returns the old camera thread, which its
+    /// owner drops where waiting for it is allowed.
+    pub fn use_camera(&mut self, settings: &VideoSettings, on: bool) -> Option<CameraHandle> {
+        let new = CameraHandle::spawn(settings, on, self.tiles.clone(), self.out.clone());
+        std::mem::replace(&mut self.camera, new)
+    }
+
     fn tell_camera(&mut self, input: CameraIn) {
-        if let Some((tx, _)) = &self.camera {
+        if let Some(tx) = self.camera.as_ref().and_then(|c| c.tx.as_ref()) {
             let _ = tx.try_send(input);
         }
     }
@@ -196,7 +243,7 @@ impl VideoEngine {
         let out = self.out.clone();
         let tile = self.tiles.clone();
         let spawned = std::thread::Builder::new().name("kith-video".into()).spawn(move || {
-            let tile = tile.map(|t| t.open(TileKey::Peer(peer)));
+            let tile = tile.map(|t| t.open(TileKey::Peer(peer.fingerprint())));
             match H264Decoder::new() {
                 Ok(decoder) => PeerDecoder::new(peer, decoder, tile, out).run(rx),
                 Err(e) => out(MediaOut::Problem(format!("video decoder: {e}"))),
@@ -220,12 +267,8 @@ impl VideoEngine {
 impl Drop for VideoEngine {
     /// Closes every queue and waits for the threads (the camera lets go of its device).
     fn drop(&mut self) {
-        let camera = self.camera.take();
+        drop(self.camera.take());
         let decoders: Vec<_> = self.decoders.drain().map(|(_, d)| d.thread).collect();
-        if let Some((tx, thread)) = camera {
-            drop(tx);
-            let _ = thread.join();
-        }
         for t in decoders {
             let _ = t.join();
         }

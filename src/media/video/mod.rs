@@ -17,7 +17,6 @@ pub mod tiles;
 
 /// The RTP clock of video (RFC 6184).
 pub const VIDEO_CLOCK: u64 = 90_000;
-/// People in a call who may send video at once: a mesh of six, each decoding five.
-pub const MAX_CAMERAS: usize = 6;
+use crate::protocol::call::MAX_CAMERAS;
 /// Peers whose video we decode at once (the other five of six cameras).
 pub const MAX_DECODERS: usize = MAX_CAMERAS - 1;

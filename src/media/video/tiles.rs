@@ -10,12 +10,12 @@ use triple_buffer::{Input, Output, TripleBuffer};
 use yuv::{YuvPlanarImage, YuvRange, YuvStandardMatrix};
 
 use super::h264::Picture;
-use crate::protocol::identity::IdentityKey;
+use crate::protocol::identity::Fingerprint;
 
 /// Whose picture a tile shows: a peer's, or our own camera (the self-view).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TileKey {
-    Peer(IdentityKey),
+    Peer(Fingerprint),
     Me,
 }
 

@@ -351,3 +351,96 @@ fn signals_for_another_call_or_from_outside_it_change_nothing() {
     }
     assert!(m.nodes[1].rooms[ROOM].members.len() <= MAX_TRACKED);
 }
+
+impl Mesh {
+    fn camera(&mut self, i: usize, on: bool) -> Result<(), CallError> {
+        let now = self.now;
+        let r = self.nodes[i].set_camera(now, on);
+        self.settle();
+        r
+    }
+
+    /// What node `i` last heard of node `j`'s media: (camera, muted).
+    fn media_of(&self, i: usize, j: usize) -> Option<(bool, bool)> {
+        self.events[i].iter().rev().find_map(|e| match e {
+            CallEvent::MemberMedia { peer, camera, muted, .. } if *peer == self.keys[j] => {
+                Some((*camera, *muted))
+            }
+            _ => None,
+        })
+    }
+
+    fn refused(&self, i: usize) -> bool {
+        self.events[i].contains(&CallEvent::CameraRefused { room: ROOM.into() })
+    }
+}
+
+#[test]
+fn cameras_and_mutes_reach_everyone_and_the_seventh_camera_is_refused() {
+    let mut m = Mesh::in_one_call(8);
+    for i in 0..MAX_CAMERAS {
+        m.run(Duration::from_millis(10));
+        m.camera(i, true).expect("room for a camera");
+    }
+    for i in 0..8 {
+        for j in (0..MAX_CAMERAS).filter(|j| *j != i) {
+            assert_eq!(m.media_of(i, j), Some((true, false)), "{i} sees {j}'s camera");
+        }
+    }
+    let err = m.camera(6, true).expect_err("a seventh camera");
+    assert_eq!(err, CallError::CamerasFull { room: ROOM.into() });
+    assert!(err.to_string().contains("6 people already show video"), "{err}");
+    assert!(!m.nodes[6].camera());
+    assert_eq!(m.media_of(0, 6), None, "nothing was said of a camera that never went on");
+    // Mute shows; a camera turned off frees its place.
+    m.nodes[7].set_muted(true);
+    m.settle();
+    assert_eq!(m.media_of(3, 7), Some((false, true)));
+    m.camera(2, false).unwrap();
+    assert_eq!(m.media_of(0, 2), Some((false, false)));
+    m.camera(6, true).expect("a place came free");
+    assert_eq!(m.media_of(0, 6), Some((true, false)));
+    // Heartbeats repeat it all without new events.
+    let before: Vec<usize> = m.events.iter().map(Vec::len).collect();
+    m.run(HEARTBEAT * 2);
+    assert_eq!(m.events.iter().map(Vec::len).collect::<Vec<_>>(), before);
+    assert!((0..8).all(|i| !m.refused(i)));
+}
+
+#[test]
+fn two_cameras_for_the_last_place_leave_the_later_one_off() {
+    let mut m = Mesh::in_one_call(8);
+    for i in 0..MAX_CAMERAS - 1 {
+        m.camera(i, true).unwrap();
+        m.run(Duration::from_millis(10));
+    }
+    // Two turn theirs on for the last place and do not hear each other in time.
+    let (a, b) = (6, 7);
+    m.cut.insert((a, b));
+    m.camera(a, true).unwrap();
+    m.run(Duration::from_millis(10));
+    m.camera(b, true).unwrap();
+    m.cut.clear();
+    m.run(HEARTBEAT + Duration::from_secs(1));
+    assert!(m.nodes[a].camera() && !m.refused(a));
+    assert!(!m.nodes[b].camera() && m.refused(b), "the later camera went off");
+    assert_eq!(m.media_of(0, b), Some((false, false)), "and the others hear so");
+    assert_eq!(m.media_of(0, a), Some((true, false)));
+}
+
+#[test]
+fn a_camera_brought_into_a_call_with_all_places_taken_goes_off() {
+    let mut m = Mesh::in_one_call(7);
+    m.hang_up(6);
+    for i in 0..MAX_CAMERAS {
+        m.camera(i, true).unwrap();
+    }
+    // Turned on outside the call: nothing to refuse yet.
+    m.camera(6, true).unwrap();
+    m.run(Duration::from_millis(10));
+    m.call(6, 1);
+    m.run(Duration::from_millis(100));
+    assert!(m.refused(6) && !m.nodes[6].camera());
+    assert!((0..MAX_CAMERAS).all(|i| m.nodes[i].camera() && !m.refused(i)));
+    assert_eq!(m.media_of(0, 6), None, "it never showed as on");
+}

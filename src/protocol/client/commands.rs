@@ -68,7 +68,8 @@ impl Client {
             | ClientCommand::Volume { .. }
             | ClientCommand::Mute { .. }
             | ClientCommand::Deafen { .. }
-            | ClientCommand::Camera { .. } => {}
+            | ClientCommand::Camera { .. }
+            | ClientCommand::UseCamera { .. } => {}
             ClientCommand::Quit => {}
         }
     }

@@ -1,0 +1,83 @@
+//! The window's side of the video tiles: each frame, the pictures the video threads published
+//! since the last one are uploaded into their tile's texture (`TextureHandle::set`, the same
+//! texture reused), and a tile with nothing new costs nothing. The readers come from the
+//! core's [`Tiles`] as the camera and decoder threads open them.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use crate::core::{TileKey, TileReader, Tiles};
+
+/// A picture this old is not shown any more (the sender stopped, or its video froze so long
+/// that initials say more than a still picture).
+const STALE: std::time::Duration = std::time::Duration::from_secs(2);
+
+struct Tile {
+    reader: TileReader,
+    texture: Option<egui::TextureHandle>,
+    /// The last picture's size and when it came.
+    size: [usize; 2],
+    updated: Option<Instant>,
+    uploads: u64,
+}
+
+/// The textures of the call's video, by tile.
+#[derive(Default)]
+pub struct VideoTiles {
+    tiles: HashMap<TileKey, Tile>,
+}
+
+/// What the grid draws for a tile.
+pub struct Shown {
+    pub texture: egui::TextureId,
+    pub size: [usize; 2],
+}
+
+impl VideoTiles {
+    /// Takes the tiles opened since the last frame and uploads every new picture.
+    pub fn update(&mut self, ctx: &egui::Context, tiles: &Tiles) {
+        for (key, reader) in tiles.take_new() {
+            self.tiles.insert(key, Tile { reader, texture: None, size: [0, 0], updated: None, uploads: 0 });
+        }
+        let now = Instant::now();
+        for (key, tile) in &mut self.tiles {
+            let Some(picture) = tile.reader.newer() else { continue };
+            let size = [picture.width, picture.height];
+            if picture.pixels.len() != size[0] * size[1] * 4 || size.contains(&0) {
+                continue;
+            }
+            // Opaque pixels (alpha 255): premultiplied or not is the same.
+            let image = egui::ColorImage::from_rgba_premultiplied(size, &picture.pixels);
+            match &mut tile.texture {
+                Some(t) => t.set(image, egui::TextureOptions::LINEAR),
+                None => {
+                    let name = match key {
+                        TileKey::Me => "video-me".to_string(),
+                        TileKey::Peer(fp) => format!("video-{fp}"),
+                    };
+                    tile.texture = Some(ctx.load_texture(name, image, egui::TextureOptions::LINEAR));
+                }
+            }
+            (tile.size, tile.updated) = (size, Some(now));
+            tile.uploads += 1;
+        }
+    }
+
+    /// The texture to draw for `key`, if a picture came lately.
+    pub fn shown(&self, key: &TileKey) -> Option<Shown> {
+        let tile = self.tiles.get(key)?;
+        let fresh = tile.updated.is_some_and(|t| t.elapsed() < STALE);
+        let texture = tile.texture.as_ref().filter(|_| fresh)?;
+        Some(Shown { texture: texture.id(), size: tile.size })
+    }
+
+    /// Pictures uploaded for `key` so far, and the last one's size (for tests).
+    pub fn uploads(&self, key: &TileKey) -> Option<(u64, [usize; 2])> {
+        self.tiles.get(key).map(|t| (t.uploads, t.size))
+    }
+
+    /// Lets go of the textures of tiles no longer in the call.
+    pub fn retain(&mut self, keep: impl Fn(&TileKey) -> bool) {
+        self.tiles.retain(|k, _| keep(k));
+    }
+}
