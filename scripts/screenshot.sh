@@ -20,7 +20,7 @@ export KITH_PASSWORD="screenshot-pw"
 # Bob hosts the hub from a terminal client and will talk.
 mkfifo "$WORK/bob.in"
 "$KITH" --profile "$WORK/bob" headless --name bob --host "127.0.0.1:$PORT" --hub-rooms general,random \
-    --mic tone:440 --speaker null \
+    --mic tone:440 --speaker null --camera test-pattern --video-size 640x360 \
     <"$WORK/bob.in" >"$WORK/bob.out" 2>"$WORK/bob.err" &
 pids+=($!)
 exec 3>"$WORK/bob.in"
@@ -28,7 +28,7 @@ for _ in $(seq 100); do grep -q '"event":"ready"' "$WORK/bob.out" 2>/dev/null &&
 
 # Alice is the desktop app: already onboarded, joining bob's hub at start.
 mkdir -p "$WORK/alice"
-printf '{"display_name":"Alice","theme":"dark","notifications":false}' >"$WORK/alice/settings.json"
+printf '{"display_name":"Alice","theme":"dark","notifications":false,"camera":"test-pattern","camera_size":"640x360"}' >"$WORK/alice/settings.json"
 "$KITH" --profile "$WORK/alice" --join "127.0.0.1:$PORT" --room general >"$WORK/alice.out" 2>"$WORK/alice.err" &
 pids+=($!)
 for _ in $(seq 100); do grep -q '"event":"peer_secure"' "$WORK/bob.out" 2>/dev/null && break; sleep 0.1; done
@@ -58,7 +58,16 @@ xdotool mousemove --window "$WIN" 40 226 click 1
 sleep 1
 import -window "$WIN" "${OUT%.png}-verify.png"
 echo "saved ${OUT%.png}-verify.png"
-# Bob calls the room: a banner rings in the window; Accept joins, and the call bar shows bob.
+# Carol joins from another terminal client, with a test-pattern camera too; she answers calls.
+mkfifo "$WORK/carol.in"
+"$KITH" --profile "$WORK/carol" headless --name carol --hub "127.0.0.1:$PORT" --room general \
+    --mic tone:660 --speaker null --camera test-pattern --video-size 640x360 --auto-answer \
+    <"$WORK/carol.in" >"$WORK/carol.out" 2>"$WORK/carol.err" &
+pids+=($!)
+exec 4>"$WORK/carol.in"
+for _ in $(seq 100); do [ "$(grep -c '"event":"link".*"kind":"direct"' "$WORK/carol.out" 2>/dev/null)" -ge 2 ] && break; sleep 0.1; done
+# Bob calls the room: a banner rings in the window; Accept joins, and the call grid shows bob's
+# and carol's test patterns once alice's camera is on too.
 xdotool key Escape
 sleep 0.5
 say '{"cmd":"call","room":"general"}'
@@ -66,6 +75,8 @@ sleep 1.5
 import -window "$WIN" "${OUT%.png}-call-ringing.png"
 echo "saved ${OUT%.png}-call-ringing.png"
 xdotool mousemove --window "$WIN" "${ACCEPT_X:-205}" "${ACCEPT_Y:-68}" click 1
+sleep 2
+xdotool mousemove --window "$WIN" "${CAMERA_X:-938}" "${CAMERA_Y:-18}" click 1
 sleep 4
 import -window "$WIN" "${OUT%.png}-call.png"
 echo "saved ${OUT%.png}-call.png"
@@ -75,3 +86,4 @@ sleep 2
 import -window "$WIN" "${OUT%.png}-settings.png"
 echo "saved ${OUT%.png}-settings.png"
 printf '{"cmd":"quit"}\n' >&3
+printf '{"cmd":"quit"}\n' >&4
