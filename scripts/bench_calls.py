@@ -17,8 +17,14 @@ synthetic microphone and a null speaker (the sound card's pace, no device), in o
              machine); with the thread's per-frame work times.
   transfer   two in a call; bob's jitter buffer for alice over SECONDS, then again while alice
              sends bob a file of MiB, and the file's rate during the call and after it.
+  video N    N participants with test-pattern cameras at 720p30 (--video-size to change), each
+             seeing every other: frames per second delivered per stream, capture-to-decoded
+             latency read from the pattern's pixels, and CPU per participant and per delivered
+             frame, beside Chromium doing the same call with its fake camera (H.264 preferred,
+             tests/chromium/call_bench.mjs --video).
 
-Usage: scripts/bench_calls.py [path/to/kith] [cpu N | latency | transfer MiB]... [--seconds S]
+Usage: scripts/bench_calls.py [path/to/kith] [cpu N | latency | transfer MiB | video N]...
+       [--seconds S] [--video-size WxH]
 Default: cpu 3, cpu 6, latency, transfer 200, each for 20 s.
 """
 import json
@@ -36,11 +42,16 @@ import kith_proc  # noqa: E402
 import wave
 
 ARGS = sys.argv[1:]
-KITH = ARGS.pop(0) if ARGS and not ARGS[0] in ("cpu", "latency", "transfer") else "target/release/kith"
+KITH = ARGS.pop(0) if ARGS and not ARGS[0] in ("cpu", "latency", "transfer", "video") else "target/release/kith"
 SECONDS = 20
 if "--seconds" in ARGS:
     i = ARGS.index("--seconds")
     SECONDS = int(ARGS[i + 1])
+    del ARGS[i:i + 2]
+VIDEO_SIZE = "1280x720"
+if "--video-size" in ARGS:
+    i = ARGS.index("--video-size")
+    VIDEO_SIZE = ARGS[i + 1]
     del ARGS[i:i + 2]
 PW = "bench password"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -173,33 +184,29 @@ def bench_cpu(tmp, n):
               f"(Kith ÷ Chromium = {kith / chromium:.2f})", flush=True)
 
 
-def chromium_cpu(tmp, n):
+def chromium_call(tmp, n, extra, measure):
+    """Chromium's mesh of `n` pages (tests/chromium/call_bench.mjs with `extra`): once every
+    pair's media flows, `measure(stats)` with a function that asks the pages for their stats;
+    None if Chromium cannot run here."""
     if not os.path.isdir(os.path.join(CHROMIUM_DIR, "node_modules", "playwright-core")):
         print("         Chromium skipped: run `npm ci` in tests/chromium", flush=True)
         return None
     wav = f"{tmp}/chromium-tone.wav"
     write_wav(wav, tone(500))
-    node = subprocess.Popen(["node", "call_bench.mjs", str(n), wav], cwd=CHROMIUM_DIR, stdin=subprocess.PIPE,
+    node = subprocess.Popen(["node", "call_bench.mjs", str(n), wav] + extra, cwd=CHROMIUM_DIR, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+    def stats():
+        node.stdin.write("stats\n")
+        node.stdin.flush()
+        return json.loads(node.stdout.readline())
     try:
         line = json.loads(node.stdout.readline())
         if line.get("type") != "connected":
             print(f"         Chromium failed: {line}", flush=True)
             return None
         time.sleep(3)
-        pids = chromium_pids()
-        before = total_cpu(pids)
-        t0 = time.monotonic()
-        time.sleep(SECONDS)
-        elapsed = time.monotonic() - t0
-        after = total_cpu(pids)
-        node.stdin.write("stats\n")
-        node.stdin.flush()
-        stats = json.loads(node.stdout.readline())
-        received = sum(r["packets"] for p in stats["pages"] for r in p["inbound"])
-        lost = sum(r["lost"] for p in stats["pages"] for r in p["inbound"])
-        print(f"         Chromium: {len(pids)} processes, {received} packets received, {lost} lost", flush=True)
-        return (after - before) / elapsed * 100 / n
+        return measure(stats)
     finally:
         try:
             node.stdin.write("quit\n")
@@ -207,6 +214,95 @@ def chromium_cpu(tmp, n):
             node.wait(timeout=20)
         except (OSError, subprocess.TimeoutExpired):
             node.kill()
+
+
+def chromium_cpu(tmp, n):
+    def measure(stats):
+        pids = chromium_pids()
+        before = total_cpu(pids)
+        t0 = time.monotonic()
+        time.sleep(SECONDS)
+        elapsed = time.monotonic() - t0
+        after = total_cpu(pids)
+        inbound = [r for p in stats()["pages"] for r in p["inbound"] if not r.get("video")]
+        received = sum(r["packets"] for r in inbound)
+        lost = sum(r["lost"] for r in inbound)
+        print(f"         Chromium: {len(pids)} processes, {received} packets received, {lost} lost", flush=True)
+        return (after - before) / elapsed * 100 / n
+    return chromium_call(tmp, n, [], measure)
+
+
+def percentile(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] if values else None
+
+
+def bench_video(tmp, n):
+    mics = [f"tone:{300 + 100 * i}" for i in range(n)]
+    cams = [["--camera", "test-pattern", "--video-size", VIDEO_SIZE, "--fps", "30"]] * n
+    call = Call(tmp, f"video{n}", mics, cams)
+    try:
+        # Everyone decodes everyone's video.
+        for i, p in enumerate(call.people):
+            seeing = set()
+            while len(seeing) < n - 1:
+                _, ev = p.wait(lambda e: e.get("event") == "media_stats", timeout=60)
+                if (ev.get("video") or {}).get("fps", 0) > 0:
+                    seeing.add(ev["peer"])
+        time.sleep(3)
+        for p in call.people:
+            p.drain()
+        before = [cpu_seconds(p.p.pid) for p in call.people]
+        t0 = time.monotonic()
+        time.sleep(SECONDS)
+        elapsed = time.monotonic() - t0
+        after = [cpu_seconds(p.p.pid) for p in call.people]
+        streams, latencies, sizes = {}, [], set()
+        for i, p in enumerate(call.people):
+            for _, ev in p.drain():
+                v = ev.get("video") if ev.get("event") == "media_stats" else None
+                if not v:
+                    continue
+                streams.setdefault((i, ev["peer"]), []).append(v["frames_decoded"])
+                sizes.add(f"{v['width']}x{v['height']}")
+                if v.get("latency_ms") is not None:
+                    latencies.append(v["latency_ms"])
+        # Frames decoded per second of each stream, between its first and last report.
+        rates = [(f[-1] - f[0]) / (len(f) - 1) for f in streams.values() if len(f) > 1]
+        delivered = sum(f[-1] - f[0] for f in streams.values())
+        cpu = [(a - b) / elapsed * 100 for a, b in zip(after, before)]
+        kith = sum(cpu) / n
+        per_frame = sum(a - b for a, b in zip(after, before)) * 1000 / max(1, delivered)
+        print(f"video {n} people at {VIDEO_SIZE}: Kith {sum(rates) / max(1, len(rates)):.1f} fps per stream "
+              f"(lowest {min(rates, default=0):.1f}; {len(rates)} streams, decoded as {', '.join(sorted(sizes))}); "
+              f"capture to decoded {percentile(latencies, 0.5)} ms median, {percentile(latencies, 0.95)} ms p95; "
+              f"{kith:.1f} % of a core per participant, {per_frame:.2f} ms of CPU per delivered frame", flush=True)
+    finally:
+        call.stop()
+    chromium = chromium_video(tmp, n)
+    if chromium is not None:
+        fps, load, ms = chromium
+        print(f"         Chromium {fps:.1f} fps per stream, {load:.1f} % of a core per participant, "
+              f"{ms:.2f} ms of CPU per delivered frame (Kith ÷ Chromium per frame = {per_frame / ms:.2f})",
+              flush=True)
+
+
+def chromium_video(tmp, n):
+    def measure(stats):
+        def frames():
+            return {(p["me"], r["from"]): r["frames"] for p in stats()["pages"] for r in p["inbound"] if r.get("video")}
+        pids = chromium_pids()
+        first = frames()
+        before = total_cpu(pids)
+        t0 = time.monotonic()
+        time.sleep(SECONDS)
+        elapsed = time.monotonic() - t0
+        after = total_cpu(pids)
+        last = frames()
+        deltas = [last[k] - first.get(k, 0) for k in last]
+        fps = sum(deltas) / max(1, len(deltas)) / elapsed
+        return fps, (after - before) / elapsed * 100 / n, (after - before) * 1000 / max(1, sum(deltas))
+    return chromium_call(tmp, n, ["--video", VIDEO_SIZE], measure)
 
 
 def read_trace(path):
@@ -332,6 +428,8 @@ def main():
             plan.append(("transfer", int(args.pop(0))))
         elif what == "latency":
             plan.append(("latency", None))
+        elif what == "video":
+            plan.append(("video", int(args.pop(0))))
         else:
             raise SystemExit(__doc__)
     if not plan:
@@ -343,6 +441,8 @@ def main():
                 bench_cpu(tmp, n)
             elif what == "latency":
                 bench_latency(tmp)
+            elif what == "video":
+                bench_video(tmp, n)
             else:
                 bench_transfer(tmp, n)
 

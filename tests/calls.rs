@@ -416,3 +416,45 @@ fn video_survives_loss_and_recovers_from_a_blackout() {
     assert!(v["keyframes"].as_u64().unwrap() >= 2, "and one came: {back}");
     assert!(!alice.log.iter().any(|e| e["event"] == "call_member" && e["state"] == "left"));
 }
+
+/// A path that carries little (an nftables policer in a test-made namespace): the bandwidth
+/// estimate falls, the one encoder follows it and the ladder halves the size, so the video
+/// keeps its frame rate; once the path is wide again the full size comes back.
+#[test]
+fn a_narrow_path_halves_the_video_and_a_wide_one_brings_it_back() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(net) = LossyNet::up("kith-video-narrow", 0) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let hub = HubProc::start_in(Some(&net.name), &dir.path().join("hub"), "127.0.0.1:0", PW, &[]);
+    let mut alice =
+        Peer::start_in(&net.name, "alice", &dir.path().join("alice"), &video_args(&hub, "tone:440"), PW);
+    let mut bob_args = video_args(&hub, "tone:660");
+    bob_args.truncate(6);
+    bob_args.extend(["--camera", "none", "--auto-answer"]);
+    let mut bob = Peer::start_in(&net.name, "bob", &dir.path().join("bob"), &bob_args, PW);
+    let (fa, fb) = (alice.fingerprint(), bob.fingerprint());
+    secure_with_all(&mut alice, &[&fb]);
+    alice.wait_for("a direct link", |e| e["event"] == "link" && e["peer"] == fb.as_str());
+    alice.send(json!({"cmd": "call", "room": "general"}));
+    call_state(&mut bob, "joined");
+    let width = |e: &Value| e["video"]["width"].as_u64();
+    let wide = sees(&mut bob, &fa, 20);
+    assert_eq!(width(&wide), Some(640), "{wide}");
+    // 40 KiB/s for everything: two voices and what is left for the video, ~200 kbit/s.
+    net.set_rate(40);
+    let alice_fp = fa.as_str();
+    let at_width = |w: u64| {
+        move |e: &Value| {
+            e["event"] == "media_stats" && e["peer"] == alice_fp && e["video"]["width"].as_u64() == Some(w)
+        }
+    };
+    let narrow = bob.wait_for("alice's video at half its size", at_width(320));
+    // The smaller picture keeps its frame rate on the narrow path.
+    let later = sees(&mut bob, &fa, 15);
+    assert_eq!(width(&later), Some(320), "{narrow} then {later}");
+    assert!(later["video"]["kbps"].as_u64().unwrap() < 300, "{later}");
+    net.set_loss(0);
+    let back = bob.wait_for("alice's video at its full size again", at_width(640));
+    assert!(back["video"]["fps"].as_u64().unwrap() >= 15, "{back}");
+    eprintln!("wide {}\nnarrow {}\nback {}", wide["video"], later["video"], back["video"]);
+}

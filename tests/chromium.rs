@@ -3,7 +3,9 @@
 //! real UDP socket on 127.0.0.1 (and on ::1, for IPv6). ICE, DTLS and SCTP must agree for the
 //! data channels to open; then messages echo both ways on the chat channel and a 64 KiB
 //! message on the file channel. A call's audio too: Kith adds the Opus section by
-//! renegotiating the running link, as a call does, and each side hears the other's tone.
+//! renegotiating the running link, as a call does, and each side hears the other's tone. And
+//! its video: H.264 both ways, Kith's test pattern decoded by Chromium and Chromium's fake
+//! camera decoded by Kith, each at the size sent.
 //!
 //! Needs `chromium` (apt) and `npm ci` in tests/chromium; both are installed by `.ci/run`.
 //! Elsewhere the tests skip with a note, but under CI (`CI` set) a missing piece fails them.
@@ -19,6 +21,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use kith::media::codec::{Decoder, Encoder};
 use kith::media::signal::{Tone, dominant_frequency};
+use kith::media::video::frame::VideoSize;
+use kith::media::video::h264::{H264Decoder, H264Encoder, ceiling_bps};
+use kith::media::video::pattern::TestPattern;
 use kith::media::{FRAME, MAX_FRAME, SAMPLE_RATE};
 use kith::protocol::identity::IdentityKey;
 use kith::protocol::links::{FILE_CHANNEL, FileWrite, LinkOutput, Links};
@@ -167,7 +172,30 @@ struct Kith {
     /// Opus frames from Chromium: RTP timestamp, payload.
     audio: Vec<(u64, Vec<u8>)>,
     tone: Option<ToneSender>,
+    camera: Option<PatternSender>,
+    /// Chromium's frames decoded: how many, the last size, keyframes among them.
+    decoder: Option<H264Decoder>,
+    decoded: usize,
+    decoded_size: Option<(usize, usize)>,
+    keyframes_in: usize,
+    keyframe_requests: usize,
     down: Option<String>,
+}
+
+/// The test pattern, H.264-encoded at 30 fps of wall time and written to the link, as a
+/// call's camera thread does.
+struct PatternSender {
+    pattern: TestPattern,
+    encoder: H264Encoder,
+    started: Instant,
+    written: usize,
+}
+
+impl PatternSender {
+    fn new(size: VideoSize) -> Self {
+        let encoder = H264Encoder::new(size, 30, ceiling_bps(size)).expect("an H.264 encoder");
+        Self { pattern: TestPattern::new(size, 30), encoder, started: Instant::now(), written: 0 }
+    }
 }
 
 /// A tone, Opus-encoded and written to the link every 20 ms of wall time (a call's encoder
@@ -209,6 +237,12 @@ impl Kith {
             file: Vec::new(),
             audio: Vec::new(),
             tone: None,
+            camera: None,
+            decoder: None,
+            decoded: 0,
+            decoded_size: None,
+            keyframes_in: 0,
+            keyframe_requests: 0,
             down: None,
         }
     }
@@ -243,11 +277,17 @@ impl Kith {
                 LinkOutput::FileData { data, .. } => self.file.push(data),
                 LinkOutput::Down { reason, .. } => self.down = Some(reason),
                 LinkOutput::Audio { ts, data, .. } => self.audio.push((ts, data)),
+                LinkOutput::Video { data, keyframe, .. } => self.decode(&data, keyframe),
+                LinkOutput::KeyframeRequest { .. } => {
+                    self.keyframe_requests += 1;
+                    if let Some(c) = self.camera.as_mut() {
+                        c.encoder.want_keyframe();
+                    }
+                }
                 LinkOutput::Kind { .. }
                 | LinkOutput::FileWritable { .. }
                 | LinkOutput::Regather
-                | LinkOutput::Video { .. }
-                | LinkOutput::KeyframeRequest { .. }
+                | LinkOutput::Bandwidth { .. }
                 | LinkOutput::Media { .. } => {}
             }
         }
@@ -298,6 +338,38 @@ impl Kith {
             self.links.handle_timeout(now);
         }
         self.send_tone(now);
+        self.send_pattern(now);
+    }
+
+    /// A frame from Chromium, through the decoder a call uses.
+    fn decode(&mut self, data: &[u8], keyframe: bool) {
+        self.keyframes_in += usize::from(keyframe);
+        let decoder = self.decoder.get_or_insert_with(|| H264Decoder::new().expect("an H.264 decoder"));
+        match decoder.decode(data, |p| (p.width, p.height)) {
+            Ok(Some(size)) => {
+                self.decoded += 1;
+                self.decoded_size = Some(size);
+            }
+            Ok(None) => {}
+            Err(e) => panic!("Chromium's H.264 does not decode: {e}"),
+        }
+    }
+
+    /// The pattern's next picture when it is due, once the link carries video.
+    fn send_pattern(&mut self, now: Instant) {
+        let Some(c) = self.camera.as_mut() else { return };
+        if !self.links.media(&self.peer).video {
+            return;
+        }
+        let wall = (now - c.started).as_millis() as u32;
+        let Some(picture) = c.pattern.capture(now, wall) else { return };
+        let picture = picture.clone();
+        if let Some(encoded) = c.encoder.encode(now, &picture).expect("encode") {
+            let ts = (now - c.started).as_micros() as u64 * 90 / 1000;
+            if self.links.send_video(now, self.peer, ts, encoded.data.into()) {
+                c.written += 1;
+            }
+        }
     }
 
     /// The tone's frames that are due, once the link carries audio.
@@ -512,4 +584,64 @@ fn kith_and_chromium_hear_each_others_opus_tone() {
     });
     let written = kith.tone.as_ref().map_or(0, |t| t.written);
     eprintln!("Kith wrote {written} Opus frames and received {}", kith.audio.len());
+}
+
+/// A call's video with an independent stack: Kith offers audio and video on the running link
+/// (as a call does), Chromium answers with its fake camera at 640x360; Kith writes its test
+/// pattern at 640x360. Both are H.264: Chromium reports decoding Kith's frames at 640x360 and
+/// showing them, and Kith decodes Chromium's at the size Chromium says it sends.
+#[test]
+fn kith_and_chromium_see_each_others_h264_video() {
+    if !available() {
+        return;
+    }
+    let mut browser = Browser::start_with(&["--video".to_string()]);
+    let mut kith = Kith::new();
+    kith.until(&mut browser, "Chromium to start", |_, b| b.saw(|v| v["type"] == "ready"));
+    kith.links.want(Instant::now(), kith.peer, true);
+    kith.until(&mut browser, "the data channels to open", |k, b| {
+        k.open && k.file_open && b.saw(opened("kith-chat"))
+    });
+    kith.camera = Some(PatternSender::new(VideoSize::new(640, 360).unwrap()));
+    kith.links.set_media(Instant::now(), kith.peer, MediaSet { audio: true, video: true });
+    kith.until(&mut browser, "Chromium to answer with video", |k, _| k.links.media(&k.peer).video);
+    kith.until(&mut browser, "60 of Chromium's frames decoded", |k, _| k.decoded >= 60);
+    assert!(kith.keyframes_in >= 1, "Chromium's stream starts with a keyframe");
+
+    // The page's numbers, asked every half second until they show Kith's video decoded.
+    let deadline = Instant::now() + WAIT;
+    let mut asked = Instant::now() - Duration::from_secs(1);
+    loop {
+        let last = browser.seen.iter().rev().find(|v| v["type"] == "video").cloned();
+        if let Some(v) = &last
+            && v["received"]["frames_decoded"].as_u64().is_some_and(|n| n >= 60)
+            && v["shown"][0].as_u64().is_some_and(|w| w > 0)
+        {
+            eprintln!(
+                "Chromium reports {v}; Kith decoded {} frames of {:?}",
+                kith.decoded, kith.decoded_size
+            );
+            let (received, sent) = (&v["received"], &v["sent"]);
+            assert_eq!(received["codec"], "video/H264", "{v}");
+            assert_eq!(
+                (received["width"].as_u64(), received["height"].as_u64()),
+                (Some(640), Some(360)),
+                "{v}"
+            );
+            assert_eq!(v["shown"], json!([640, 360]), "the page shows Kith's picture at its size: {v}");
+            assert_eq!(sent["codec"], "video/H264", "{v}");
+            let sent_size =
+                (sent["width"].as_u64().unwrap_or(0) as usize, sent["height"].as_u64().unwrap_or(0) as usize);
+            assert_eq!(kith.decoded_size, Some(sent_size), "Kith decodes what Chromium sends: {v}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "Chromium never decoded Kith's video; last report {last:?}");
+        if asked.elapsed() >= Duration::from_millis(500) {
+            browser.send(json!({"type": "video_stats"}));
+            asked = Instant::now();
+        }
+        kith.turn(&mut browser);
+    }
+    let written = kith.camera.as_ref().map_or(0, |c| c.written);
+    eprintln!("Kith wrote {written} H.264 frames; Chromium asked for {} keyframes", kith.keyframe_requests);
 }

@@ -260,16 +260,7 @@ fn publish_pattern(
         if let Some(p) = pattern.capture(at, (NOW as u32).wrapping_add(i * 34))
             && i == frame
         {
-            let picture = kith::media::video::h264::Picture {
-                width: p.width,
-                height: p.height,
-                y: &p.y,
-                u: &p.u,
-                v: &p.v,
-                y_stride: p.width,
-                uv_stride: p.width / 2,
-            };
-            writer.publish(&picture).unwrap();
+            writer.publish(&p.picture()).unwrap();
         }
     }
     writer

@@ -41,6 +41,8 @@ pub struct Media {
     /// The camera sends (in this call and the next).
     camera_on: bool,
     video: Option<VideoEngine>,
+    /// The bitrate the core last gave our video (a new camera thread starts with it).
+    video_bps: Option<u32>,
     /// The window's latest-frame slots (`None` headless: nothing is converted for a window).
     tiles: Option<Arc<Tiles>>,
     /// Each peer's last video report, sent with its audio report.
@@ -73,6 +75,7 @@ impl Media {
             video_settings,
             camera_on,
             video: None,
+            video_bps: None,
             tiles,
             video_stats: Default::default(),
             tx,
@@ -131,6 +134,8 @@ impl Media {
             }
             MediaControl::Stop => {
                 self.in_call = false;
+                // The next call measures its own paths.
+                self.video_bps = None;
                 self.stop_engine();
                 if let Some(video) = self.video.take() {
                     tokio::task::spawn_blocking(move || drop(video));
@@ -154,6 +159,13 @@ impl Media {
                 self.camera(on);
                 None
             }
+            MediaControl::VideoBitrate(bps) => {
+                self.video_bps = Some(bps);
+                if let Some(v) = self.video.as_mut() {
+                    v.set_bitrate(bps);
+                }
+                None
+            }
             MediaControl::Deafen(on) => {
                 self.deafened = on;
                 self.send(MediaIn::Deafen(on))
@@ -175,7 +187,11 @@ impl Media {
         let out = Arc::new(move |m: MediaOut| {
             let _ = tx.try_send(m);
         });
-        self.video = Some(VideoEngine::start(&self.video_settings, self.camera_on, self.tiles.clone(), out));
+        let mut video = VideoEngine::start(&self.video_settings, self.camera_on, self.tiles.clone(), out);
+        if let Some(bps) = self.video_bps {
+            video.set_bitrate(bps);
+        }
+        self.video = Some(video);
     }
 
     /// Turns our camera on or off, for this call and the next.
@@ -195,6 +211,9 @@ impl Media {
         {
             // The old camera's thread may take a moment to let go of its device.
             tokio::task::spawn_blocking(move || drop(old));
+        }
+        if let (Some(v), Some(bps)) = (self.video.as_mut(), self.video_bps) {
+            v.set_bitrate(bps);
         }
         self.camera_available()
     }

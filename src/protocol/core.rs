@@ -70,6 +70,9 @@ pub enum MediaControl {
     Deafen(bool),
     /// Our camera sends, or not (the user's switch, or a call with too many cameras).
     Camera(bool),
+    /// The bitrate our one video encoding may take: what the weakest path to a member of the
+    /// call carries, less the audio and a margin.
+    VideoBitrate(u32),
     /// How loud `peer` plays (1.0 as sent, up to 2.0).
     Volume {
         peer: IdentityKey,
@@ -77,8 +80,11 @@ pub enum MediaControl {
     },
 }
 
-/// Per-person volumes remembered (a call has at most 10 people; these outlive calls).
+/// Per-person volumes remembered (a call has at most 10 people; these outlive calls), and
+/// bandwidth estimates of links kept.
 const MAX_VOLUMES: usize = 64;
+/// What our audio takes on a path: Opus at 32 kbit/s, with its RTP, SRTP, UDP and IP headers.
+const AUDIO_BPS: u64 = 50_000;
 
 #[derive(Debug, Default)]
 struct MediaState {
@@ -89,6 +95,9 @@ struct MediaState {
     /// the call, whatever the switch says).
     camera_wanted: bool,
     camera_available: bool,
+    /// Each linked peer's bandwidth estimate (bit/s), and the video bitrate last told.
+    bandwidth: std::collections::HashMap<IdentityKey, u64>,
+    video_bps: Option<u32>,
     /// Volumes the user set, applied again when the media layer starts.
     volumes: std::collections::HashMap<IdentityKey, f32>,
 }
@@ -123,12 +132,12 @@ impl Core {
     }
 
     /// Our camera at the start (`--camera`, the window's state): wanted on, and chosen. The
-    /// front-end hears it (a `camera` event); [`ClientCommand::Camera`] is the switch after.
+    /// front-end knows it already (it chose); [`ClientCommand::Camera`] is the switch after,
+    /// answered with a `camera` event.
     pub fn set_camera(&mut self, now: Now, wanted: bool, available: bool) {
         (self.media.camera_wanted, self.media.camera_available) = (wanted, available);
         // Not in a call yet: nothing is refused.
         let _ = self.calls.set_camera(now, wanted && available);
-        self.out.push_back(CoreOutput::Event(ClientEvent::Camera { on: wanted, available }));
         self.route(now);
     }
 
@@ -453,6 +462,8 @@ impl Core {
                 }
                 self.out.push_back(CoreOutput::Event(event));
                 self.sync_media(now);
+                // A member who left may have been the slowest.
+                self.update_video_bitrate();
             }
         }
     }
@@ -470,11 +481,30 @@ impl Core {
                 false => MediaControl::Stop,
             };
             self.out.push_back(CoreOutput::Media(control));
+            self.media.video_bps = None;
             if joined {
                 for (peer, gain) in &self.media.volumes {
                     self.out.push_back(CoreOutput::Media(MediaControl::Volume { peer: *peer, gain: *gain }));
                 }
             }
+        }
+    }
+
+    /// Tells the video encoder what the weakest path to a member of our call carries: one
+    /// encoding for everyone, so it must fit the slowest (and the ladder lowers the size when
+    /// that is little). A change of less than 5 % is not worth telling.
+    fn update_video_bitrate(&mut self) {
+        if !self.media.running {
+            return;
+        }
+        let members = self.calls.joined_members();
+        let Some(weakest) = members.iter().filter_map(|p| self.media.bandwidth.get(p)).min() else { return };
+        // A tenth stays free for retransmissions and the estimate's own error.
+        let video = (weakest * 9 / 10).saturating_sub(AUDIO_BPS);
+        let video = u32::try_from(video).unwrap_or(u32::MAX);
+        if self.media.video_bps.is_none_or(|last| u64::from(video.abs_diff(last)) * 20 > u64::from(last)) {
+            self.media.video_bps = Some(video);
+            self.out.push_back(CoreOutput::Media(MediaControl::VideoBitrate(video)));
         }
     }
 
@@ -570,7 +600,16 @@ impl Core {
                     self.out.push_back(CoreOutput::KeyframeRequest { peer });
                 }
             }
+            LinkOutput::Bandwidth { peer, bps } => {
+                if self.media.bandwidth.len() < MAX_VOLUMES || self.media.bandwidth.contains_key(&peer) {
+                    self.media.bandwidth.insert(peer, bps);
+                }
+                if self.calls.in_call_with(peer) {
+                    self.update_video_bitrate();
+                }
+            }
             LinkOutput::Down { peer, reason, fingerprint_mismatch } => {
+                self.media.bandwidth.remove(&peer);
                 self.transfers.link_down(peer);
                 let error = fingerprint_mismatch.then_some(reason);
                 self.client.handle_link_down(now, peer, error);

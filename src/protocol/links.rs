@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use str0m::bwe::Bitrate;
+use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::SdpOffer;
 use str0m::channel::ChannelId;
 use str0m::format::Codec;
@@ -60,6 +60,8 @@ const STATS_INTERVAL: Duration = Duration::from_secs(1);
 pub const SCTP_BUFFER: usize = 1024 * 1024;
 /// Where str0m's bandwidth estimate starts before it has measured anything.
 const INITIAL_BITRATE: Bitrate = Bitrate::kbps(300);
+/// 720p video at its ceiling (2.5 Mbit/s), Opus, and the packets' headers.
+const DESIRED_BITRATE: Bitrate = Bitrate::kbps(2_800);
 
 #[derive(Debug)]
 pub enum LinkOutput {
@@ -95,6 +97,9 @@ pub enum LinkOutput {
     Video { peer: IdentityKey, ts: u64, data: Arc<[u8]>, keyframe: bool, contiguous: bool, arrived: Instant },
     /// `peer` asks for a keyframe of our video (PLI or FIR).
     KeyframeRequest { peer: IdentityKey },
+    /// What the path to `peer` carries now, as the bandwidth estimate (transport-wide
+    /// congestion control) measures it, in bit/s: all our media to it must fit.
+    Bandwidth { peer: IdentityKey, bps: u64 },
 }
 
 pub use crate::protocol::transfer::FileWrite;
@@ -270,6 +275,9 @@ impl Links {
             // behind a lost one would turn one loss into a stall (and waste its FEC).
             .set_reordering_size_audio(0)
             .build(now);
+        // The estimate probes up to what a call's best video and audio take (until then it
+        // follows the traffic); nothing pads a link that carries no media.
+        rtc.bwe().set_bitrate(Bitrate::kbps(0), DESIRED_BITRATE);
         for addr in &self.host {
             match Candidate::host(*addr, "udp") {
                 Ok(c) => {
@@ -937,6 +945,9 @@ impl Links {
             }
             Event::KeyframeRequest(r) if Some(r.mid) == l.mid(MediaKind::Video) => {
                 self.out.push_back(LinkOutput::KeyframeRequest { peer });
+            }
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                self.out.push_back(LinkOutput::Bandwidth { peer, bps: estimate.as_u64() });
             }
             Event::Closed => self.fail(now, peer, "the peer closed the link", false),
             _ => {}

@@ -264,6 +264,12 @@ impl KithApp {
         self.stop_core();
         self.model = Model::default();
         self.view = ViewState { expiry: self.view.expiry, ..ViewState::default() };
+        let video = self.settings.video();
+        // The camera is off at each start until the user turns it on.
+        self.model.camera = super::model::CameraState {
+            on: false,
+            available: video.camera != crate::core::CameraChoice::None,
+        };
         let opts = CoreOptions {
             profile: profile.clone(),
             name: self.settings.display_name.clone().unwrap_or_default(),
@@ -287,8 +293,7 @@ impl KithApp {
                 .clone()
                 .map_or(crate::core::SpeakerChoice::Default, crate::core::SpeakerChoice::Device),
             processing: self.settings.audio_processing(),
-            video: self.settings.video(),
-            // The camera is off at each start until the user turns it on.
+            video,
             camera_on: false,
             tiles: Some(Arc::clone(&self.tiles)),
         };

@@ -1,7 +1,11 @@
 #!/usr/bin/env node
 // Chromium's own mesh audio call on this machine, the reference for Kith's call CPU figures.
 //
-//   node call_bench.mjs N WAV
+//   node call_bench.mjs N WAV [--video WxH]
+//
+// With --video, each page also sends its fake camera (Chromium's moving test picture) at WxH
+// and 30 fps, H.264 preferred (what Kith sends), and plays every remote video in a <video>
+// element; `stats` then counts the video frames each page decoded from each other.
 //
 // One headless Chromium, N pages (each its own renderer process, as N people's browsers
 // would each have one), a full mesh of RTCPeerConnections between them, each page sending
@@ -19,17 +23,19 @@ import readline from 'node:readline';
 import util from 'node:util';
 import { launch, PAGE_URL } from './lib.mjs';
 
-const [nArg, wav] = process.argv.slice(2);
+const [nArg, wav, ...rest] = process.argv.slice(2);
 const N = Number(nArg);
-if (!Number.isInteger(N) || N < 2 || !wav) {
-  process.stderr.write('usage: node call_bench.mjs N WAV\n');
+const videoAt = rest[0] === '--video' ? rest[1] : null;
+const video = videoAt ? videoAt.split('x').map(Number) : null;
+if (!Number.isInteger(N) || N < 2 || !wav || (rest.length && !(video && video.length === 2 && video.every((v) => v > 0)))) {
+  process.stderr.write('usage: node call_bench.mjs N WAV [--video WxH]\n');
   process.exit(2);
 }
 const log = (...a) => process.stderr.write(`[call_bench] ${util.format(...a)}\n`);
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
 
 // Page side: one RTCPeerConnection per other page, keyed by its index.
-function callPage(me) {
+function callPage([me, video]) {
   const isLoopback = (line) => {
     const f = line.replace(/^a=/, '').trim().split(/\s+/);
     return (f[2] || '').toLowerCase() === 'udp' && (/^127\./.test(f[4] || '') || f[4] === '::1');
@@ -39,7 +45,26 @@ function callPage(me) {
       .split(/\r?\n/)
       .filter((l) => !l.startsWith('a=candidate:') || isLoopback(l))
       .join('\r\n');
-  const S = { mic: null, pcs: new Map(), players: [] };
+  const S = { mic: null, camera: null, pcs: new Map(), players: [] };
+  async function camera() {
+    if (!S.camera) {
+      const s = await navigator.mediaDevices.getUserMedia({
+        video: { width: { exact: video[0] }, height: { exact: video[1] }, frameRate: 30 },
+      });
+      S.camera = s.getVideoTracks()[0];
+    }
+    return S.camera;
+  }
+  // H.264 first, as Kith sends it (constrained baseline, packetization mode 1 first).
+  function preferH264(pc) {
+    const codecs = RTCRtpReceiver.getCapabilities('video').codecs;
+    const rank = (c) =>
+      c.mimeType === 'video/H264' ? (/42e01f/.test(c.sdpFmtpLine || '') && /packetization-mode=1/.test(c.sdpFmtpLine || '') ? 0 : 1) : 2;
+    const sorted = [...codecs].sort((a, b) => rank(a) - rank(b));
+    for (const t of pc.getTransceivers()) {
+      if (t.receiver.track.kind === 'video') t.setCodecPreferences(sorted);
+    }
+  }
   async function mic() {
     if (!S.mic) {
       const s = await navigator.mediaDevices.getUserMedia({
@@ -59,9 +84,15 @@ function callPage(me) {
   async function pcFor(other) {
     const pc = new RTCPeerConnection({ iceServers: [] });
     pc.addTrack(await mic());
+    if (video) {
+      pc.addTrack(await camera());
+      preferH264(pc);
+    }
     pc.ontrack = (e) => {
-      const a = new Audio();
+      const a = e.track.kind === 'video' ? document.createElement('video') : new Audio();
+      a.muted = e.track.kind === 'video';
       a.srcObject = new MediaStream([e.track]);
+      if (e.track.kind === 'video') document.body.appendChild(a);
       a.play().catch(() => {});
       S.players.push(a);
     };
@@ -91,6 +122,8 @@ function callPage(me) {
         (await pc.getStats()).forEach((r) => {
           if (r.type === 'inbound-rtp' && r.kind === 'audio') inbound.push({ from: other, packets: r.packetsReceived, lost: r.packetsLost, jitter_buffer_ms: r.jitterBufferEmittedCount ? (1000 * r.jitterBufferDelay) / r.jitterBufferEmittedCount : null });
           if (r.type === 'outbound-rtp' && r.kind === 'audio') outbound.push({ to: other, packets: r.packetsSent });
+          if (r.type === 'inbound-rtp' && r.kind === 'video') inbound.push({ from: other, video: true, frames: r.framesDecoded, width: r.frameWidth, height: r.frameHeight });
+          if (r.type === 'outbound-rtp' && r.kind === 'video') outbound.push({ to: other, video: true, frames: r.framesEncoded, encoder: r.encoderImplementation, width: r.frameWidth });
         });
       }
       return { me, inbound, outbound };
@@ -107,7 +140,7 @@ const pages = [];
 for (let i = 0; i < N; i++) {
   const page = i === 0 ? await browser.firstPage() : await browser.newPage();
   await page.goto(PAGE_URL);
-  await page.evaluate(callPage, i);
+  await page.evaluate(callPage, [i, video]);
   pages.push(page);
 }
 // Every pair: the lower index offers.
@@ -122,7 +155,10 @@ for (let i = 0; i < N; i++) {
 const flowing = async () => {
   for (const p of pages) {
     const s = await p.evaluate(() => window.call.stats());
-    if (s.inbound.length < N - 1 || s.inbound.some((r) => !(r.packets > 25))) return false;
+    const audio = s.inbound.filter((r) => !r.video);
+    const frames = s.inbound.filter((r) => r.video);
+    if (audio.length < N - 1 || audio.some((r) => !(r.packets > 25))) return false;
+    if (video && (frames.length < N - 1 || frames.some((r) => !(r.frames > 10)))) return false;
   }
   return true;
 };

@@ -2,11 +2,13 @@
 // Headless Debian Chromium as an independent WebRTC data-channel peer,
 // driven by JSON lines on stdin/stdout.  See README.md for the protocol.
 //
-//   node peer.mjs [--echo] [--all-candidates] [--audio-file=F.wav] [--verbose]
+//   node peer.mjs [--echo] [--all-candidates] [--audio-file=F.wav] [--video] [--verbose]
 //
 // With --audio-file, Chromium's fake microphone plays F.wav (looped): an offer with an audio
 // section is answered sendrecv with that microphone, and what arrives on the audio track is
-// analysed by WebAudio (`audio_stats`).
+// analysed by WebAudio (`audio_stats`). With --video, a video section is answered sendrecv
+// with Chromium's fake camera at 640x360, what arrives plays in a <video> element, and
+// `video_stats` reports both directions.
 //
 // stdout carries only JSON lines; everything else goes to stderr.
 
@@ -15,7 +17,7 @@ import util from 'node:util';
 import { launch, PAGE_URL } from './lib.mjs';
 
 const argv = process.argv.slice(2);
-const known = new Set(['--echo', '--all-candidates', '--verbose', '-v', '--help', '-h']);
+const known = new Set(['--echo', '--all-candidates', '--video', '--verbose', '-v', '--help', '-h']);
 for (const a of argv) {
   if (!known.has(a) && !a.startsWith('--audio-file=')) {
     process.stderr.write(`peer.mjs: unknown argument ${a}\n`);
@@ -23,13 +25,14 @@ for (const a of argv) {
   }
 }
 if (argv.includes('--help') || argv.includes('-h')) {
-  process.stderr.write('usage: node peer.mjs [--echo] [--all-candidates] [--audio-file=F.wav] [--verbose]\n');
+  process.stderr.write('usage: node peer.mjs [--echo] [--all-candidates] [--audio-file=F.wav] [--video] [--verbose]\n');
   process.exit(0);
 }
 const opts = {
   echo: argv.includes('--echo'),
   allCandidates: argv.includes('--all-candidates'),
   verbose: argv.includes('--verbose') || argv.includes('-v') || !!process.env.KITH_PEER_VERBOSE,
+  video: argv.includes('--video'),
   audioFile: (argv.find((a) => a.startsWith('--audio-file=')) || '').slice('--audio-file='.length) || null,
 };
 
@@ -57,7 +60,73 @@ function pageMain(opts) {
     lastState: '',
     mic: null, // the fake microphone's track, once asked for
     audio: null, // { ctx, analyser, element } for the remote audio track
+    camera: null, // the fake camera's track, once asked for
+    screen: null, // the <video> element playing the remote video track
   };
+
+  // Chromium's fake camera (a moving test picture), at a call's size.
+  async function cameraTrack() {
+    if (!S.camera) {
+      const stream = await navigator.mediaDevices.getUserMedia({
+        video: { width: { exact: 640 }, height: { exact: 360 }, frameRate: 30 },
+      });
+      S.camera = stream.getVideoTracks()[0];
+    }
+    return S.camera;
+  }
+
+  // Every video section the offer brings is answered sendrecv with the camera.
+  async function sendVideoOn(pc) {
+    if (!opts.video) return;
+    for (const t of pc.getTransceivers()) {
+      if (t.receiver.track.kind !== 'video' || t.stopped) continue;
+      if (!t.sender.track) await t.sender.replaceTrack(await cameraTrack());
+      t.direction = 'sendrecv';
+    }
+  }
+
+  // The remote video plays in an element, as a page shows it (and decodes it).
+  function watch(track) {
+    if (S.screen) return;
+    const element = document.createElement('video');
+    element.muted = true;
+    element.autoplay = true;
+    element.srcObject = new MediaStream([track]);
+    document.body.appendChild(element);
+    element.play().catch((e) => log(`video element: ${e.message}`));
+    S.screen = element;
+  }
+
+  // Both directions of the video, from getStats and the element.
+  async function videoStats() {
+    const ev = { type: 'video', shown: null };
+    if (S.screen) ev.shown = [S.screen.videoWidth, S.screen.videoHeight];
+    const stats = await S.pc.getStats();
+    const codecOf = (r) => (r.codecId && stats.get(r.codecId) ? stats.get(r.codecId).mimeType : null);
+    stats.forEach((r) => {
+      if (r.type === 'inbound-rtp' && r.kind === 'video') {
+        ev.received = {
+          codec: codecOf(r),
+          frames_decoded: r.framesDecoded,
+          width: r.frameWidth,
+          height: r.frameHeight,
+          fps: r.framesPerSecond,
+          plis_sent: r.pliCount,
+          nacks_sent: r.nackCount,
+        };
+      }
+      if (r.type === 'outbound-rtp' && r.kind === 'video') {
+        ev.sent = {
+          codec: codecOf(r),
+          frames_encoded: r.framesEncoded,
+          width: r.frameWidth,
+          height: r.frameHeight,
+          encoder: r.encoderImplementation,
+        };
+      }
+    });
+    return ev;
+  }
 
   // The fake microphone (the --audio-file WAV), without the processing that would change the
   // tone on its way.
@@ -275,6 +344,7 @@ function pageMain(opts) {
     pc.ondatachannel = (e) => setupChannel(e.channel);
     pc.ontrack = (e) => {
       if (e.track.kind === 'audio') listen(e.track);
+      if (e.track.kind === 'video') watch(e.track);
     };
     S.pc = pc;
     return pc;
@@ -313,6 +383,7 @@ function pageMain(opts) {
           await pc.setRemoteDescription({ type: 'offer', sdp: filterRemoteSdp(msg.sdp) });
           await flushRemote(pc);
           await sendAudioOn(pc);
+          await sendVideoOn(pc);
           await pc.setLocalDescription(await pc.createAnswer());
           emitLocalDescription(pc);
           return;
@@ -357,6 +428,11 @@ function pageMain(opts) {
           } else {
             dc.send(String(msg.data ?? ''));
           }
+          return;
+        }
+        case 'video_stats': {
+          if (!S.pc) throw new Error('video_stats: no peer connection');
+          emit(await videoStats());
           return;
         }
         case 'audio_stats': {

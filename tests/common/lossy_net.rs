@@ -36,12 +36,23 @@ impl LossyNet {
     pub fn set_loss(&self, percent: u32) {
         self.nft("flush chain inet loss out");
         match percent {
+            0 => {}
             // nft refuses a comparison that always holds.
             100.. => self.nft("add rule inet loss out meta l4proto udp drop"),
             _ => self.nft(&format!(
                 "add rule inet loss out meta l4proto udp numgen random mod 100 < {percent} drop"
             )),
         }
+    }
+
+    /// From now on, the path carries at most `kbytes` KiB of UDP a second (all of it, both
+    /// ways: on loopback every datagram passes the output hook once), dropping the rest as
+    /// a policer does; a short burst passes.
+    pub fn set_rate(&self, kbytes: u32) {
+        self.nft("flush chain inet loss out");
+        self.nft(&format!(
+            "add rule inet loss out meta l4proto udp limit rate over {kbytes} kbytes/second burst 16 kbytes drop"
+        ));
     }
 
     fn nft(&self, rule: &str) {

@@ -22,7 +22,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, TryS
 use std::time::{Duration, Instant};
 
 use super::frame::{I420, VideoSize};
-use super::h264::{H264Decoder, H264Encoder, Picture, ceiling_bps};
+use super::h264::{H264Decoder, H264Encoder, ceiling_bps};
+use super::ladder::Ladder;
 use super::pattern::{TestPattern, age_ms, read_stamp, wall_ms};
 use super::tiles::{TileKey, TileWriter, Tiles};
 use super::{MAX_DECODERS, VIDEO_CLOCK};
@@ -134,6 +135,8 @@ type Out = Arc<dyn Fn(MediaOut) + Send + Sync>;
 pub(crate) enum CameraIn {
     On(bool),
     Keyframe,
+    /// What the network carries for our video now (bit/s).
+    Bitrate(u32),
 }
 
 struct DecoderThread {
@@ -210,6 +213,11 @@ impl VideoEngine {
 
     pub fn camera_on(&mut self, on: bool) {
         self.tell_camera(CameraIn::On(on));
+    }
+
+    /// The bitrate the network carries for our one encoding (the weakest member's path).
+    pub fn set_bitrate(&mut self, bps: u32) {
+        self.tell_camera(CameraIn::Bitrate(bps));
     }
 
     /// A peer asked for a keyframe (or joined).
@@ -306,6 +314,11 @@ fn open_camera(choice: &CameraChoice, settings: &VideoSettings) -> Result<Box<dy
 
 struct CameraThread {
     camera: Box<dyn Camera>,
+    /// The network's bitrate for our video, once measured; the size it is encoded at; the
+    /// buffer a halved picture is made in.
+    target_bps: Option<u32>,
+    ladder: Ladder,
+    scaled: I420,
     encoder: Option<H264Encoder>,
     settings: VideoSettings,
     on: bool,
@@ -339,6 +352,9 @@ impl CameraThread {
             out,
             ts_base,
             started: Instant::now(),
+            target_bps: None,
+            ladder: Ladder::new(settings.size, Instant::now()),
+            scaled: I420::black(VideoSize::MIN),
         };
         loop {
             let now = Instant::now();
@@ -381,6 +397,14 @@ impl CameraThread {
                     e.want_keyframe();
                 }
             }
+            CameraIn::Bitrate(bps) => {
+                self.target_bps = Some(bps);
+                if let Some(e) = self.encoder.as_mut()
+                    && let Err(problem) = e.set_bitrate(bps)
+                {
+                    tracing::debug!("video bitrate: {problem}");
+                }
+            }
         }
     }
 
@@ -388,23 +412,37 @@ impl CameraThread {
         let Some(picture) = self.camera.capture(now) else { return };
         let ts = self.ts_base + (now - self.started).as_micros() as u64 * VIDEO_CLOCK / 1_000_000;
         if let Some(tile) = self.tile.as_mut() {
-            let view = Picture {
-                width: picture.width,
-                height: picture.height,
-                y: &picture.y,
-                u: &picture.u,
-                v: &picture.v,
-                y_stride: picture.width,
-                uv_stride: picture.width / 2,
-            };
+            let view = picture.picture();
             if let Err(e) = tile.publish(&view) {
                 tracing::debug!("self-view: {e}");
             }
         }
-        if self.encoder.is_none() {
-            let size = self.settings.size;
-            match H264Encoder::new(size, self.settings.fps, ceiling_bps(size)) {
-                Ok(e) => self.encoder = Some(e),
+        let started = Instant::now();
+        // The ladder's size for everyone; a new size is a new encoder (its first picture is
+        // a keyframe with the new parameter sets, which every decoder follows).
+        let size = self.ladder.size(now, self.target_bps);
+        let picture = match size.width as usize == picture.width {
+            true => picture,
+            false => {
+                picture.halve_into(&mut self.scaled);
+                &self.scaled
+            }
+        };
+        if self.encoder.as_ref().is_none_or(|e| e.size() != size) {
+            let ceiling = ceiling_bps(size);
+            match H264Encoder::new(size, self.settings.fps, ceiling) {
+                Ok(mut e) => {
+                    if let Some(bps) = self.target_bps {
+                        let _ = e.set_bitrate(bps);
+                    }
+                    tracing::debug!(
+                        width = size.width,
+                        height = size.height,
+                        bps = e.bitrate(),
+                        "video encoder"
+                    );
+                    self.encoder = Some(e);
+                }
                 Err(e) => {
                     (self.out)(MediaOut::Problem(format!("video encoder: {e}")));
                     self.on = false;
@@ -413,7 +451,10 @@ impl CameraThread {
             }
         }
         let Some(encoder) = self.encoder.as_mut() else { return };
-        match encoder.encode(now, picture) {
+        let encoded = encoder.encode(now, picture);
+        let interval = Duration::from_secs(1) / self.settings.fps.max(1);
+        self.ladder.encoded(started.elapsed(), interval);
+        match encoded {
             Ok(Some(encoded)) => {
                 (self.out)(MediaOut::Video { ts, data: Arc::from(encoded.data), keyframe: encoded.keyframe })
             }

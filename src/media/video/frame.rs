@@ -19,6 +19,30 @@ impl I420 {
         Self { width: w, height: h, y: vec![16; w * h], u: vec![128; w * h / 4], v: vec![128; w * h / 4] }
     }
 
+    /// The picture at half its width and height (sides kept even), each pixel the average of
+    /// the four it replaces, into `out` (its buffers reused): the resolution ladder's lower
+    /// step. A plain 2:1 box filter, which the compiler vectorizes; no scaling crate needed.
+    pub fn halve_into(&self, out: &mut I420) {
+        let (w, h) = ((self.width / 2) & !1, (self.height / 2) & !1);
+        (out.width, out.height) = (w, h);
+        halve_plane(&self.y, self.width, &mut out.y, w, h);
+        halve_plane(&self.u, self.width / 2, &mut out.u, w / 2, h / 2);
+        halve_plane(&self.v, self.width / 2, &mut out.v, w / 2, h / 2);
+    }
+
+    /// A borrowed view of it, as a decoder hands out its pictures (for the self-view's tile).
+    pub fn picture(&self) -> super::h264::Picture<'_> {
+        super::h264::Picture {
+            width: self.width,
+            height: self.height,
+            y: &self.y,
+            u: &self.u,
+            v: &self.v,
+            y_stride: self.width,
+            uv_stride: self.width / 2,
+        }
+    }
+
     /// The codec's view of it.
     pub fn as_source(&self) -> openh264::formats::YUVSlices<'_> {
         openh264::formats::YUVSlices::new(
@@ -26,6 +50,24 @@ impl I420 {
             (self.width, self.height),
             (self.width, self.width / 2, self.width / 2),
         )
+    }
+}
+
+/// `src` (rows of `stride`) averaged 2×2 into `dst`, `w`×`h`, rows packed.
+fn halve_plane(src: &[u8], stride: usize, dst: &mut Vec<u8>, w: usize, h: usize) {
+    dst.resize(w * h, 0);
+    for (y, row) in dst.chunks_exact_mut(w.max(1)).enumerate().take(h) {
+        let (Some(a), Some(b)) = (
+            src.get(2 * y * stride..(2 * y + 1) * stride),
+            src.get((2 * y + 1) * stride..(2 * y + 2) * stride),
+        ) else {
+            return;
+        };
+        for (x, px) in row.iter_mut().enumerate() {
+            let sum =
+                u16::from(a[2 * x]) + u16::from(a[2 * x + 1]) + u16::from(b[2 * x]) + u16::from(b[2 * x + 1]);
+            *px = ((sum + 2) / 4) as u8;
+        }
     }
 }
 
@@ -57,6 +99,11 @@ impl VideoSize {
     pub fn pixels(self) -> u64 {
         u64::from(self.width) * u64::from(self.height)
     }
+
+    /// The ladder's lower step: half of each side (kept even), if that is not below [`Self::MIN`].
+    pub fn half(self) -> Option<Self> {
+        Self::new((self.width / 2) & !1, (self.height / 2) & !1).ok()
+    }
 }
 
 impl FromStr for VideoSize {
@@ -80,6 +127,24 @@ impl std::fmt::Display for VideoSize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn halving_averages_each_square_of_four() {
+        let y: Vec<u8> = (0..16).map(|i| (i * 10) as u8).collect();
+        let pic = I420 { width: 4, height: 4, y, u: vec![100, 102, 104, 106], v: vec![7, 7, 9, 9] };
+        let mut out = I420::black(VideoSize::MIN);
+        pic.halve_into(&mut out);
+        assert_eq!((out.width, out.height), (2, 2));
+        // Rows 0,1 × columns 0,1: 0, 10, 40, 50 → 25.
+        assert_eq!(out.y, [25, 45, 105, 125]);
+        assert_eq!((out.u.as_slice(), out.v.as_slice()), (&[103][..], &[8][..]));
+        assert_eq!(VideoSize::HD.half(), Some(VideoSize { width: 640, height: 360 }));
+        assert_eq!(VideoSize::new(320, 180).unwrap().half(), Some(VideoSize::MIN));
+        assert_eq!(VideoSize::MIN.half(), None, "nothing below the smallest");
+        let mut out = I420::black(VideoSize::MIN);
+        I420::black(VideoSize::HD).halve_into(&mut out);
+        assert_eq!((out.width, out.height, out.y.len(), out.u.len()), (640, 360, 640 * 360, 320 * 180));
+    }
 
     #[test]
     fn sizes_are_read_and_checked() {

@@ -24,6 +24,9 @@ pub fn ceiling_bps(size: VideoSize) -> u32 {
     (bps as u32).max(150_000)
 }
 
+/// Below this a picture is a smear at any size: the network is told to give at least this.
+pub const MIN_BITRATE: u32 = 100_000;
+
 /// One encoded picture, Annex B (start codes), for str0m to packetize.
 pub struct Encoded {
     pub data: Vec<u8>,
@@ -33,7 +36,10 @@ pub struct Encoded {
 pub struct H264Encoder {
     inner: Encoder,
     size: VideoSize,
+    /// What rate control aims for now, and the most it may be set to (the encoder was made
+    /// with it: openh264 caps a layer's bitrate at its initial maximum).
     bitrate: u32,
+    max_bitrate: u32,
     keyframe_wanted: bool,
     last_keyframe: Option<Instant>,
     /// The first picture's time: rate control reads each picture's time from it.
@@ -55,7 +61,15 @@ impl H264Encoder {
             .num_threads(1);
         let inner =
             Encoder::with_api_config(OpenH264API::from_source(), config).map_err(|e| e.to_string())?;
-        Ok(Self { inner, size, bitrate, keyframe_wanted: true, last_keyframe: None, started: None })
+        Ok(Self {
+            inner,
+            size,
+            bitrate,
+            max_bitrate: bitrate,
+            keyframe_wanted: true,
+            last_keyframe: None,
+            started: None,
+        })
     }
 
     pub fn size(&self) -> VideoSize {
@@ -64,6 +78,34 @@ impl H264Encoder {
 
     pub fn bitrate(&self) -> u32 {
         self.bitrate
+    }
+
+    /// Aims rate control at `bps` from the next picture (up to the bitrate the encoder was
+    /// made with): what the network carries now, without a keyframe.
+    pub fn set_bitrate(&mut self, bps: u32) -> Result<(), String> {
+        let bps = bps.clamp(MIN_BITRATE, self.max_bitrate);
+        if bps == self.bitrate {
+            return Ok(());
+        }
+        let mut info = openh264_sys2::SBitrateInfo {
+            iLayer: openh264_sys2::SPATIAL_LAYER_ALL,
+            iBitrate: i32::try_from(bps).map_err(|e| e.to_string())?,
+        };
+        // SAFETY: ENCODER_OPTION_BITRATE takes a pointer to an SBitrateInfo, which lives
+        // across the call; the encoder copies it and keeps nothing of ours. It changes only
+        // the rate control's target, which the `openh264` wrapper does not rely on (it reads
+        // its own config again only when the picture size changes, and then sets its own).
+        let rc = unsafe {
+            self.inner.raw_api().set_option(
+                openh264_sys2::ENCODER_OPTION_BITRATE,
+                std::ptr::from_mut(&mut info).cast::<std::ffi::c_void>(),
+            )
+        };
+        if rc != 0 {
+            return Err(format!("openh264 refused a bitrate of {bps} bit/s ({rc})"));
+        }
+        self.bitrate = bps;
+        Ok(())
     }
 
     /// A peer asked for a keyframe (or joined): the next picture after the gap is one.
@@ -186,6 +228,50 @@ mod tests {
         assert_eq!(keyframes[0], 0);
         assert!((15..=16).contains(&keyframes[1]), "{keyframes:?}");
         assert!((keyframes[1] + 15..=keyframes[1] + 16).contains(&keyframes[2]), "{keyframes:?}");
+    }
+
+    /// A picture the encoder cannot make small: the test pattern with noise over it.
+    fn noisy(camera: &mut TestPattern, at: Instant, i: u32, seed: &mut u32) -> I420 {
+        let mut picture = camera.capture(at, i).expect("due").clone();
+        for px in picture.y.iter_mut() {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 17;
+            *seed ^= *seed << 5;
+            *px = px.wrapping_add((*seed & 0x3f) as u8);
+        }
+        picture
+    }
+
+    /// The bitrate set while encoding is what rate control then aims at: a second at the
+    /// ceiling, a second at a quarter of it, without a keyframe between.
+    #[test]
+    fn the_bitrate_follows_the_network_without_a_keyframe() {
+        let size = VideoSize::new(640, 360).unwrap();
+        let mut camera = TestPattern::new(size, 30);
+        let mut enc = H264Encoder::new(size, 30, ceiling_bps(size)).unwrap();
+        let t0 = Instant::now();
+        let mut seed = 0x1234_5678;
+        let mut bytes = [0usize; 3];
+        let mut keyframes = 0;
+        for i in 0..90u32 {
+            if i == 30 {
+                enc.set_bitrate(ceiling_bps(size) / 4).unwrap();
+                assert_eq!(enc.bitrate(), ceiling_bps(size) / 4);
+            }
+            let at = t0 + Duration::from_secs(1) / 30 * i;
+            let picture = noisy(&mut camera, at, i, &mut seed);
+            if let Some(e) = enc.encode(at, &picture).unwrap() {
+                bytes[i as usize / 30] += e.data.len();
+                keyframes += usize::from(e.keyframe);
+            }
+        }
+        let kbps = bytes.map(|b| b * 8 / 1000);
+        assert_eq!(keyframes, 1, "only the first");
+        // The first second settles; the last is well under it, near a quarter.
+        assert!(kbps[2] * 2 < kbps[0], "{kbps:?} kbit/s per second");
+        assert!(kbps[2] < 300, "{kbps:?}");
+        enc.set_bitrate(10 * ceiling_bps(size)).unwrap();
+        assert_eq!(enc.bitrate(), ceiling_bps(size), "never above the encoder's maximum");
     }
 
     #[test]

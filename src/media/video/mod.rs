@@ -6,12 +6,15 @@
 //! - [`pattern`]: the test-pattern camera, which writes its frame number and capture time into
 //!   its pixels, and the reader that gets them back out of a decoded picture.
 //! - [`h264`]: openh264's encoder and decoder, set up for a call.
+//! - [`ladder`]: the size the one encoding is made at: the camera's, or half when the network
+//!   or the CPU is short.
 //! - [`engine`]: the camera thread and the decoder threads.
 //! - [`tiles`]: the latest-frame slots (triple buffers) between the decoders and the window.
 
 pub mod engine;
 pub mod frame;
 pub mod h264;
+pub mod ladder;
 pub mod pattern;
 pub mod tiles;
 
