@@ -442,19 +442,24 @@ fn a_narrow_path_halves_the_video_and_a_wide_one_brings_it_back() {
     assert_eq!(width(&wide), Some(640), "{wide}");
     // 40 KiB/s for everything: two voices and what is left for the video, ~200 kbit/s.
     net.set_rate(40);
-    let alice_fp = fa.as_str();
-    let at_width = |w: u64| {
-        move |e: &Value| {
-            e["event"] == "media_stats" && e["peer"] == alice_fp && e["video"]["width"].as_u64() == Some(w)
+    // Each report in turn until one shows `w` (the estimate and the ladder take their time).
+    let at_width = |bob: &mut Peer, w: u64, within: u64| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(within);
+        loop {
+            let e = sees(bob, &fa, 1);
+            if width(&e) == Some(w) {
+                return e;
+            }
+            assert!(std::time::Instant::now() < deadline, "alice's video never {w} wide: {e}");
         }
     };
-    let narrow = bob.wait_for("alice's video at half its size", at_width(320));
+    let narrow = at_width(&mut bob, 320, 45);
     // The smaller picture keeps its frame rate on the narrow path.
     let later = sees(&mut bob, &fa, 15);
     assert_eq!(width(&later), Some(320), "{narrow} then {later}");
     assert!(later["video"]["kbps"].as_u64().unwrap() < 300, "{later}");
     net.set_loss(0);
-    let back = bob.wait_for("alice's video at its full size again", at_width(640));
+    let back = at_width(&mut bob, 640, 60);
     assert!(back["video"]["fps"].as_u64().unwrap() >= 15, "{back}");
     eprintln!("wide {}\nnarrow {}\nback {}", wide["video"], later["video"], back["video"]);
 }

@@ -134,7 +134,12 @@ function callPage([me, video]) {
 const t0 = performance.now();
 const browser = await launch({
   log,
-  args: [`--use-file-for-fake-audio-capture=${wav}`, '--autoplay-policy=no-user-gesture-required'],
+  // The fake camera runs at 20 fps unless told; a call's camera at 30.
+  args: [
+    `--use-file-for-fake-audio-capture=${wav}`,
+    '--autoplay-policy=no-user-gesture-required',
+    ...(video ? ['--use-fake-device-for-media-stream=fps=30'] : []),
+  ],
 });
 const pages = [];
 for (let i = 0; i < N; i++) {

@@ -319,6 +319,8 @@ struct CameraThread {
     target_bps: Option<u32>,
     ladder: Ladder,
     scaled: I420,
+    /// Bytes encoded since then: the ladder hears the rate each second.
+    made: (Instant, u64),
     encoder: Option<H264Encoder>,
     settings: VideoSettings,
     on: bool,
@@ -355,6 +357,7 @@ impl CameraThread {
             target_bps: None,
             ladder: Ladder::new(settings.size, Instant::now()),
             scaled: I420::black(VideoSize::MIN),
+            made: (Instant::now(), 0),
         };
         loop {
             let now = Instant::now();
@@ -454,6 +457,15 @@ impl CameraThread {
         let encoded = encoder.encode(now, picture);
         let interval = Duration::from_secs(1) / self.settings.fps.max(1);
         self.ladder.encoded(started.elapsed(), interval);
+        if let Ok(Some(e)) = &encoded {
+            self.made.1 += e.data.len() as u64;
+        }
+        let (since, bytes) = self.made;
+        if now.saturating_duration_since(since) >= Duration::from_secs(1) {
+            let secs = now.saturating_duration_since(since).as_secs_f64();
+            self.ladder.made((bytes as f64 * 8.0 / secs) as u32);
+            self.made = (now, 0);
+        }
         match encoded {
             Ok(Some(encoded)) => {
                 (self.out)(MediaOut::Video { ts, data: Arc::from(encoded.data), keyframe: encoded.keyframe })

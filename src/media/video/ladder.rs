@@ -1,7 +1,10 @@
 //! The resolution ladder: the camera's size, or half of it, for the one encoding everyone
 //! gets. Half when the network gives the video too little for the full size to look better
 //! than half would (below 40 % of the full size's ceiling, WebRTC switches at about the same
-//! place), or when encoding takes most of each frame's time; back up only when the bitrate is
+//! place) *and* the encoder is held back by it (it makes at least 80 % of what it may: a still
+//! or simple picture that needs less loses nothing at the full size, and the estimate of a
+//! path that carries little traffic stays low), or when encoding takes most of each frame's
+//! time; back up only when the bitrate is
 //! comfortably there again (60 %), after a while (so a wobbling estimate does not flip the
 //! size and cost a keyframe each time), and, after a CPU step down, not for a minute.
 
@@ -14,6 +17,8 @@ use super::h264::ceiling_bps;
 const DOWN_SHARE: (u32, u32) = (2, 5);
 /// At or above this share, the full size again.
 const UP_SHARE: (u32, u32) = (3, 5);
+/// The encoder is held back by the bitrate when it makes this share of it.
+const HELD_BACK: (u32, u32) = (4, 5);
 /// Encoding (and halving) taking this share of a frame's time on average is too much.
 const BUSY: f32 = 0.6;
 /// How long a step stays before the next one down, and before one up.
@@ -33,17 +38,24 @@ pub struct Ladder {
     cpu_hold_until: Option<Instant>,
     /// Average share of a frame's time spent encoding (exponential, ~10 frames).
     busy: f32,
+    /// What the encoder made over the last second it was measured (bit/s).
+    made_bps: Option<u32>,
 }
 
 impl Ladder {
     pub fn new(full: VideoSize, now: Instant) -> Self {
-        Self { full, started: now, half: false, since: now, cpu_hold_until: None, busy: 0.0 }
+        Self { full, started: now, half: false, since: now, cpu_hold_until: None, busy: 0.0, made_bps: None }
     }
 
     /// One picture took `spent` of a frame time of `interval` to encode.
     pub fn encoded(&mut self, spent: Duration, interval: Duration) {
         let share = spent.as_secs_f32() / interval.as_secs_f32().max(1e-3);
         self.busy = 0.9 * self.busy + 0.1 * share;
+    }
+
+    /// What the encoder made over the last second (bit/s).
+    pub fn made(&mut self, bps: u32) {
+        self.made_bps = Some(bps);
     }
 
     /// The size to encode at now, given the bitrate the network carries (None: not measured
@@ -56,7 +68,8 @@ impl Ladder {
         let dwelt = now.saturating_duration_since(self.since);
         if !self.half {
             let young = now < self.started + START_GRACE;
-            let starved = !young && target_bps.is_some_and(|t| t < share(DOWN_SHARE));
+            let held = |t: u32| self.made_bps.is_some_and(|m| m >= t / HELD_BACK.1 * HELD_BACK.0);
+            let starved = !young && target_bps.is_some_and(|t| t < share(DOWN_SHARE) && held(t));
             if (starved || busy) && dwelt >= DOWN_DWELL {
                 (self.half, self.since) = (true, now);
                 if busy {
@@ -88,6 +101,7 @@ mod tests {
         let full = VideoSize::HD;
         let half = VideoSize::new(640, 360).unwrap();
         let mut l = Ladder::new(full, t0);
+        l.made(600_000);
         assert_eq!(l.size(t0, None), full, "nothing measured: the chosen size");
         assert_eq!(l.size(t0 + Duration::from_secs(1), Some(300_000)), full, "the estimate's start");
         assert_eq!(l.size(t0 + Duration::from_secs(3), Some(2_000_000)), full);
@@ -101,6 +115,16 @@ mod tests {
             "1.2 Mbit/s: not enough to go up"
         );
         assert_eq!(l.size(at + Duration::from_secs(11), Some(1_600_000)), full, "plenty, and a while later");
+    }
+
+    #[test]
+    fn a_picture_that_needs_little_keeps_its_size_on_a_low_estimate() {
+        let t0 = Instant::now();
+        let mut l = Ladder::new(VideoSize::HD, t0);
+        l.made(200_000);
+        assert_eq!(l.size(t0 + Duration::from_secs(10), Some(600_000)).width, 1280, "it makes a third of it");
+        l.made(560_000);
+        assert_eq!(l.size(t0 + Duration::from_secs(11), Some(600_000)).width, 640, "now held back");
     }
 
     #[test]
