@@ -148,18 +148,24 @@ class Call:
             p.stop()
 
 
+def measure_window(call):
+    """After 3 s to settle (events so far dropped), each participant's CPU seconds before and
+    after SECONDS, and the seconds that really passed."""
+    time.sleep(3)
+    for p in call.people:
+        p.drain()
+    before = [cpu_seconds(p.p.pid) for p in call.people]
+    t0 = time.monotonic()
+    time.sleep(SECONDS)
+    elapsed = time.monotonic() - t0
+    return before, [cpu_seconds(p.p.pid) for p in call.people], elapsed
+
+
 def bench_cpu(tmp, n):
     mics = [f"tone:{300 + 100 * i}" for i in range(n)]
     call = Call(tmp, f"cpu{n}", mics)
     try:
-        time.sleep(3)
-        for p in call.people:
-            p.drain()
-        before = [cpu_seconds(p.p.pid) for p in call.people]
-        t0 = time.monotonic()
-        time.sleep(SECONDS)
-        elapsed = time.monotonic() - t0
-        after = [cpu_seconds(p.p.pid) for p in call.people]
+        before, after, elapsed = measure_window(call)
         loads = [(a - b) / elapsed * 100 for a, b in zip(after, before)]
         # What the participants heard meanwhile (the call really ran).
         lost = late = frames = 0
@@ -249,14 +255,7 @@ def bench_video(tmp, n):
                 _, ev = p.wait(lambda e: e.get("event") == "media_stats", timeout=60)
                 if (ev.get("video") or {}).get("fps", 0) > 0:
                     seeing.add(ev["peer"])
-        time.sleep(3)
-        for p in call.people:
-            p.drain()
-        before = [cpu_seconds(p.p.pid) for p in call.people]
-        t0 = time.monotonic()
-        time.sleep(SECONDS)
-        elapsed = time.monotonic() - t0
-        after = [cpu_seconds(p.p.pid) for p in call.people]
+        before, after, elapsed = measure_window(call)
         streams, latencies, sizes = {}, [], set()
         for i, p in enumerate(call.people):
             for _, ev in p.drain():

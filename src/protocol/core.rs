@@ -152,21 +152,24 @@ impl Core {
     /// and the front-end what to show; a call with all its cameras on refuses ours.
     fn switch_camera(&mut self, now: Now, wanted: bool) {
         let on = wanted && self.media.camera_available;
-        let on = match self.calls.set_camera(now, on) {
+        match self.calls.set_camera(now, on) {
             Ok(()) => {
                 self.media.camera_wanted = wanted;
-                on
+                self.out.push_back(CoreOutput::Media(MediaControl::Camera(on)));
+                let available = self.media.camera_available;
+                self.out.push_back(CoreOutput::Event(ClientEvent::Camera { on: wanted, available }));
             }
-            Err(e) => {
-                self.out.push_back(CoreOutput::Event(ClientEvent::error("camera_refused", e.to_string())));
-                self.media.camera_wanted = false;
-                false
-            }
-        };
-        self.out.push_back(CoreOutput::Media(MediaControl::Camera(on)));
+            Err(e) => self.camera_refused(e),
+        }
+    }
+
+    /// The call has all its cameras: ours is off, the user is told why, and the switch shows it.
+    fn camera_refused(&mut self, e: super::call::CallError) {
+        self.out.push_back(CoreOutput::Event(ClientEvent::error("camera_refused", e.to_string())));
+        self.media.camera_wanted = false;
+        self.out.push_back(CoreOutput::Media(MediaControl::Camera(false)));
         let available = self.media.camera_available;
-        self.out
-            .push_back(CoreOutput::Event(ClientEvent::Camera { on: self.media.camera_wanted, available }));
+        self.out.push_back(CoreOutput::Event(ClientEvent::Camera { on: false, available }));
     }
 
     /// Join every call that rings here, when not in one already.
@@ -436,12 +439,7 @@ impl Core {
                 }
             }
             CallOutput::Event(CallEvent::CameraRefused { room }) => {
-                let e = super::call::CallError::CamerasFull { room };
-                self.out.push_back(CoreOutput::Event(ClientEvent::error("camera_refused", e.to_string())));
-                self.media.camera_wanted = false;
-                self.out.push_back(CoreOutput::Media(MediaControl::Camera(false)));
-                let available = self.media.camera_available;
-                self.out.push_back(CoreOutput::Event(ClientEvent::Camera { on: false, available }));
+                self.camera_refused(super::call::CallError::CamerasFull { room })
             }
             CallOutput::Event(e) => {
                 if let CallEvent::Member { peer, joined: false, .. } = &e
