@@ -62,6 +62,13 @@ pub const SCTP_BUFFER: usize = 1024 * 1024;
 const INITIAL_BITRATE: Bitrate = Bitrate::kbps(300);
 /// 720p video at its ceiling (2.5 Mbit/s), Opus, and the packets' headers.
 const DESIRED_BITRATE: Bitrate = Bitrate::kbps(2_800);
+/// How often a link whose video gets less than it desires asks str0m for a probe. str0m probes
+/// on its own only while the sender uses well under the estimate (ALR) or after the estimate
+/// stood still for 15 s; a sender whose encoder follows the estimate uses all of it and
+/// wobbles, so after a narrow spell it would never learn that the path widened again. A probe
+/// is a short burst (tens of packets) at twice the estimate; one that gets through starts
+/// str0m's own doubling probes. WebRTC's periodic ALR probe has the same 5 s.
+const PROBE_EVERY: Duration = Duration::from_secs(5);
 
 #[derive(Debug)]
 pub enum LinkOutput {
@@ -147,6 +154,11 @@ struct PeerLink {
     restart: Option<Restart>,
     /// When this link last took a datagram.
     last_heard: Instant,
+    /// The latest bandwidth estimate (bit/s); when to step the desired bitrate next (half a
+    /// probe period), and whether that step goes up.
+    estimate: u64,
+    next_probe: Instant,
+    next_probe_raises: bool,
 }
 
 /// Only a link's offerer restarts ICE (so two restarts never cross), in its next offer; the
@@ -662,6 +674,12 @@ impl Links {
                     l.resend_trickle(peer, &mut self.out);
                 }
             }
+            if now >= l.next_probe {
+                l.next_probe = now + PROBE_EVERY / 2;
+                if l.mid(MediaKind::Video).is_some() && l.estimate < DESIRED_BITRATE.as_u64() * 9 / 10 {
+                    l.ask_for_probe();
+                }
+            }
             if now >= l.next_timeout {
                 self.input(now, peer, Input::Timeout(now));
             }
@@ -947,6 +965,7 @@ impl Links {
                 self.out.push_back(LinkOutput::KeyframeRequest { peer });
             }
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                l.estimate = estimate.as_u64();
                 self.out.push_back(LinkOutput::Bandwidth { peer, bps: estimate.as_u64() });
             }
             Event::Closed => self.fail(now, peer, "the peer closed the link", false),
@@ -1018,6 +1037,20 @@ impl PeerLink {
         }
     }
 
+    /// Has str0m probe for more bandwidth: it does so when the desired bitrate rises above
+    /// the estimate (an allocation probe), so the desired bitrate goes up a step on one call
+    /// and back on the next (a step down asks for nothing): a probe every other call, each
+    /// [`PROBE_EVERY`].
+    fn ask_for_probe(&mut self) {
+        let raised = self.next_probe_raises;
+        self.next_probe_raises = !raised;
+        let desired = match raised {
+            true => Bitrate::bps(DESIRED_BITRATE.as_u64() + 1_000),
+            false => DESIRED_BITRATE,
+        };
+        self.rtc.bwe().set_bitrate(Bitrate::kbps(0), desired);
+    }
+
     /// Open, and not looking for a new path: signalling may ride on it.
     fn works(&self) -> bool {
         self.chat.is_some() && self.restart.is_none()
@@ -1058,6 +1091,9 @@ impl PeerLink {
             sent_trickle: Vec::new(),
             restart: None,
             last_heard: now,
+            estimate: 0,
+            next_probe: now + PROBE_EVERY / 2,
+            next_probe_raises: true,
         }
     }
 }
