@@ -312,7 +312,16 @@ fn host_and_join_then_chat_both_ways_and_verify() {
     settle(&mut alice);
     assert!(alice.query_by_label("Verify bob").is_none());
     alice.get_by_label("🛡");
-    let known = std::fs::read_to_string(dir.path().join("alice/known_peers.json")).unwrap();
+    // The profile is written on a blocking worker, just after the window shows the change.
+    let known_peers = dir.path().join("alice/known_peers.json");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let known = loop {
+        let known = std::fs::read_to_string(&known_peers).unwrap_or_default();
+        if known.contains("\"verified\": true") || Instant::now() > deadline {
+            break known;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert!(known.contains("\"verified\": true"), "verification persisted: {known}");
 
     // A room the hub does not have: explained, and the window stays where it was.

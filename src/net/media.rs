@@ -308,10 +308,17 @@ impl Media {
     }
 }
 
-/// Lists the sound system's devices on a blocking thread and sends the `devices` event (or an
-/// error in words).
+/// Lists the sound system's devices and the cameras on a blocking thread and sends the
+/// `devices` event (or an error in words).
 pub fn list_devices(events: mpsc::Sender<ClientEvent>) {
     tokio::task::spawn_blocking(move || {
+        let cameras = match crate::media::video::webcam::list_cameras() {
+            Ok(c) => c.into_iter().map(|c| [c.name, c.description]).collect(),
+            Err(e) => {
+                let _ = events.blocking_send(ClientEvent::error("media", e));
+                Vec::new()
+            }
+        };
         let event = match crate::media::audio_io::list_devices() {
             Ok(d) => ClientEvent::Devices {
                 host: d.host,
@@ -319,6 +326,7 @@ pub fn list_devices(events: mpsc::Sender<ClientEvent>) {
                 outputs: d.outputs.into_iter().map(|(n, desc)| [n, desc]).collect(),
                 default_input: d.default_input,
                 default_output: d.default_output,
+                cameras,
             },
             Err(e) => ClientEvent::error("media", e),
         };

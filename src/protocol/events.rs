@@ -262,6 +262,10 @@ pub enum ClientEvent {
         outputs: Vec<[String; 2]>,
         default_input: Option<String>,
         default_output: Option<String>,
+        /// The system's cameras, each `[name, description]`, `name` being what `--camera`
+        /// takes (none: no webcam, or the system would not list them).
+        #[serde(default)]
+        cameras: Vec<[String; 2]>,
     },
     /// Once a second per peer in our call: how its audio reaches us.
     MediaStats {

@@ -221,6 +221,7 @@ pub struct CallMedia {
 pub struct DeviceLists {
     pub inputs: Vec<(String, String)>,
     pub outputs: Vec<(String, String)>,
+    pub cameras: Vec<(String, String)>,
 }
 
 /// A failure the connect screen explains.
@@ -457,9 +458,13 @@ impl Model {
                     c.media.insert(peer, MemberMedia { camera, muted });
                 }
             }
-            ClientEvent::Devices { inputs, outputs, .. } => {
+            ClientEvent::Devices { inputs, outputs, cameras, .. } => {
                 let pairs = |v: Vec<[String; 2]>| v.into_iter().map(|[n, d]| (n, d)).collect();
-                self.devices = Some(DeviceLists { inputs: pairs(inputs), outputs: pairs(outputs) });
+                self.devices = Some(DeviceLists {
+                    inputs: pairs(inputs),
+                    outputs: pairs(outputs),
+                    cameras: pairs(cameras),
+                });
             }
             ClientEvent::MediaStats { peer, audio, video, rtt_ms } => {
                 let in_call =

@@ -216,7 +216,7 @@ pub fn dialog(ctx: &egui::Context, f: &Frame, view: &mut ViewState, out: &mut Ac
             ui.end_row();
 
             let l = ui.label("Camera");
-            if camera_picker(ui, s, l.id) {
+            if camera_picker(ui, s, &lists.cameras, l.id) {
                 changed = true;
                 out.command(ClientCommand::UseCamera {
                     camera: s.camera.clone().unwrap_or_else(|| "default".into()),
@@ -242,6 +242,9 @@ pub fn dialog(ctx: &egui::Context, f: &Frame, view: &mut ViewState, out: &mut Ac
         });
         if f.model.devices.is_some() && lists.inputs.is_empty() && lists.outputs.is_empty() {
             ui.label(RichText::new("The sound system lists no devices: calls use none.").small().weak());
+        }
+        if f.model.devices.is_some() && lists.cameras.is_empty() {
+            ui.label(RichText::new("No camera found: calls go on without your video.").small().weak());
         }
         ui.label(
             RichText::new(
@@ -272,7 +275,8 @@ pub fn dialog(ctx: &egui::Context, f: &Frame, view: &mut ViewState, out: &mut Ac
     }
 }
 
-/// Cameras by the names `--camera` uses, with what the picker shows.
+/// The cameras that are always there, by the names `--camera` uses, with what the picker
+/// shows; the system's webcams go between the first and the others.
 const CAMERAS: [(Option<&str>, &str); 3] = [
     (None, "System camera"),
     (Some("test-pattern"), "Test pattern (moving bars)"),
@@ -281,11 +285,24 @@ const CAMERAS: [(Option<&str>, &str); 3] = [
 const CAMERA_SIZES: [&str; 4] = ["1280x720", "960x540", "640x360", "320x180"];
 const CAMERA_RATES: [u32; 3] = [15, 24, 30];
 
-/// The camera, its size and its frame rate; true when one changed.
-fn camera_picker(ui: &mut egui::Ui, s: &mut crate::ui::settings::Settings, label: egui::Id) -> bool {
+/// The camera (the fixed choices and the system's `webcams`, each `(name, description)`), its
+/// size and its frame rate; true when one changed.
+fn camera_picker(
+    ui: &mut egui::Ui,
+    s: &mut crate::ui::settings::Settings,
+    webcams: &[(String, String)],
+    label: egui::Id,
+) -> bool {
     let before = (s.camera.clone(), s.camera_size.clone(), s.camera_fps);
+    let (first, rest) = CAMERAS.split_at(1);
+    let choices: Vec<(Option<&str>, &str)> = first
+        .iter()
+        .copied()
+        .chain(webcams.iter().map(|(n, d)| (Some(n.as_str()), d.as_str())))
+        .chain(rest.iter().copied())
+        .collect();
     ui.horizontal(|ui| {
-        let shown = CAMERAS
+        let shown = choices
             .iter()
             .find(|(name, _)| *name == s.camera.as_deref())
             .map_or_else(|| s.camera.clone().unwrap_or_default(), |(_, text)| text.to_string());
@@ -293,8 +310,8 @@ fn camera_picker(ui: &mut egui::Ui, s: &mut crate::ui::settings::Settings, label
             .selected_text(shown)
             .width(200.0)
             .show_ui(ui, |ui| {
-                for (name, text) in CAMERAS {
-                    ui.selectable_value(&mut s.camera, name.map(str::to_string), text);
+                for (name, text) in &choices {
+                    ui.selectable_value(&mut s.camera, name.map(str::to_string), *text);
                 }
             })
             .response

@@ -354,6 +354,7 @@ fn picking_a_microphone_in_settings_switches_the_call_to_it_and_is_saved() {
             outputs: vec![["speakers".into(), "Built-in Speakers".into()]],
             default_input: None,
             default_output: Some("speakers".into()),
+            cameras: vec![],
         },
         None,
         NOW,
@@ -445,4 +446,38 @@ fn with_push_to_talk_the_call_hears_us_only_while_the_key_is_held() {
     h.key_down(egui::Key::F9);
     h.run();
     assert_eq!(mutes(h.state()), [true, false, true]);
+}
+
+/// Settings open on a machine whose sound system lists nothing and with these cameras.
+fn settings_with_cameras(cameras: Vec<[String; 2]>) -> Harness<'static, Window> {
+    let mut h = settings_dialog();
+    let (inputs, outputs) = (vec![], vec![]);
+    let host = "ALSA".into();
+    let devices =
+        ClientEvent::Devices { host, inputs, outputs, default_input: None, default_output: None, cameras };
+    h.state_mut().model.apply(devices, None, NOW);
+    h.run();
+    h
+}
+
+#[test]
+fn the_systems_webcams_are_in_the_camera_picker_and_picking_one_switches_to_it() {
+    let mut h =
+        settings_with_cameras(vec![["HD Webcam C270".into(), "HD Webcam C270 (usb-0000:00:14.0-1)".into()]]);
+    assert!(h.query_by_label_contains("No camera found").is_none());
+    h.get_by_label("Camera").click();
+    h.run();
+    h.get_by_label("HD Webcam C270 (usb-0000:00:14.0-1)").click();
+    h.run();
+    let switched = commands(h.state())
+        .into_iter()
+        .any(|c| matches!(c, ClientCommand::UseCamera { camera, .. } if camera == "HD Webcam C270"));
+    assert!(switched, "{:?}", h.state().actions);
+    assert_eq!(h.state().settings.camera.as_deref(), Some("HD Webcam C270"));
+}
+
+#[test]
+fn a_machine_without_a_camera_is_told_so_in_settings() {
+    let h = settings_with_cameras(vec![]);
+    h.get_by_label_contains("No camera found: calls go on without your video.");
 }

@@ -26,6 +26,7 @@ use super::h264::{H264Decoder, H264Encoder, ceiling_bps};
 use super::ladder::Ladder;
 use super::pattern::{TestPattern, age_ms, read_stamp, wall_ms};
 use super::tiles::{TileKey, TileWriter, Tiles};
+use super::webcam::Webcam;
 use super::{MAX_DECODERS, VIDEO_CLOCK};
 use crate::media::engine::MediaOut;
 use crate::protocol::identity::IdentityKey;
@@ -137,6 +138,10 @@ pub(crate) enum CameraIn {
     Keyframe,
     /// What the network carries for our video now (bit/s).
     Bitrate(u32),
+    /// A webcam published a picture.
+    Picture,
+    /// The owner lets go: the webcam's reader holds a sender too, so the queue never closes.
+    Stop,
 }
 
 struct DecoderThread {
@@ -159,10 +164,10 @@ impl CameraHandle {
             return None;
         }
         let (tx, rx) = std::sync::mpsc::sync_channel(16);
-        let (settings, out2) = (settings.clone(), out.clone());
+        let (settings, out2, wake) = (settings.clone(), out.clone(), tx.clone());
         let spawned = std::thread::Builder::new().name("kith-camera".into()).spawn(move || {
             let tile = tiles.map(|t| t.open(TileKey::Me));
-            CameraThread::run(&settings.camera, &settings, on, tile, out2, rx)
+            CameraThread::run(&settings, on, tile, out2, rx, wake)
         });
         match spawned {
             Ok(thread) => Some(Self { tx: Some(tx), thread: Some(thread) }),
@@ -176,7 +181,11 @@ impl CameraHandle {
 
 impl Drop for CameraHandle {
     fn drop(&mut self) {
-        drop(self.tx.take());
+        // Waits for room in the queue (the thread drains it between pictures); a thread that
+        // already ended refuses at once.
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(CameraIn::Stop);
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -283,12 +292,15 @@ impl Drop for VideoEngine {
     }
 }
 
-/// What captures pictures: the test pattern now, webcams through the same shape.
+/// What captures pictures: the test pattern (on the camera thread's clock) or a webcam (on
+/// its own thread, which wakes the camera thread with [`CameraIn::Picture`]).
 trait Camera {
-    /// The next picture, if one is due by `now`.
+    /// The next picture, if one is due (or came) by `now`.
     fn capture(&mut self, now: Instant) -> Option<&I420>;
-    /// When the next picture is due.
+    /// When to look again if nothing wakes the thread (`None`: at once).
     fn next_due(&self) -> Option<Instant>;
+    /// The size of its pictures: the ladder's full size.
+    fn size(&self) -> VideoSize;
 }
 
 impl Camera for TestPattern {
@@ -299,21 +311,52 @@ impl Camera for TestPattern {
     fn next_due(&self) -> Option<Instant> {
         TestPattern::next_due(self)
     }
-}
 
-fn open_camera(choice: &CameraChoice, settings: &VideoSettings) -> Result<Box<dyn Camera>, String> {
-    match choice {
-        CameraChoice::TestPattern => Ok(Box::new(TestPattern::new(settings.size, settings.fps))),
-        CameraChoice::None => Err("no camera chosen".into()),
-        CameraChoice::Default | CameraChoice::Device(_) => Err(
-            "this build reads no webcam yet: the call goes on without your video (choose the test-pattern camera to send one)"
-                .into(),
-        ),
+    fn size(&self) -> VideoSize {
+        TestPattern::size(self)
     }
 }
 
+impl Camera for Webcam {
+    fn capture(&mut self, _now: Instant) -> Option<&I420> {
+        self.newer()
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        // Its pictures wake the thread; this is only how long commands may wait otherwise.
+        Some(Instant::now() + Duration::from_millis(100))
+    }
+
+    fn size(&self) -> VideoSize {
+        Webcam::size(self)
+    }
+}
+
+fn open_camera(
+    settings: &VideoSettings,
+    wake: SyncSender<CameraIn>,
+    out: Out,
+) -> Result<Box<dyn Camera>, String> {
+    let name = match &settings.camera {
+        CameraChoice::TestPattern => return Ok(Box::new(TestPattern::new(settings.size, settings.fps))),
+        CameraChoice::None => return Err("no camera chosen".into()),
+        CameraChoice::Default => None,
+        CameraChoice::Device(name) => Some(name.as_str()),
+    };
+    let woken = Box::new(move || {
+        // A full queue already has the thread awake.
+        let _ = wake.try_send(CameraIn::Picture);
+    });
+    let problem = Box::new(move |p: String| out(MediaOut::Problem(format!("camera: {p}"))));
+    let webcam = Webcam::open(name, settings.size, settings.fps, woken, problem)?;
+    Ok(Box::new(webcam))
+}
+
 struct CameraThread {
-    camera: Box<dyn Camera>,
+    /// A webcam is closed while the camera is off (its light goes out) and opened again when
+    /// it is turned on; the test pattern stays (its frame numbers go on).
+    camera: Option<Box<dyn Camera>>,
+    wake: SyncSender<CameraIn>,
     /// The network's bitrate for our video, once measured; the size it is encoded at; the
     /// buffer a halved picture is made in.
     target_bps: Option<u32>,
@@ -333,20 +376,17 @@ struct CameraThread {
 
 impl CameraThread {
     fn run(
-        choice: &CameraChoice,
         settings: &VideoSettings,
         on: bool,
         tile: Option<TileWriter>,
         out: Out,
         rx: Receiver<CameraIn>,
+        wake: SyncSender<CameraIn>,
     ) {
-        let camera = match open_camera(choice, settings) {
-            Ok(c) => c,
-            Err(problem) => return out(MediaOut::Problem(format!("camera: {problem}"))),
-        };
         let ts_base = u64::from(rand_core::TryRngCore::try_next_u32(&mut rand_core::OsRng).unwrap_or(0));
         let mut t = Self {
-            camera,
+            camera: None,
+            wake,
             encoder: None,
             settings: settings.clone(),
             on,
@@ -359,27 +399,47 @@ impl CameraThread {
             scaled: I420::black(VideoSize::MIN),
             made: (Instant::now(), 0),
         };
+        // A camera that cannot be opened (said in words) is tried again when turned on.
+        t.on = on && t.open();
         loop {
             let now = Instant::now();
             // Off, nothing is captured (a webcam's light goes out); commands still come.
-            let wait = match t.on {
-                true => t.camera.next_due().map_or(Duration::ZERO, |d| d.saturating_duration_since(now)),
-                false => Duration::from_millis(100),
+            let wait = match (t.on, &t.camera) {
+                (true, Some(c)) => c.next_due().map_or(Duration::ZERO, |d| d.saturating_duration_since(now)),
+                _ => Duration::from_millis(100),
             };
             match rx.recv_timeout(wait) {
+                Ok(CameraIn::Stop) | Err(RecvTimeoutError::Disconnected) => return,
                 Ok(input) => t.handle(input),
                 Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return,
             }
             loop {
                 match rx.try_recv() {
+                    Ok(CameraIn::Stop) | Err(TryRecvError::Disconnected) => return,
                     Ok(input) => t.handle(input),
                     Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => return,
                 }
             }
             if t.on {
                 t.tick(Instant::now());
+            }
+        }
+    }
+
+    /// Opens the chosen camera if it is not open; false (said in words) if it cannot be.
+    fn open(&mut self) -> bool {
+        if self.camera.is_some() {
+            return true;
+        }
+        match open_camera(&self.settings, self.wake.clone(), self.out.clone()) {
+            Ok(c) => {
+                self.ladder = Ladder::new(c.size(), Instant::now());
+                self.camera = Some(c);
+                true
+            }
+            Err(problem) => {
+                (self.out)(MediaOut::Problem(format!("camera: {problem}")));
+                false
             }
         }
     }
@@ -393,8 +453,13 @@ impl CameraThread {
                 {
                     e.want_keyframe();
                 }
-                self.on = on;
+                let webcam = matches!(self.settings.camera, CameraChoice::Default | CameraChoice::Device(_));
+                if !on && webcam {
+                    self.camera = None;
+                }
+                self.on = on && self.open();
             }
+            CameraIn::Picture | CameraIn::Stop => {}
             CameraIn::Keyframe => {
                 if let Some(e) = self.encoder.as_mut() {
                     e.want_keyframe();
@@ -412,7 +477,7 @@ impl CameraThread {
     }
 
     fn tick(&mut self, now: Instant) {
-        let Some(picture) = self.camera.capture(now) else { return };
+        let Some(picture) = self.camera.as_mut().and_then(|c| c.capture(now)) else { return };
         let ts = self.ts_base + (now - self.started).as_micros() as u64 * VIDEO_CLOCK / 1_000_000;
         if let Some(tile) = self.tile.as_mut() {
             let view = picture.picture();

@@ -10,6 +10,7 @@
 //!   or the CPU is short.
 //! - [`engine`]: the camera thread and the decoder threads.
 //! - [`tiles`]: the latest-frame slots (triple buffers) between the decoders and the window.
+//! - [`webcam`]: system cameras (nokhwa) read on a thread each, converted to I420.
 
 pub mod engine;
 pub mod frame;
@@ -17,6 +18,7 @@ pub mod h264;
 pub mod ladder;
 pub mod pattern;
 pub mod tiles;
+pub mod webcam;
 
 /// The RTP clock of video (RFC 6184).
 pub const VIDEO_CLOCK: u64 = 90_000;

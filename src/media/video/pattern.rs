@@ -64,6 +64,11 @@ impl TestPattern {
         }
     }
 
+    /// The size of its pictures.
+    pub fn size(&self) -> VideoSize {
+        VideoSize { width: self.picture.width as u32, height: self.picture.height as u32 }
+    }
+
     /// When the next picture is due (`None` before the first: due at once).
     pub fn next_due(&self) -> Option<Instant> {
         self.next
