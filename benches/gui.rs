@@ -198,11 +198,14 @@ fn six_tiles() {
     times.sort_by(f64::total_cmp);
     let pct = |p: f64| times[((times.len() as f64 - 1.0) * p) as usize];
     let mean = times.iter().sum::<f64>() / times.len() as f64;
+    let texture = h.state().video_texture_size(Some(&peers[0])).unwrap_or_default();
     println!(
-        "call grid, six 1280×720 tiles at 30 fps, {} frames in {SECONDS} s: frame (egui pass, tessellation, texture uploads into wgpu) mean {mean:.2} ms, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {uploaded} of {published} pictures uploaded",
+        "call grid, six 1280×720 tiles at 30 fps, {} frames in {SECONDS} s: frame (egui pass, tessellation, texture uploads into wgpu) mean {mean:.2} ms, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {uploaded} of {published} pictures uploaded, each {}×{}",
         times.len(),
         pct(0.5),
         pct(0.99),
-        pct(1.0)
+        pct(1.0),
+        texture[0],
+        texture[1]
     );
 }

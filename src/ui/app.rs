@@ -179,14 +179,24 @@ impl KithApp {
         &self.tiles
     }
 
-    /// Pictures uploaded for a tile so far and the last one's size (for tests: textures are
-    /// not in the accessibility tree). `peer` is a fingerprint; None is our self-view.
+    /// Pictures uploaded for a tile so far and the last one's size as it came (for tests:
+    /// textures are not in the accessibility tree). `peer` is a fingerprint; None is our
+    /// self-view.
     pub fn video_uploads(&self, peer: Option<&str>) -> Option<(u64, [usize; 2])> {
-        let key = match peer {
+        self.view.video.uploads(&Self::tile_key(peer)?)
+    }
+
+    /// The size of a tile's texture: the picture, halved for a small tile (for tests and the
+    /// benchmark).
+    pub fn video_texture_size(&self, peer: Option<&str>) -> Option<[usize; 2]> {
+        self.view.video.texture_size(&Self::tile_key(peer)?)
+    }
+
+    fn tile_key(peer: Option<&str>) -> Option<crate::core::TileKey> {
+        Some(match peer {
             None => crate::core::TileKey::Me,
             Some(fp) => crate::core::TileKey::Peer(crate::core::Fingerprint::parse(fp)?),
-        };
-        self.view.video.uploads(&key)
+        })
     }
 
     /// The size of a transfer's thumbnail, once decoded (for tests: textures are not in the

@@ -155,6 +155,8 @@ fn tile(ui: &mut Ui, f: &Frame, view: &mut ViewState, p: &Person, rect: Rect) {
             let [w, h] = video.size.map(|v| v as f32);
             let fit = (rect.width() / w).min(rect.height() / h);
             let area = Rect::from_center_size(rect.center(), Vec2::new(w * fit, h * fit));
+            let pixels = area.size() * ui.ctx().pixels_per_point();
+            view.video.draws_at(&p.key, [pixels.x.round() as u32, pixels.y.round() as u32]);
             let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
             painter.image(video.texture, area, uv, Color32::WHITE);
             // A picture that stops coming gives way to the initials: look again then.
@@ -179,7 +181,7 @@ fn tile(ui: &mut Ui, f: &Frame, view: &mut ViewState, p: &Person, rect: Rect) {
     }
     name_plate(ui, p, rect);
     if view.video_stats {
-        stats_overlay(ui, f, p, rect, shown.as_ref().map(|s| s.size));
+        stats_overlay(ui, f, p, rect, shown.as_ref().map(|s| s.source));
     }
 }
 

@@ -15,8 +15,9 @@ const STALE: std::time::Duration = std::time::Duration::from_secs(2);
 struct Tile {
     reader: TileReader,
     texture: Option<egui::TextureHandle>,
-    /// The last picture's size and when it came.
+    /// The last picture's size as uploaded and as it came, and when it came.
     size: [usize; 2],
+    source: [usize; 2],
     updated: Option<Instant>,
     uploads: u64,
 }
@@ -31,18 +32,22 @@ pub struct VideoTiles {
 pub struct Shown {
     pub texture: egui::TextureId,
     pub size: [usize; 2],
+    /// The picture's own size (the texture may be a halved copy for a small tile).
+    pub source: [usize; 2],
 }
 
 impl VideoTiles {
     /// Takes the tiles opened since the last frame and uploads every new picture.
     pub fn update(&mut self, ctx: &egui::Context, tiles: &Tiles) {
         for (key, reader) in tiles.take_new() {
-            self.tiles.insert(key, Tile { reader, texture: None, size: [0, 0], updated: None, uploads: 0 });
+            let tile =
+                Tile { reader, texture: None, size: [0, 0], source: [0, 0], updated: None, uploads: 0 };
+            self.tiles.insert(key, tile);
         }
         let now = Instant::now();
         for (key, tile) in &mut self.tiles {
             let Some(picture) = tile.reader.newer() else { continue };
-            let size = [picture.width, picture.height];
+            let (size, source) = ([picture.width, picture.height], picture.source);
             if picture.pixels.len() != size[0] * size[1] * 4 || size.contains(&0) {
                 continue;
             }
@@ -58,7 +63,7 @@ impl VideoTiles {
                     tile.texture = Some(ctx.load_texture(name, image, egui::TextureOptions::LINEAR));
                 }
             }
-            (tile.size, tile.updated) = (size, Some(now));
+            (tile.size, tile.source, tile.updated) = (size, source, Some(now));
             tile.uploads += 1;
         }
     }
@@ -68,12 +73,25 @@ impl VideoTiles {
         let tile = self.tiles.get(key)?;
         let fresh = tile.updated.is_some_and(|t| t.elapsed() < STALE);
         let texture = tile.texture.as_ref().filter(|_| fresh)?;
-        Some(Shown { texture: texture.id(), size: tile.size })
+        Some(Shown { texture: texture.id(), size: tile.size, source: tile.source })
     }
 
-    /// Pictures uploaded for `key` so far, and the last one's size (for tests).
+    /// The grid draws `key`'s tile `size` pixels large: its video thread halves larger
+    /// pictures before converting them, and the upload is that much smaller.
+    pub fn draws_at(&self, key: &TileKey, size: [u32; 2]) {
+        if let Some(tile) = self.tiles.get(key) {
+            tile.reader.draws_at(size);
+        }
+    }
+
+    /// Pictures uploaded for `key` so far, and the last one's size as it came (for tests).
     pub fn uploads(&self, key: &TileKey) -> Option<(u64, [usize; 2])> {
-        self.tiles.get(key).map(|t| (t.uploads, t.size))
+        self.tiles.get(key).map(|t| (t.uploads, t.source))
+    }
+
+    /// The last uploaded texture's size for `key` (for tests).
+    pub fn texture_size(&self, key: &TileKey) -> Option<[usize; 2]> {
+        self.tiles.get(key).map(|t| t.size)
     }
 
     /// Lets go of the textures of tiles no longer in the call.

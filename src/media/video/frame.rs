@@ -23,11 +23,7 @@ impl I420 {
     /// the four it replaces, into `out` (its buffers reused): the resolution ladder's lower
     /// step. A plain 2:1 box filter, which the compiler vectorizes; no scaling crate needed.
     pub fn halve_into(&self, out: &mut I420) {
-        let (w, h) = ((self.width / 2) & !1, (self.height / 2) & !1);
-        (out.width, out.height) = (w, h);
-        halve_plane(&self.y, self.width, &mut out.y, w, h);
-        halve_plane(&self.u, self.width / 2, &mut out.u, w / 2, h / 2);
-        halve_plane(&self.v, self.width / 2, &mut out.v, w / 2, h / 2);
+        halve_picture(&self.picture(), out);
     }
 
     /// A borrowed view of it, as a decoder hands out its pictures (for the self-view's tile).
@@ -51,6 +47,16 @@ impl I420 {
             (self.width, self.width / 2, self.width / 2),
         )
     }
+}
+
+/// `picture` (a decoder's, rows padded, or ours) at half its width and height into `out`, as
+/// [`I420::halve_into`] does.
+pub fn halve_picture(picture: &super::h264::Picture<'_>, out: &mut I420) {
+    let (w, h) = ((picture.width / 2) & !1, (picture.height / 2) & !1);
+    (out.width, out.height) = (w, h);
+    halve_plane(picture.y, picture.y_stride, &mut out.y, w, h);
+    halve_plane(picture.u, picture.uv_stride, &mut out.u, w / 2, h / 2);
+    halve_plane(picture.v, picture.uv_stride, &mut out.v, w / 2, h / 2);
 }
 
 /// `src` (rows of `stride`) averaged 2×2 into `dst`, `w`×`h`, rows packed.
