@@ -69,9 +69,10 @@ fn halve_plane(src: &[u8], stride: usize, dst: &mut Vec<u8>, w: usize, h: usize)
         ) else {
             return;
         };
-        for (x, px) in row.iter_mut().enumerate() {
-            let sum =
-                u16::from(a[2 * x]) + u16::from(a[2 * x + 1]) + u16::from(b[2 * x]) + u16::from(b[2 * x + 1]);
+        // Pairs by iterator, not by index: no bounds checks, and the loop vectorizes (indexed,
+        // this was a quarter of the camera thread's time at 720p → 360p).
+        for ((px, a), b) in row.iter_mut().zip(a.chunks_exact(2)).zip(b.chunks_exact(2)) {
+            let sum = u16::from(a[0]) + u16::from(a[1]) + u16::from(b[0]) + u16::from(b[1]);
             *px = ((sum + 2) / 4) as u8;
         }
     }
