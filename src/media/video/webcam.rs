@@ -59,9 +59,7 @@ pub struct CameraDevice {
 
 /// The cameras the system lists (none is a normal answer: no webcam, or no permission).
 pub fn list_cameras() -> Result<Vec<CameraDevice>, String> {
-    permission()?;
-    let cameras = nokhwa::query(nokhwa::utils::ApiBackend::Auto).map_err(|e| format!("cameras: {e}"))?;
-    Ok(cameras
+    Ok(list_cameras_raw()?
         .into_iter()
         .map(|c| {
             let name = c.human_name();
