@@ -2,8 +2,14 @@
 //! since the last one are uploaded into their tile's texture (`TextureHandle::set`, the same
 //! texture reused), and a tile with nothing new costs nothing. The readers come from the
 //! core's [`Tiles`] as the camera and decoder threads open them.
+//!
+//! A picture is copied once on this thread, by one `memcpy` into an image buffer that is
+//! reused: egui's renderer holds the image only until it has written it into the texture, so
+//! by the next picture the buffer is ours again (a new one is made only when it is not, or
+//! when the size changed).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::core::{TileKey, TileReader, Tiles};
@@ -15,6 +21,8 @@ const STALE: std::time::Duration = std::time::Duration::from_secs(2);
 struct Tile {
     reader: TileReader,
     texture: Option<egui::TextureHandle>,
+    /// The last picture handed to egui; its buffer is filled again for the next one.
+    image: Option<Arc<egui::ColorImage>>,
     /// The last picture's size as uploaded and as it came, and when it came.
     size: [usize; 2],
     source: [usize; 2],
@@ -40,8 +48,15 @@ impl VideoTiles {
     /// Takes the tiles opened since the last frame and uploads every new picture.
     pub fn update(&mut self, ctx: &egui::Context, tiles: &Tiles) {
         for (key, reader) in tiles.take_new() {
-            let tile =
-                Tile { reader, texture: None, size: [0, 0], source: [0, 0], updated: None, uploads: 0 };
+            let tile = Tile {
+                reader,
+                texture: None,
+                image: None,
+                size: [0, 0],
+                source: [0, 0],
+                updated: None,
+                uploads: 0,
+            };
             self.tiles.insert(key, tile);
         }
         let now = Instant::now();
@@ -52,7 +67,19 @@ impl VideoTiles {
                 continue;
             }
             // Opaque pixels (alpha 255): premultiplied or not is the same.
-            let image = egui::ColorImage::from_rgba_premultiplied(size, &picture.pixels);
+            let pixels: &[egui::Color32] = bytemuck::cast_slice(&picture.pixels);
+            let image = match tile.image.as_mut().and_then(Arc::get_mut) {
+                Some(reused) if reused.size == size => {
+                    reused.pixels.copy_from_slice(pixels);
+                    tile.image.clone()
+                }
+                _ => None,
+            };
+            let image = image.unwrap_or_else(|| {
+                let fresh = Arc::new(egui::ColorImage::new(size, pixels.to_vec()));
+                tile.image = Some(Arc::clone(&fresh));
+                fresh
+            });
             match &mut tile.texture {
                 Some(t) => t.set(image, egui::TextureOptions::LINEAR),
                 None => {
