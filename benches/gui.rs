@@ -193,15 +193,18 @@ fn chat() {
             println!("after scrolling up: {shown} rows laid out");
         }
     }
+    println!(
+        "chat view, {MESSAGES} messages, scrolling {FRAMES} frames: {} (budget at 60 fps: 16.7 ms)",
+        summary(&mut times)
+    );
+}
+
+/// Mean and percentiles of frame times in milliseconds.
+fn summary(times: &mut [f64]) -> String {
     times.sort_by(f64::total_cmp);
     let pct = |p: f64| times[((times.len() as f64 - 1.0) * p) as usize];
     let mean = times.iter().sum::<f64>() / times.len() as f64;
-    println!(
-        "chat view, {MESSAGES} messages, scrolling {FRAMES} frames: mean {mean:.2} ms, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (budget at 60 fps: 16.7 ms)",
-        pct(0.5),
-        pct(0.99),
-        pct(1.0)
-    );
+    format!("mean {mean:.2} ms, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms", pct(0.5), pct(0.99), pct(1.0))
 }
 
 /// Six tiles of 720p video at 30 fps each, the window at 60 fps, for 10 s.
@@ -312,14 +315,6 @@ fn six_tiles() {
         ("UI thread (egui pass, texture uploads, tessellation, draw recorded and submitted)", &mut times),
         ("until the GPU finished drawing it (lavapipe: on the CPU)", &mut drawn),
     ] {
-        times.sort_by(f64::total_cmp);
-        let pct = |p: f64| times[((times.len() as f64 - 1.0) * p) as usize];
-        let mean = times.iter().sum::<f64>() / times.len() as f64;
-        println!(
-            "  frame, {what}: mean {mean:.2} ms, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-            pct(0.5),
-            pct(0.99),
-            pct(1.0)
-        );
+        println!("  frame, {what}: {}", summary(times));
     }
 }
