@@ -69,9 +69,14 @@ impl Profile {
             if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent).map_err(io)?;
             }
-            let mut builder = std::fs::DirBuilder::new();
+            let builder = std::fs::DirBuilder::new();
+            // Only the owner may read the identity (Windows: the user's profile folder's ACL).
             #[cfg(unix)]
-            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            let builder = {
+                let mut b = builder;
+                std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+                b
+            };
             match builder.create(&dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
