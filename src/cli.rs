@@ -43,6 +43,9 @@ pub enum Command {
     Hub(HubArgs),
     /// A terminal client speaking JSON lines (commands on stdin, events on stdout).
     Headless(Box<HeadlessArgs>),
+    /// What this machine gives Kith (system, profile, window, sound, cameras; STUN, TURN and a
+    /// hub when named), one line each, for a bug report. Exits 1 when chat cannot work.
+    Doctor(crate::doctor::DoctorArgs),
 }
 
 #[derive(Args, Debug)]
@@ -155,6 +158,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Some(Command::Hub(args)) => run_hub(cli.profile, args),
         Some(Command::Headless(args)) => run_headless(cli.profile, *args),
+        Some(Command::Doctor(args)) => crate::doctor::run(cli.profile, args),
         None => match crate::ui::run(cli.profile, autojoin(cli.join.or(cli.link), cli.join_room), started) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

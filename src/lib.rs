@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod core;
+pub mod doctor;
 pub mod media;
 pub mod net;
 pub mod protocol;
