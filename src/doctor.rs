@@ -45,15 +45,14 @@ enum Status {
     Failed,
 }
 
-/// The report as it is built: one line per part.
+/// The report as it is printed, one line per part: what the summary counts.
 #[derive(Default)]
 struct Report {
-    lines: Vec<(Status, String, String)>,
+    statuses: Vec<Status>,
 }
 
 impl Report {
-    fn add(&mut self, status: Status, part: impl Into<String>, text: impl Into<String>) {
-        let (part, text) = (part.into(), text.into());
+    fn add(&mut self, status: Status, part: impl std::fmt::Display, text: impl std::fmt::Display) {
         let word = match status {
             Status::Ok => "ok",
             Status::Warning => "warning",
@@ -61,11 +60,11 @@ impl Report {
         };
         // Printed as it comes: a slow check (a hub far away) shows what came before it.
         println!("{word:<8}{part}: {text}");
-        self.lines.push((status, part, text));
+        self.statuses.push(status);
     }
 
     fn count(&self, status: Status) -> usize {
-        self.lines.iter().filter(|(s, _, _)| *s == status).count()
+        self.statuses.iter().filter(|s| **s == status).count()
     }
 }
 
@@ -290,30 +289,23 @@ fn check_hub(
     let part = format!("hub {hub}");
     let started = Instant::now();
     let addrs = [hub.to_string()];
-    match runtime.block_on(crate::net::connect::connect_first(&addrs, ANSWER_TIMEOUT)) {
-        Ok((stream, _)) => {
-            let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| hub.to_string());
-            drop(stream);
-            let ms = started.elapsed().as_millis();
-            if password.is_none() {
-                report.add(
-                    Status::Ok,
-                    part,
-                    format!("reachable at {peer} ({ms} ms); pass --password or set KITH_PASSWORD to check signing in"),
-                );
-                return;
-            }
-            report.add(Status::Ok, part.clone(), format!("reachable at {peer} ({ms} ms)"));
-        }
+    let peer = match runtime.block_on(crate::net::connect::connect_first(&addrs, ANSWER_TIMEOUT)) {
+        Ok((stream, _)) => stream.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| hub.to_string()),
         Err(e) => {
             report.add(Status::Failed, part, format!("cannot be reached: {e}"));
             return;
         }
-    }
-    let Some(password) = password else { return };
+    };
+    let reachable = format!("reachable at {peer} ({} ms)", started.elapsed().as_millis());
+    let Some(password) = password else {
+        let hint = "pass --password or set KITH_PASSWORD to check signing in";
+        report.add(Status::Ok, part, format!("{reachable}; {hint}"));
+        return;
+    };
+    report.add(Status::Ok, &part, reachable);
     match sign_in(hub, password) {
-        Ok(text) => report.add(Status::Ok, format!("hub {hub} sign-in"), text),
-        Err(e) => report.add(Status::Failed, format!("hub {hub} sign-in"), e),
+        Ok(text) => report.add(Status::Ok, format!("{part} sign-in"), text),
+        Err(e) => report.add(Status::Failed, format!("{part} sign-in"), e),
     }
 }
 
