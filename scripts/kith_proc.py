@@ -9,9 +9,11 @@ import time
 
 
 class Proc:
-    def __init__(self, kith, args, password, env=None):
-        self.p = subprocess.Popen([kith] + args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.DEVNULL, text=True,
+    def __init__(self, kith, args, password, env=None, stderr=subprocess.DEVNULL):
+        # `kith` is the executable, or a command that runs it (`["chroot", root, "/usr/bin/kith"]`).
+        command = list(kith) if isinstance(kith, (list, tuple)) else [kith]
+        self.p = subprocess.Popen(command + args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=stderr, text=True,
                                   env={**os.environ, "KITH_PASSWORD": password, **(env or {})})
         self.q = queue.Queue()
         self.events = []
