@@ -4,7 +4,19 @@ use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    // On a branch, HEAD names the branch and stays the same when a commit lands; the commit
+    // is in the branch's ref file (or packed-refs), so those are watched too.
     println!("cargo:rerun-if-changed=.git/HEAD");
+    if let Ok(head) = std::fs::read_to_string(".git/HEAD")
+        && let Some(branch) = head.trim().strip_prefix("ref: ")
+    {
+        // Only files that exist: cargo reruns this script on every build for a missing one.
+        for file in [format!(".git/{branch}"), ".git/packed-refs".to_string()] {
+            if std::path::Path::new(&file).exists() {
+                println!("cargo:rerun-if-changed={file}");
+            }
+        }
+    }
     println!("cargo:rerun-if-changed=assets/icon.ico");
     let commit = Command::new("git")
         .args(["rev-parse", "--short=10", "HEAD"])
