@@ -210,7 +210,10 @@ fn a_call_on_a_path_that_drops_a_tenth_of_the_datagrams_goes_on_with_fec_and_con
     assert!(packets > 400, "{last}");
     assert!(lost * 100 > packets * 3, "about a tenth of the frames went missing: {last}");
     assert!(a["recovered_fec"].as_u64().unwrap() > lost / 3, "FEC rebuilt many: {last}");
-    assert!(a["concealed_ms"].as_u64().unwrap() > 0, "the rest were concealed: {last}");
+    // What FEC could not rebuild (a loss right after a loss) was concealed; a run where
+    // FEC rebuilt every loss has nothing to conceal.
+    let recovered = a["recovered_fec"].as_u64().unwrap();
+    assert!(a["concealed_ms"].as_u64().unwrap() > 0 || recovered == lost, "the rest were concealed: {last}");
     // The call itself held: nobody left.
     assert!(!alice.log.iter().any(|e| e["event"] == "call_member" && e["state"] == "left"));
 }

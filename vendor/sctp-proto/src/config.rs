@@ -14,9 +14,13 @@ pub(crate) const COMMON_HEADER_SIZE: u32 = 12;
 pub(crate) const DATA_CHUNK_HEADER_SIZE: u32 = 16;
 pub(crate) const DEFAULT_MAX_MESSAGE_SIZE: u32 = 65536;
 
-// Default RTO values in milliseconds (RFC 4960)
-pub(crate) const RTO_INITIAL: u64 = 3000;
-pub(crate) const RTO_MIN: u64 = 1000;
+// Default RTO values in milliseconds.
+// kith patch: RFC 9260 lowered RTO.Initial from RFC 4960's 3 s to 1 s. RTO.Min is 400 ms,
+// WebRTC's dcsctp value, rather than 1 s: it stays above the receiver's 200 ms delayed
+// SACK (ACK_INTERVAL) plus a round trip, so a lone chunk waiting for a delayed SACK does
+// not time out, while a timeout no longer stalls a LAN transfer for a whole second.
+pub(crate) const RTO_INITIAL: u64 = 1000;
+pub(crate) const RTO_MIN: u64 = 400;
 pub(crate) const RTO_MAX: u64 = 60000;
 
 // Default max retransmit value (RFC 4960 Section 15)

@@ -3554,12 +3554,13 @@ fn test_fast_retransmission_wraps_tsn() -> Result<()> {
         ];
         for tsn in retransmitted_tsns {
             a.outbound_queue.get_mut(tsn).unwrap().miss_indicator = 3;
+            assert!(a.outbound_queue.mark_to_retransmit(tsn));
         }
         a.will_retransmit_fast = true;
 
-        let packets = a.gather_outbound_fast_retransmission_packets(vec![], now);
+        let packets = a.get_data_packets_to_retransmit(now);
         assert_eq!(packets.len(), 1);
-        assert_retransmitted_packet(&Packet::unmarshal(&packets[0])?, &retransmitted_tsns);
+        assert_retransmitted_packet(&packets[0], &retransmitted_tsns);
         for tsn in retransmitted_tsns {
             assert_eq!(a.outbound_queue.get(tsn).unwrap().nsent, 2);
         }
@@ -3649,10 +3650,17 @@ fn test_fast_recovery_wraps_tsn() -> Result<()> {
                     .miss_indicator = 2;
             }
 
-            a.process_fast_retransmission(cumulative_tsn, htna, true)?;
+            let sack = ChunkSelectiveAck {
+                cumulative_tsn_ack: cumulative_tsn,
+                gap_ack_blocks: vec![crate::chunk::chunk_selective_ack::GapAckBlock { start: 3, end: 3 }],
+                ..Default::default()
+            };
+            a.process_fast_retransmission(&sack, htna, true)?;
 
             assert!(a.in_fast_recovery);
-            assert!(a.will_retransmit_fast);
+            // kith patch: only entering Fast Recovery sends a packet regardless of cwnd;
+            // either way both chunks are marked, to go ahead of new data.
+            assert_eq!(a.will_retransmit_fast, !in_fast_recovery);
             assert_eq!(a.fast_recover_exit_point, htna);
             for offset in [1, 2] {
                 let chunk = a
@@ -3660,6 +3668,7 @@ fn test_fast_recovery_wraps_tsn() -> Result<()> {
                     .get(cumulative_tsn.wrapping_add(offset))
                     .unwrap();
                 assert_eq!(chunk.miss_indicator, 3);
+                assert!(chunk.retransmit);
             }
             assert_eq!(a.outbound_queue.get(htna).unwrap().miss_indicator, 0);
         }
@@ -5570,10 +5579,11 @@ fn test_fast_retransmission_abandons_message_and_pending_tail() {
     a.send_next_data_chunk(now).unwrap();
     for tsn in 1..=2 {
         a.outbound_queue.get_mut(tsn).unwrap().miss_indicator = 3;
+        a.outbound_queue.mark_to_retransmit(tsn);
     }
     a.will_retransmit_fast = true;
     assert!(
-        a.gather_outbound_fast_retransmission_packets(vec![], now)
+        a.gather_data_packets_to_retransmit(vec![], now)
             .is_empty()
     );
     assert!(a.outbound_queue.is_abandoned(1));
@@ -5620,10 +5630,11 @@ fn test_fast_retry_counts_toward_timer_retransmission_limit() {
         }
         for tsn in 1..=3 {
             a.outbound_queue.get_mut(tsn).unwrap().miss_indicator = 3;
+            a.outbound_queue.mark_to_retransmit(tsn);
         }
         a.will_retransmit_fast = true;
         assert_eq!(
-            a.gather_outbound_fast_retransmission_packets(vec![], now)
+            a.gather_data_packets_to_retransmit(vec![], now)
                 .len(),
             1
         );
@@ -5709,6 +5720,7 @@ fn review_fast_abandonment_cancels_pending_fragments_in_same_poll() {
     // Three missing reports make the original a fast-recovery candidate.
     // The congestion window also permits the pending tail in this poll.
     a.outbound_queue.get_mut(1).unwrap().miss_indicator = 3;
+    a.outbound_queue.mark_to_retransmit(1);
     a.will_retransmit_fast = true;
     let (packets, _) = a.gather_outbound(now);
     assert!(a.outbound_queue.is_abandoned(1));

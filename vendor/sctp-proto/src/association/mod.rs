@@ -226,6 +226,9 @@ pub struct Association {
     min_tsn2measure_rtt: u32,
     will_send_forward_tsn: bool,
     will_retransmit_fast: bool,
+    /// kith patch: the TSNs the last SACK acknowledged above its cumulative ack, as sorted
+    /// disjoint inclusive ranges; the next SACK skips them (see `process_selective_ack`).
+    sacked_ranges: Vec<(u32, u32)>,
     will_retransmit_reconfig: bool,
 
     will_send_shutdown_ack: bool,
@@ -349,6 +352,7 @@ impl Default for Association {
             min_tsn2measure_rtt: 0,
             will_send_forward_tsn: false,
             will_retransmit_fast: false,
+            sacked_ranges: Vec::new(),
             will_retransmit_reconfig: false,
 
             will_send_shutdown_ack: false,
@@ -2558,6 +2562,12 @@ impl Association {
 
             self.cumulative_tsn_ack_point = d.cumulative_tsn_ack;
             cum_tsn_ack_point_advanced = true;
+            if self.in_fast_recovery
+                && sna32gte(self.cumulative_tsn_ack_point, self.fast_recover_exit_point)
+            {
+                debug!("[{}] exit fast-recovery", self.side);
+                self.in_fast_recovery = false;
+            }
             self.on_cumulative_tsn_ack_point_advanced(total_bytes_acked, now);
         }
 
@@ -2585,7 +2595,7 @@ impl Association {
             self.rwnd = d.advertised_receiver_window_credit - bytes_outstanding;
         }
 
-        self.process_fast_retransmission(d.cumulative_tsn_ack, htna, cum_tsn_ack_point_advanced)?;
+        self.process_fast_retransmission(d, htna, cum_tsn_ack_point_advanced)?;
 
         if self.use_forward_tsn {
             self.advance_peer_tsn_ack_point();
@@ -3059,11 +3069,11 @@ impl Association {
                         self.min_tsn2measure_rtt = self.my_next_tsn;
                         if let Some(since) = &c.since {
                             let rtt = now.duration_since(*since);
-                            let srtt = self.rto_mgr.set_new_rtt(rtt.as_millis() as u64);
+                            let srtt = self.rto_mgr.set_new_rtt(rtt);
                             trace!(
-                                "[{}] SACK: measured-rtt={} srtt={} new-rto={}",
+                                "[{}] SACK: measured-rtt={:?} srtt={:.3} ms new-rto={}",
                                 self.side,
-                                rtt.as_millis(),
+                                rtt,
                                 srtt,
                                 self.rto_mgr.get_rto()
                             );
@@ -3073,10 +3083,6 @@ impl Association {
                     }
                 }
 
-                if self.in_fast_recovery && c.tsn == self.fast_recover_exit_point {
-                    debug!("[{}] exit fast-recovery", self.side);
-                    self.in_fast_recovery = false;
-                }
             } else {
                 return Err(Error::ErrInflightQueueTsnPop);
             }
@@ -3086,64 +3092,48 @@ impl Association {
 
         let mut htna = d.cumulative_tsn_ack;
 
-        // Mark selectively acknowledged chunks as "acked"
-        for g in &d.gap_ack_blocks {
-            for i in g.start..=g.end {
-                let tsn = d.cumulative_tsn_ack.wrapping_add(i as u32);
-
-                let (is_existed, is_acked) = if let Some(c) = self.outbound_queue.get(tsn) {
-                    newly_acked_data |= !c.acked && c.nsent > 0;
-                    (true, c.acked)
-                } else {
-                    (false, false)
-                };
-                let n_bytes_acked = if is_existed && !is_acked {
-                    self.outbound_queue.mark_as_acked(tsn) as i64
-                } else {
-                    0
-                };
-
-                if let Some(c) = self.outbound_queue.get(tsn) {
-                    if !is_acked && !c.abandoned {
-                        // Sum the number of bytes acknowledged per stream
-                        if !self
-                            .streams
-                            .get(&c.stream_identifier)
-                            .is_some_and(|stream| c.message_id < stream.first_message_id)
-                        {
-                            *bytes_acked_per_stream
-                                .entry(c.stream_identifier)
-                                .or_insert(0) += n_bytes_acked;
-                        }
-
-                        trace!("[{}] tsn={} has been sacked", self.side, c.tsn);
-
-                        if c.nsent == 1 {
-                            self.min_tsn2measure_rtt = self.my_next_tsn;
-                            if let Some(since) = &c.since {
-                                let rtt = now.duration_since(*since);
-                                let srtt = self.rto_mgr.set_new_rtt(rtt.as_millis() as u64);
-                                trace!(
-                                    "[{}] SACK: measured-rtt={} srtt={} new-rto={}",
-                                    self.side,
-                                    rtt.as_millis(),
-                                    srtt,
-                                    self.rto_mgr.get_rto()
-                                );
-                            } else {
-                                error!("[{}] invalid c.since", self.side);
-                            }
-                        }
-
-                        if sna32lt(htna, tsn) {
-                            htna = tsn;
-                        }
+        // Mark selectively acknowledged chunks as "acked".
+        // kith patch: a SACK repeats every gap block until the cumulative ack passes it,
+        // and while a hole is open the receiver sends one per packet, so walking every TSN
+        // of every block cost O(window) hash lookups per SACK. The TSNs the previous SACK
+        // already acknowledged (`sacked_ranges`, acked chunks stay acked) are skipped.
+        let previous = core::mem::take(&mut self.sacked_ranges);
+        let mut ranges: Vec<(u32, u32)> = d
+            .gap_ack_blocks
+            .iter()
+            .filter(|g| g.start <= g.end)
+            .map(|g| {
+                (
+                    d.cumulative_tsn_ack.wrapping_add(g.start as u32),
+                    d.cumulative_tsn_ack.wrapping_add(g.end as u32),
+                )
+            })
+            .collect();
+        ranges.sort_unstable_by(|a, b| sna32_order(a.0, b.0));
+        for &(first, last) in &ranges {
+            let mut tsn = first;
+            let mut skip = previous.iter();
+            let mut covered = skip.next();
+            loop {
+                // Jump over what the previous SACK acknowledged.
+                while let Some(&(p_first, p_last)) = covered {
+                    if sna32lt(p_last, tsn) {
+                        covered = skip.next();
+                    } else if sna32lte(p_first, tsn) {
+                        tsn = p_last.wrapping_add(1);
+                        covered = skip.next();
+                    } else {
+                        break;
                     }
-                } else {
-                    return Err(Error::ErrTsnRequestNotExist);
                 }
+                if sna32gt(tsn, last) {
+                    break;
+                }
+                self.gap_ack_one(tsn, now, &mut htna, &mut newly_acked_data, &mut bytes_acked_per_stream)?;
+                tsn = tsn.wrapping_add(1);
             }
         }
+        self.sacked_ranges = merge_ranges(ranges);
 
         // Local retirement and duplicate SACKs are not new peer progress.
         if newly_acked_data {
@@ -3158,6 +3148,66 @@ impl Association {
             self.timers.set(Timer::T3RTX, None);
         }
         Ok((bytes_acked_per_stream, htna))
+    }
+
+    /// Marks one TSN reported by a Gap Ack Block as acknowledged.
+    fn gap_ack_one(
+        &mut self,
+        tsn: u32,
+        now: Instant,
+        htna: &mut u32,
+        newly_acked_data: &mut bool,
+        bytes_acked_per_stream: &mut HashMap<u16, i64>,
+    ) -> Result<()> {
+        let (is_acked, nsent) = match self.outbound_queue.get(tsn) {
+            Some(c) => (c.acked, c.nsent),
+            None => return Err(Error::ErrTsnRequestNotExist),
+        };
+        *newly_acked_data |= !is_acked && nsent > 0;
+        let n_bytes_acked = if is_acked {
+            0
+        } else {
+            self.outbound_queue.mark_as_acked(tsn) as i64
+        };
+        let Some(c) = self.outbound_queue.get(tsn) else {
+            return Err(Error::ErrTsnRequestNotExist);
+        };
+        if is_acked || c.abandoned {
+            return Ok(());
+        }
+        // Sum the number of bytes acknowledged per stream
+        if !self
+            .streams
+            .get(&c.stream_identifier)
+            .is_some_and(|stream| c.message_id < stream.first_message_id)
+        {
+            *bytes_acked_per_stream
+                .entry(c.stream_identifier)
+                .or_insert(0) += n_bytes_acked;
+        }
+        trace!("[{}] tsn={} has been sacked", self.side, c.tsn);
+
+        // RFC 9260 §6.3.1 C4/C5: one RTT measurement per round trip, never from a
+        // retransmitted chunk (kith patch: the cumulative path already had the guard; this
+        // one took a sample from every chunk and drove RTTVAR to zero).
+        if c.nsent == 1 && sna32gte(c.tsn, self.min_tsn2measure_rtt) {
+            self.min_tsn2measure_rtt = self.my_next_tsn;
+            if let Some(since) = c.since {
+                let rtt = now.duration_since(since);
+                let srtt = self.rto_mgr.set_new_rtt(rtt);
+                trace!(
+                    "[{}] SACK: measured-rtt={:?} srtt={:.3} ms new-rto={}",
+                    self.side,
+                    rtt,
+                    srtt,
+                    self.rto_mgr.get_rto()
+                );
+            }
+        }
+        if sna32lt(*htna, tsn) {
+            *htna = tsn;
+        }
+        Ok(())
     }
 
     fn on_cumulative_tsn_ack_point_advanced(&mut self, total_bytes_acked: i64, now: Instant) {
@@ -3190,7 +3240,7 @@ impl Association {
             //      most, the lesser of 1) the total size of the previously
             //      outstanding DATA chunk(s) acknowledged, and 2) the destination's
             //      path MTU.
-            if !self.in_fast_recovery && self.outbound_queue.pending_len() != 0 {
+            if !self.in_fast_recovery && self.has_data_to_send() {
                 self.cwnd += core::cmp::min(total_bytes_acked as u32, self.cwnd); // TCP way
                 // self.cwnd += min32(uint32(total_bytes_acked), self.mtu) // SCTP way (slow)
                 trace!(
@@ -3222,7 +3272,7 @@ impl Association {
             //      of data outstanding (i.e., before arrival of the SACK, flight size
             //      was greater than or equal to cwnd), increase cwnd by MTU, and
             //      reset partial_bytes_acked to (partial_bytes_acked - cwnd).
-            if self.partial_bytes_acked >= self.cwnd && self.outbound_queue.pending_len() != 0 {
+            if self.partial_bytes_acked >= self.cwnd && self.has_data_to_send() {
                 self.partial_bytes_acked -= self.cwnd;
                 self.cwnd += self.mtu;
                 trace!(
@@ -3233,69 +3283,99 @@ impl Association {
         }
     }
 
+    /// Whether anything waits to be sent: new DATA or DATA marked for retransmission. The
+    /// congestion window grows only while it is being used (RFC 9260 §7.2.1).
+    fn has_data_to_send(&self) -> bool {
+        self.outbound_queue.pending_len() != 0 || self.outbound_queue.marked_len() != 0
+    }
+
+    /// Fast retransmit on gap reports, RFC 9260 §7.2.4, with these kith patches (each one
+    /// what WebRTC's dcsctp does, and each one a cause of a T3-rtx timeout, at least a second
+    /// of stall, in the unpatched crate):
+    /// * the HTNA rule applies to every SACK, also in Fast Recovery (upstream counted no miss
+    ///   in Fast Recovery unless the cumulative ack advanced, so a second hole above a first
+    ///   one was never reported three times);
+    /// * a retransmitted chunk is counted missing again, from SACKs that acknowledge data
+    ///   sent after the retransmission (`rtx_highest_tsn`), and so is fast-retransmitted again
+    ///   when the retransmission is lost (upstream waited for T3, as §7.2.4 step 5 allows);
+    /// * a chunk that reached three misses stays marked (`retransmit`) until it is resent,
+    ///   ahead of new data, as cwnd allows: it is no longer sent only on a SACK that advances
+    ///   the cumulative ack, one packet at a time;
+    /// * the Fast Recovery exit point is the highest TSN outstanding (§7.2.4 step 2), so cwnd
+    ///   is halved once per window of losses, not once per lost chunk.
+    ///
+    /// Only the TSNs the SACK reports missing are visited (the gaps before and between its
+    /// blocks), not every TSN in flight.
     fn process_fast_retransmission(
         &mut self,
-        cum_tsn_ack_point: u32,
+        d: &ChunkSelectiveAck,
         htna: u32,
         cum_tsn_ack_point_advanced: bool,
     ) -> Result<()> {
-        // HTNA algorithm - RFC 4960 Sec 7.2.4
-        // Increment missIndicator of each chunks that the SACK reported missing
-        // when either of the following is met:
-        // a)  Not in fast-recovery
-        //     miss indications are incremented only for missing TSNs prior to the
-        //     highest TSN newly acknowledged in the SACK.
-        // b)  In fast-recovery AND the Cumulative TSN Ack Point advanced
-        //     the miss indications are incremented for all TSNs reported missing
-        //     in the SACK.
-        if !self.in_fast_recovery || cum_tsn_ack_point_advanced {
-            let max_tsn = if !self.in_fast_recovery {
-                // a) increment only for missing TSNs prior to the HTNA
-                htna
-            } else {
-                // b) increment for all TSNs reported missing
-                cum_tsn_ack_point
-                    .wrapping_add(self.outbound_queue.inflight_len() as u32)
-                    .wrapping_add(1)
-            };
-
-            let mut tsn = cum_tsn_ack_point.wrapping_add(1);
-            while sna32lt(tsn, max_tsn) {
-                if let Some(c) = self.outbound_queue.get_mut(tsn) {
-                    if !c.acked && !c.abandoned && c.miss_indicator < 3 {
-                        c.miss_indicator += 1;
-                        if c.miss_indicator == 3 && !self.in_fast_recovery {
-                            // 2)  If not in Fast Recovery, adjust the ssthresh and cwnd of the
-                            //     destination address(es) to which the missing DATA chunks were
-                            //     last sent, according to the formula described in Section 7.2.3.
-                            self.in_fast_recovery = true;
-                            self.fast_recover_exit_point = htna;
-                            self.ssthresh = core::cmp::max(self.cwnd / 2, 4 * self.mtu);
-                            self.cwnd = self.ssthresh;
-                            self.partial_bytes_acked = 0;
-                            self.will_retransmit_fast = true;
-
-                            trace!(
-                                "[{}] updated cwnd={} ssthresh={} inflight={} (FR)",
-                                self.side,
-                                self.cwnd,
-                                self.ssthresh,
-                                self.outbound_queue.inflight_bytes()
-                            );
-                        }
-                    }
-                } else {
-                    return Err(Error::ErrTsnRequestNotExist);
+        let cum = d.cumulative_tsn_ack;
+        // Miss indications go to missing TSNs below the highest TSN newly acknowledged; in
+        // Fast Recovery, when the cumulative ack advanced, to every TSN reported missing.
+        let all_reported = self.in_fast_recovery && cum_tsn_ack_point_advanced;
+        let mut blocks: Vec<(u32, u32)> = d
+            .gap_ack_blocks
+            .iter()
+            .filter(|g| g.start <= g.end)
+            .map(|g| (g.start as u32, g.end as u32))
+            .collect();
+        blocks.sort_unstable();
+        let mut offset = 1u32;
+        for (start, end) in blocks {
+            while offset < start {
+                let tsn = cum.wrapping_add(offset);
+                if !all_reported && !sna32lt(tsn, htna) {
+                    return Ok(());
                 }
-
-                tsn = tsn.wrapping_add(1);
+                self.count_miss(tsn, htna)?;
+                offset += 1;
             }
+            offset = offset.max(end + 1);
         }
+        Ok(())
+    }
 
-        if self.in_fast_recovery && cum_tsn_ack_point_advanced {
+    /// One miss indication for a TSN a SACK reports missing; the third marks it for fast
+    /// retransmission and, outside Fast Recovery, enters it.
+    fn count_miss(&mut self, tsn: u32, htna: u32) -> Result<()> {
+        let Some(c) = self.outbound_queue.get_mut(tsn) else {
+            return Err(Error::ErrTsnRequestNotExist);
+        };
+        if c.acked || c.abandoned || c.retransmit || c.miss_indicator >= 3 {
+            return Ok(());
+        }
+        // A retransmission is missing only once data sent after it has arrived.
+        if c.nsent > 1 && !sna32gt(htna, c.rtx_highest_tsn) {
+            return Ok(());
+        }
+        c.miss_indicator += 1;
+        if c.miss_indicator < 3 {
+            return Ok(());
+        }
+        self.outbound_queue.mark_to_retransmit(tsn);
+        if !self.in_fast_recovery {
+            // 2)  If not in Fast Recovery, adjust the ssthresh and cwnd of the
+            //     destination address(es) to which the missing DATA chunks were
+            //     last sent, according to the formula described in Section 7.2.3.
+            //     ... mark the highest outstanding TSN as the Fast Recovery exit point.
+            self.in_fast_recovery = true;
+            self.fast_recover_exit_point = self.my_next_tsn.wrapping_sub(1);
+            self.ssthresh = core::cmp::max(self.cwnd / 2, 4 * self.mtu);
+            self.cwnd = self.ssthresh;
+            self.partial_bytes_acked = 0;
+            // 3)  ... the sender SHOULD ignore the value of cwnd ... for this single packet.
             self.will_retransmit_fast = true;
+            trace!(
+                "[{}] updated cwnd={} ssthresh={} inflight={} (FR)",
+                self.side,
+                self.cwnd,
+                self.ssthresh,
+                self.outbound_queue.inflight_bytes()
+            );
         }
-
         Ok(())
     }
 
@@ -3519,9 +3599,9 @@ impl Association {
         let state = self.state();
         match state {
             AssociationState::Established => {
+                // Retransmissions (fast and T3) go first, and decide fast-recovery
+                // abandonment before any pending tail is selected.
                 raw_packets = self.gather_data_packets_to_retransmit(raw_packets, now);
-                // Decide fast-recovery abandonment before selecting any pending tail.
-                raw_packets = self.gather_outbound_fast_retransmission_packets(raw_packets, now);
                 raw_packets = self.gather_outbound_data_and_reconfig_packets(raw_packets, now);
                 // Pending timed DATA can expire without receiving a TSN. Release
                 // any reset it was holding back in this same poll.
@@ -3534,7 +3614,6 @@ impl Association {
             | AssociationState::ShutdownSent
             | AssociationState::ShutdownReceived => {
                 raw_packets = self.gather_data_packets_to_retransmit(raw_packets, now);
-                raw_packets = self.gather_outbound_fast_retransmission_packets(raw_packets, now);
                 raw_packets = self.gather_outbound_sack_packets(raw_packets);
                 raw_packets = self.gather_outbound_forward_tsn_packets(raw_packets);
                 self.gather_outbound_shutdown_packets(raw_packets, now)
@@ -3737,87 +3816,6 @@ impl Association {
         raw_packets
     }
 
-    fn gather_outbound_fast_retransmission_packets(
-        &mut self,
-        mut raw_packets: Vec<Bytes>,
-        now: Instant,
-    ) -> Vec<Bytes> {
-        self.expire_inflight_messages(now);
-        if self.will_retransmit_fast {
-            self.will_retransmit_fast = false;
-
-            let mut to_fast_retrans: Vec<Box<dyn Chunk + Send + Sync>> = vec![];
-            let mut fast_retrans_size = COMMON_HEADER_SIZE;
-
-            let mut i = 0;
-            loop {
-                let tsn = self
-                    .cumulative_tsn_ack_point
-                    .wrapping_add(i)
-                    .wrapping_add(1);
-                if let Some(c) = self.outbound_queue.get(tsn) {
-                    if c.acked || c.abandoned || c.nsent > 1 || c.miss_indicator < 3 {
-                        i += 1;
-                        continue;
-                    }
-
-                    // RFC 4960 Sec 7.2.4 Fast Retransmit on Gap Reports
-                    //  3)  Determine how many of the earliest (i.e., lowest TSN) DATA chunks
-                    //      marked for retransmission will fit into a single packet, subject
-                    //      to constraint of the path MTU of the destination transport
-                    //      address to which the packet is being sent.  Call this value K.
-                    //      Retransmit those K DATA chunks in a single packet.  When a Fast
-                    //      Retransmit is being performed, the sender SHOULD ignore the value
-                    //      of cwnd and SHOULD NOT delay retransmission for this single
-                    //		packet.
-
-                    if self.abandon_if_needed(tsn, now) {
-                        i += 1;
-                        continue;
-                    }
-
-                    let c = self.outbound_queue.get_mut(tsn).unwrap();
-                    let data_chunk_size = DATA_CHUNK_HEADER_SIZE + c.user_data.len() as u32;
-                    if self.mtu < fast_retrans_size + data_chunk_size {
-                        break;
-                    }
-
-                    fast_retrans_size += data_chunk_size;
-                    self.stats.inc_fast_retrans();
-                    c.nsent += 1;
-                } else {
-                    break; // end of pending data
-                }
-
-                if let Some(c) = self.outbound_queue.get_mut(tsn) {
-                    to_fast_retrans.push(Box::new(c.clone()));
-                    trace!(
-                        "[{}] fast-retransmit: tsn={} sent={} htna={}",
-                        self.side, c.tsn, c.nsent, self.fast_recover_exit_point
-                    );
-                }
-                i += 1;
-            }
-
-            to_fast_retrans.retain(|chunk| {
-                let data = chunk.as_any().downcast_ref::<ChunkPayloadData>().unwrap();
-                !self.outbound_queue.is_abandoned(data.tsn)
-            });
-            if !to_fast_retrans.is_empty() {
-                if let Ok(raw) = self.create_packet(to_fast_retrans).marshal() {
-                    raw_packets.push(raw);
-                } else {
-                    warn!(
-                        "[{}] failed to serialize a DATA packet to be fast-retransmitted",
-                        self.side
-                    );
-                }
-            }
-        }
-
-        raw_packets
-    }
-
     fn gather_outbound_sack_packets(&mut self, mut raw_packets: Vec<Bytes>) -> Vec<Bytes> {
         if self.ack_state == AckState::Immediate {
             self.ack_state = AckState::Idle;
@@ -3941,77 +3939,96 @@ impl Association {
         (raw_packets, ok)
     }
 
-    /// get_data_packets_to_retransmit is called when T3-rtx is timed
-    /// out and retransmit outstanding data chunks that are not acked
-    /// or abandoned yet.
+    /// Retransmits the DATA chunks marked for it, lowest TSN first and ahead of new data:
+    /// all outstanding chunks after a T3-rtx timeout, the chunks that got three miss
+    /// indications in fast retransmit (kith patch: both kinds in one pass).
+    ///
+    /// kith patch: the pass sends what cwnd leaves room for (marked chunks are presumed lost
+    /// and do not count in the flight size), plus, on entering Fast Recovery, one packet
+    /// regardless of cwnd (RFC 9260 §7.2.4 step 3). Upstream sent every chunk marked by a
+    /// T3 at once, up to a whole window, with cwnd at one MTU. Each retransmission asks for
+    /// an immediate SACK (the I bit, RFC 7053), so the delayed-ack timer at the receiver
+    /// does not hold up the repair, and restarts the miss count from data sent after it.
     fn get_data_packets_to_retransmit(&mut self, now: Instant) -> Vec<Packet> {
         self.expire_inflight_messages(now);
-        // kith patch: only a T3 timeout marks chunks for retransmission; without one
-        // the walk below would visit every chunk in flight and find none.
-        if !self.outbound_queue.marked_for_retransmit() {
+        if self.outbound_queue.marked_len() == 0 {
+            self.will_retransmit_fast = false;
             return vec![];
         }
-        let mut reached_end = false;
-        let awnd = core::cmp::min(self.cwnd, self.rwnd);
+        let mut cwnd_room =
+            (self.cwnd as usize).saturating_sub(self.outbound_queue.flight_bytes());
+        if core::mem::take(&mut self.will_retransmit_fast) {
+            cwnd_room = cwnd_room.max(self.mtu as usize);
+        }
+        let budget = cwnd_room.min(self.rwnd as usize);
         let mut chunks: Vec<ChunkPayloadData> = vec![];
         let mut bytes_to_send = 0;
-        let mut done = false;
-        let mut i = 0;
-        while !done {
-            let tsn = self
-                .cumulative_tsn_ack_point
-                .wrapping_add(i)
-                .wrapping_add(1);
-            if let Some(c) = self.outbound_queue.get(tsn) {
-                if !c.retransmit {
-                    i += 1;
-                    continue;
-                }
-
-                if self.abandon_if_needed(tsn, now) {
-                    chunks.retain(|c| !self.outbound_queue.is_abandoned(c.tsn));
-                    bytes_to_send = chunks.iter().map(|c| c.user_data.len()).sum();
-                    i += 1;
-                    continue;
-                }
-
-                let c = self.outbound_queue.get_mut(tsn).unwrap();
-                if i == 0 && self.rwnd < c.user_data.len() as u32 {
-                    // Send it as a zero window probe
-                    done = true;
-                } else if bytes_to_send + c.user_data.len() > awnd as usize {
-                    break;
-                }
-
-                bytes_to_send += c.user_data.len();
-            } else {
-                reached_end = true;
-                break; // end of pending data
+        let mut unvisited = self.outbound_queue.marked_len();
+        let mut tsn = self.cumulative_tsn_ack_point.wrapping_add(1);
+        while unvisited > 0 {
+            let Some(c) = self.outbound_queue.get(tsn) else {
+                break; // end of the flight
+            };
+            if !c.retransmit {
+                tsn = tsn.wrapping_add(1);
+                continue;
             }
-
-            if let Some(c) = self.outbound_queue.get_mut(tsn) {
-                trace!(
-                    "[{}] retransmitting tsn={} ssn={} sent={}",
-                    self.side, c.tsn, c.stream_sequence_number, c.nsent
-                );
-
+            unvisited -= 1;
+            let len = c.user_data.len();
+            if self.abandon_if_needed(tsn, now) {
+                chunks.retain(|c| !self.outbound_queue.is_abandoned(c.tsn));
+                bytes_to_send = chunks.iter().map(|c| c.user_data.len()).sum();
+                // Abandoning unmarked the message's other marked chunks too.
+                unvisited = unvisited.min(self.outbound_queue.marked_len());
+                tsn = tsn.wrapping_add(1);
+                continue;
+            }
+            // With the peer's window closed, the first outstanding chunk still goes, alone,
+            // as a zero window probe.
+            let probe = chunks.is_empty()
+                && tsn == self.cumulative_tsn_ack_point.wrapping_add(1)
+                && (self.rwnd as usize) < len
+                && cwnd_room >= len;
+            if bytes_to_send + len > budget && !probe {
+                break;
+            }
+            let Some(c) = self.outbound_queue.get(tsn) else {
+                break;
+            };
+            if probe {
                 chunks.push(c.clone());
+                break;
             }
-            i += 1;
+            bytes_to_send += len;
+            chunks.push(c.clone());
+            tsn = tsn.wrapping_add(1);
         }
 
-        if reached_end && !done {
-            // kith patch: every marked chunk in flight was taken (or abandoned).
-            self.outbound_queue.retransmit_pass_complete();
-        }
-
-        // A later fragment may exhaust the message's policy after an earlier
-        // fragment was selected in this pass. Neither should be retransmitted.
+        let earliest = self.cumulative_tsn_ack_point.wrapping_add(1);
+        let highest_sent = self.my_next_tsn.wrapping_sub(1);
         for chunk in &mut chunks {
+            self.outbound_queue.unmark(chunk.tsn);
             let c = self.outbound_queue.get_mut(chunk.tsn).unwrap();
-            c.retransmit = false;
+            let fast = c.miss_indicator >= 3;
             c.nsent += 1;
+            c.miss_indicator = 0;
+            c.rtx_highest_tsn = highest_sent;
             chunk.nsent = c.nsent;
+            chunk.immediate_sack = true;
+            trace!(
+                "[{}] retransmitting tsn={} ssn={} sent={} fast={}",
+                self.side, chunk.tsn, chunk.stream_sequence_number, chunk.nsent, fast
+            );
+            if fast {
+                self.stats.inc_fast_retrans();
+                // 4)  Restart the T3-rtx timer only if ... the endpoint is retransmitting
+                //     the first outstanding DATA chunk sent to that address.
+                if chunk.tsn == earliest {
+                    self.timers.stop(Timer::T3RTX);
+                    self.timers
+                        .start(Timer::T3RTX, now, self.rto_mgr.get_rto());
+                }
+            }
         }
         self.bundle_data_chunks_into_packets(chunks)
     }
@@ -4051,7 +4068,7 @@ impl Association {
                 };
                 let data_len = c.user_data.len();
 
-                if self.outbound_queue.inflight_bytes() + data_len > self.cwnd as usize {
+                if self.outbound_queue.flight_bytes() + data_len > self.cwnd as usize {
                     break; // would exceeds cwnd
                 }
 
@@ -4370,6 +4387,10 @@ impl Association {
 
                 self.ssthresh = core::cmp::max(self.cwnd / 2, 4 * self.mtu);
                 self.cwnd = self.mtu;
+                // kith patch: a timeout ends Fast Recovery (slow start must be able to
+                // grow cwnd again, and a later loss must be able to enter it anew).
+                self.in_fast_recovery = false;
+                self.partial_bytes_acked = 0;
                 trace!(
                     "[{}] updated cwnd={} ssthresh={} inflight={} (RTO)",
                     self.side,
@@ -4494,4 +4515,31 @@ impl Association {
             //.map_or(true, |(timer, _)| timer == Timer::Idle)
             .is_none()
     }
+}
+
+/// Orders two TSNs by serial number arithmetic (RFC 1982), as the rest of the crate does.
+fn sna32_order(a: u32, b: u32) -> core::cmp::Ordering {
+    if a == b {
+        core::cmp::Ordering::Equal
+    } else if sna32lt(a, b) {
+        core::cmp::Ordering::Less
+    } else {
+        core::cmp::Ordering::Greater
+    }
+}
+
+/// Merges inclusive TSN ranges sorted by their first TSN into disjoint ones.
+fn merge_ranges(sorted: Vec<(u32, u32)>) -> Vec<(u32, u32)> {
+    let mut merged: Vec<(u32, u32)> = Vec::with_capacity(sorted.len());
+    for (first, last) in sorted {
+        match merged.last_mut() {
+            Some(prev) if sna32lte(first, prev.1.wrapping_add(1)) => {
+                if sna32gt(last, prev.1) {
+                    prev.1 = last;
+                }
+            }
+            _ => merged.push((first, last)),
+        }
+    }
+    merged
 }

@@ -40,7 +40,7 @@ fn timed_recovery_obeys_exact_deadline() {
                 let later = now + Duration::from_millis(delay);
                 let packets = if fast {
                     a.will_retransmit_fast = true;
-                    a.gather_outbound_fast_retransmission_packets(vec![], later)
+                    a.gather_data_packets_to_retransmit(vec![], later)
                 } else {
                     a.get_data_packets_to_retransmit(later)
                         .into_iter()
@@ -69,8 +69,8 @@ fn timed_expiry_is_not_hidden_by_window_or_fast_packet_limit() {
         first.message_id = u64::MAX;
         for tsn in 1..=3 {
             let c = a.outbound_queue.get_mut(tsn).unwrap();
-            c.retransmit = true;
             c.miss_indicator = 3;
+            a.outbound_queue.mark_to_retransmit(tsn);
         }
         a.cwnd = 0;
         a.mtu = 0;
@@ -78,7 +78,7 @@ fn timed_expiry_is_not_hidden_by_window_or_fast_packet_limit() {
         if fast {
             a.will_retransmit_fast = true;
             assert!(
-                a.gather_outbound_fast_retransmission_packets(vec![], later)
+                a.gather_data_packets_to_retransmit(vec![], later)
                     .is_empty()
             );
         } else {

@@ -149,10 +149,17 @@ const RTO_BASE: u64 = 8;
 
 /// rtoManager manages Rtx timeout values.
 /// This is an implementation of RFC 4960 sec 6.3.1.
+///
+/// kith patch: RTT samples are kept to the microsecond (upstream took whole milliseconds,
+/// so on a LAN every sample was 0, which also meant "no sample yet" and restarted the
+/// estimate), and RTTVAR has a floor so that a steady path does not drive the RTO down to
+/// SRTT, where any jitter fires a spurious timeout.
 #[derive(Debug)]
 pub(crate) struct RtoManager {
-    pub(crate) srtt: u64,
+    /// Smoothed round trip, in milliseconds; meaningful once `has_sample`.
+    pub(crate) srtt: f64,
     pub(crate) rttvar: f64,
+    pub(crate) has_sample: bool,
     pub(crate) rto: u64,
     pub(crate) no_update: bool,
     pub(crate) rto_initial: u64,
@@ -160,17 +167,13 @@ pub(crate) struct RtoManager {
     pub(crate) rto_max: u64,
 }
 
+/// The floor of RTTVAR in milliseconds: RTO is at least SRTT + 4 × this (dcsctp uses a
+/// minimum variance in the same way).
+const RTTVAR_FLOOR_MS: f64 = 5.0;
+
 impl Default for RtoManager {
     fn default() -> Self {
-        RtoManager {
-            srtt: 0,
-            rttvar: 0.0,
-            rto: RTO_INITIAL,
-            no_update: false,
-            rto_initial: RTO_INITIAL,
-            rto_min: RTO_MIN,
-            rto_max: RTO_MAX,
-        }
+        RtoManager::new(RTO_INITIAL, RTO_MIN, RTO_MAX)
     }
 }
 
@@ -178,8 +181,9 @@ impl RtoManager {
     /// Creates a new RtoManager with configurable RTO values.
     pub(crate) fn new(rto_initial: u64, rto_min: u64, rto_max: u64) -> Self {
         RtoManager {
-            srtt: 0,
+            srtt: 0.0,
             rttvar: 0.0,
+            has_sample: false,
             rto: rto_initial,
             no_update: false,
             rto_initial,
@@ -188,25 +192,28 @@ impl RtoManager {
         }
     }
 
-    /// set_new_rtt takes a newly measured RTT then adjust the RTO in msec.
-    pub(crate) fn set_new_rtt(&mut self, rtt: u64) -> u64 {
+    /// set_new_rtt takes a newly measured RTT, adjusts the RTO and returns SRTT in msec.
+    pub(crate) fn set_new_rtt(&mut self, rtt: Duration) -> f64 {
         if self.no_update {
             return self.srtt;
         }
+        let rtt = rtt.as_secs_f64() * 1000.0;
 
-        if self.srtt == 0 {
+        if !self.has_sample {
             // First measurement
+            self.has_sample = true;
             self.srtt = rtt;
-            self.rttvar = rtt as f64 / 2.0;
+            self.rttvar = rtt / 2.0;
         } else {
             // Subsequent rtt measurement
-            self.rttvar = ((RTO_BASE - RTO_BETA) as f64 * self.rttvar
-                + RTO_BETA as f64 * (self.srtt as i64 - rtt as i64).abs() as f64)
-                / RTO_BASE as f64;
-            self.srtt = ((RTO_BASE - RTO_ALPHA) * self.srtt + RTO_ALPHA * rtt) / RTO_BASE;
+            let beta = RTO_BETA as f64 / RTO_BASE as f64;
+            let alpha = RTO_ALPHA as f64 / RTO_BASE as f64;
+            self.rttvar = (1.0 - beta) * self.rttvar + beta * (self.srtt - rtt).abs();
+            self.srtt = (1.0 - alpha) * self.srtt + alpha * rtt;
         }
 
-        self.rto = (self.srtt + (4.0 * self.rttvar) as u64).clamp(self.rto_min, self.rto_max);
+        let rto = self.srtt + 4.0 * self.rttvar.max(RTTVAR_FLOOR_MS);
+        self.rto = (rto.ceil() as u64).clamp(self.rto_min, self.rto_max);
 
         self.srtt
     }
@@ -222,8 +229,9 @@ impl RtoManager {
             return;
         }
 
-        self.srtt = 0;
+        self.srtt = 0.0;
         self.rttvar = 0.0;
+        self.has_sample = false;
         self.rto = self.rto_initial;
     }
 

@@ -117,6 +117,11 @@ pub struct ChunkPayloadData {
     /// Retransmission flag set when T1-RTX timeout occurred and this
     /// chunk is still in the inflight queue
     pub(crate) retransmit: bool,
+
+    /// kith patch: the highest TSN the sender had assigned when this chunk was last
+    /// retransmitted. A SACK that acknowledges a TSN above it acknowledges data sent after
+    /// the retransmission, so it is evidence that the retransmission was lost too.
+    pub(crate) rtx_highest_tsn: u32,
 }
 
 impl Default for ChunkPayloadData {
@@ -140,6 +145,7 @@ impl Default for ChunkPayloadData {
             deadline: None,
             nsent: 0,
             retransmit: false,
+            rtx_highest_tsn: 0,
         }
     }
 }
@@ -220,6 +226,7 @@ impl Chunk for ChunkPayloadData {
             deadline: None,
             nsent: 0,
             retransmit: false,
+            rtx_highest_tsn: 0,
         })
     }
 

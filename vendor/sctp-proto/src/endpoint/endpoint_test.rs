@@ -39,6 +39,9 @@ use std::net::UdpSocket;
 use std::sync::{LazyLock, Mutex};
 use std::time::Instant;
 
+#[path = "loss_test.rs"]
+mod loss_test;
+
 pub static SERVER_PORTS: LazyLock<Mutex<RangeFrom<u16>>> = LazyLock::new(|| Mutex::new(4433..));
 pub static CLIENT_PORTS: LazyLock<Mutex<RangeFrom<u16>>> = LazyLock::new(|| Mutex::new(44433..));
 
@@ -210,11 +213,21 @@ impl ::core::ops::DerefMut for TestEndpoint {
     }
 }
 
+/// Decides whether a datagram is lost on the simulated path: called with `true` for
+/// datagrams towards the server, `false` for those towards the client (kith patch).
+type DropHook = Box<dyn FnMut(bool, &Bytes) -> bool>;
+
 struct Pair {
     server: TestEndpoint,
     client: TestEndpoint,
     time: Instant,
     latency: Duration, // One-way
+    drop_hook: Option<DropHook>,
+    /// kith patch: when set, each direction is a link of this many bytes per second:
+    /// datagrams queue behind each other (without limit) instead of all arriving at once.
+    bandwidth: Option<f64>,
+    /// When each direction's link finishes sending what it has queued (kith patch).
+    link_free: [Instant; 2],
 }
 
 impl Pair {
@@ -234,12 +247,33 @@ impl Pair {
             Ipv6Addr::LOCALHOST.into(),
             CLIENT_PORTS.lock().unwrap().next().unwrap(),
         );
+        let now = Instant::now();
         Self {
             server: TestEndpoint::new(server, server_addr),
             client: TestEndpoint::new(client, client_addr),
-            time: Instant::now(),
+            time: now,
             latency: Duration::new(0, 0),
+            drop_hook: None,
+            bandwidth: None,
+            link_free: [now; 2],
         }
+    }
+
+    /// When a datagram of `len` bytes sent now arrives at the other side (kith patch).
+    fn arrival(&mut self, to_server: bool, len: usize) -> Instant {
+        let Some(bandwidth) = self.bandwidth else {
+            return self.time + self.latency;
+        };
+        let link = &mut self.link_free[usize::from(to_server)];
+        let sent = (*link).max(self.time) + Duration::from_secs_f64(len as f64 / bandwidth);
+        *link = sent;
+        sent + self.latency
+    }
+
+    fn dropped(&mut self, to_server: bool, content: &Bytes) -> bool {
+        self.drop_hook
+            .as_mut()
+            .is_some_and(|hook| hook(to_server, content))
     }
 
     /// Returns whether the association is not idle
@@ -279,16 +313,18 @@ impl Pair {
 
     pub fn drive_client(&mut self) {
         self.client.drive(self.time, self.server.addr);
-        for x in self.client.outbound.drain(..) {
+        let outbound: Vec<Transmit> = self.client.outbound.drain(..).collect();
+        for x in outbound {
             if let Payload::RawEncode(contents) = x.payload {
                 for content in contents {
                     if let Some(ref socket) = self.client.socket {
                         socket.send_to(&content, x.remote).unwrap();
                     }
                     if self.server.addr == x.remote {
-                        self.server
-                            .inbound
-                            .push_back((self.time + self.latency, x.ecn, content));
+                        let arrival = self.arrival(true, content.len());
+                        if !self.dropped(true, &content) {
+                            self.server.inbound.push_back((arrival, x.ecn, content));
+                        }
                     }
                 }
             }
@@ -297,16 +333,18 @@ impl Pair {
 
     pub fn drive_server(&mut self) {
         self.server.drive(self.time, self.client.addr);
-        for x in self.server.outbound.drain(..) {
+        let outbound: Vec<Transmit> = self.server.outbound.drain(..).collect();
+        for x in outbound {
             if let Payload::RawEncode(contents) = x.payload {
                 for content in contents {
                     if let Some(ref socket) = self.server.socket {
                         socket.send_to(&content, x.remote).unwrap();
                     }
                     if self.client.addr == x.remote {
-                        self.client
-                            .inbound
-                            .push_back((self.time + self.latency, x.ecn, content));
+                        let arrival = self.arrival(false, content.len());
+                        if !self.dropped(false, &content) {
+                            self.client.inbound.push_back((arrival, x.ecn, content));
+                        }
                     }
                 }
             }

@@ -18,11 +18,6 @@ pub(crate) struct OutboundQueue {
     inflight: PayloadQueue,
     next_message_id: u64,
     next_unstarted_message_id: u64,
-    /// kith patch: chunks may be marked for retransmission (set by
-    /// `mark_all_to_retransmit`, cleared once a retransmission pass has walked the
-    /// whole flight). Lets `get_data_packets_to_retransmit` skip its walk over every
-    /// chunk in flight on each poll when nothing is marked.
-    marked_for_retransmit: bool,
 }
 
 impl OutboundQueue {
@@ -196,18 +191,30 @@ impl OutboundQueue {
         self.pending.any_timed
     }
 
-    /// kith patch: see `marked_for_retransmit`.
-    pub(crate) fn marked_for_retransmit(&self) -> bool {
-        self.marked_for_retransmit
+    /// kith patch: how many chunks in flight are marked for retransmission. Lets
+    /// `get_data_packets_to_retransmit` skip its walk when none is, and stop it once it has
+    /// found them all.
+    pub(crate) fn marked_len(&self) -> usize {
+        self.inflight.marked_len()
     }
 
-    /// kith patch: a retransmission pass reached the end of the flight.
-    pub(crate) fn retransmit_pass_complete(&mut self) {
-        self.marked_for_retransmit = false;
+    /// kith patch: the bytes sent and neither acknowledged, abandoned nor presumed lost
+    /// (marked for retransmission): what cwnd limits.
+    pub(crate) fn flight_bytes(&self) -> usize {
+        self.inflight.get_num_bytes() - self.inflight.marked_bytes()
+    }
+
+    /// kith patch: marks one chunk for fast retransmission; see `PayloadQueue`.
+    pub(crate) fn mark_to_retransmit(&mut self, tsn: u32) -> bool {
+        self.inflight.mark_to_retransmit(tsn)
+    }
+
+    /// kith patch: the marked chunk is being retransmitted.
+    pub(crate) fn unmark(&mut self, tsn: u32) {
+        self.inflight.unmark(tsn)
     }
 
     pub(crate) fn mark_all_to_retransmit(&mut self) {
-        self.marked_for_retransmit = true;
         self.inflight.mark_all_to_retransmit();
     }
 

@@ -14,6 +14,11 @@ pub(crate) struct PayloadQueue {
     pub(crate) sorted: VecDeque<u32>,
     dup_tsn: Vec<u32>,
     n_bytes: usize,
+    /// kith patch: chunks marked for retransmission (`retransmit` set) and their bytes.
+    /// They are counted as lost rather than in flight, so the sender's flight size
+    /// (`get_num_bytes() - marked_bytes`) leaves room under cwnd to resend them.
+    n_marked: usize,
+    marked_bytes: usize,
 }
 
 impl PayloadQueue {
@@ -70,11 +75,50 @@ impl PayloadQueue {
             if let Some(c) = self.chunk_map.remove(&tsn) {
                 //self.length -= 1;
                 self.n_bytes = self.n_bytes.saturating_sub(c.user_data.len());
+                if c.retransmit {
+                    self.n_marked -= 1;
+                    self.marked_bytes -= c.user_data.len();
+                }
                 return Some(c);
             }
         }
 
         None
+    }
+
+    /// kith patch: marks one chunk in flight for retransmission (a fast retransmit). Returns
+    /// whether it was newly marked: acked, abandoned and already marked chunks are not.
+    pub(crate) fn mark_to_retransmit(&mut self, tsn: u32) -> bool {
+        match self.chunk_map.get_mut(&tsn) {
+            Some(c) if !c.acked && !c.abandoned && !c.retransmit => {
+                c.retransmit = true;
+                self.n_marked += 1;
+                self.marked_bytes += c.user_data.len();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// kith patch: the chunk is being retransmitted, so it is in flight again.
+    pub(crate) fn unmark(&mut self, tsn: u32) {
+        if let Some(c) = self.chunk_map.get_mut(&tsn) {
+            if c.retransmit {
+                c.retransmit = false;
+                self.n_marked -= 1;
+                self.marked_bytes -= c.user_data.len();
+            }
+        }
+    }
+
+    /// kith patch: how many chunks are marked for retransmission.
+    pub(crate) fn marked_len(&self) -> usize {
+        self.n_marked
+    }
+
+    /// kith patch: the payload bytes of the chunks marked for retransmission.
+    pub(crate) fn marked_bytes(&self) -> usize {
+        self.marked_bytes
     }
 
     /// Removes every queued chunk with a TSN at or before `cumulative_tsn`.
@@ -86,10 +130,16 @@ impl PayloadQueue {
     pub(crate) fn pop_up_to(&mut self, cumulative_tsn: u32) {
         let chunk_map = &mut self.chunk_map;
         let n_bytes = &mut self.n_bytes;
+        let n_marked = &mut self.n_marked;
+        let marked_bytes = &mut self.marked_bytes;
         self.sorted.retain(|tsn| {
             if sna32lte(*tsn, cumulative_tsn) {
                 if let Some(c) = chunk_map.remove(tsn) {
                     *n_bytes = n_bytes.saturating_sub(c.user_data.len());
+                    if c.retransmit {
+                        *n_marked -= 1;
+                        *marked_bytes -= c.user_data.len();
+                    }
                 }
                 false
             } else {
@@ -113,6 +163,10 @@ impl PayloadQueue {
         for chunk in self.chunk_map.values_mut() {
             if chunk.message_id == message_id {
                 released += chunk.user_data.len();
+                if chunk.retransmit {
+                    self.n_marked -= 1;
+                    self.marked_bytes -= chunk.user_data.len();
+                }
                 chunk.user_data.clear();
                 chunk.abandoned = true;
                 chunk.retransmit = false;
@@ -122,10 +176,17 @@ impl PayloadQueue {
         released
     }
 
+    /// Marks every chunk still outstanding for retransmission (a T3 timeout). The miss
+    /// indications start again, as the retransmissions are new transmissions (kith patch).
     pub(crate) fn mark_all_to_retransmit(&mut self) {
         for chunk in self.chunk_map.values_mut() {
             if !chunk.acked && !chunk.abandoned {
+                if !chunk.retransmit {
+                    self.n_marked += 1;
+                    self.marked_bytes += chunk.user_data.len();
+                }
                 chunk.retransmit = true;
+                chunk.miss_indicator = 0;
             }
         }
     }
@@ -170,6 +231,10 @@ impl PayloadQueue {
     pub(crate) fn mark_as_acked(&mut self, tsn: u32) -> usize {
         if let Some(c) = self.chunk_map.get_mut(&tsn) {
             c.acked = true;
+            if c.retransmit {
+                self.n_marked -= 1;
+                self.marked_bytes -= c.user_data.len();
+            }
             c.retransmit = false;
             let n = c.user_data.len();
             self.n_bytes -= n;
