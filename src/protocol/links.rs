@@ -1348,8 +1348,11 @@ mod tests {
         /// When each direction's link has sent what is queued on it.
         free_at: [Instant; 2],
         /// Datagrams on their way to side 0 and side 1, in arrival order.
-        on_the_way: [VecDeque<(Instant, SocketAddr, SocketAddr, Vec<u8>)>; 2],
+        on_the_way: [VecDeque<InFlight>; 2],
     }
+
+    /// A datagram on the path: when it arrives, its source, its destination, its bytes.
+    type InFlight = (Instant, SocketAddr, SocketAddr, Vec<u8>);
 
     impl LossyPath {
         fn new(now: Instant, one_way: Duration, bytes_per_s: f64, loss: f64, seed: u64) -> Self {

@@ -229,6 +229,8 @@ pub struct Association {
     /// kith patch: the TSNs the last SACK acknowledged above its cumulative ack, as sorted
     /// disjoint inclusive ranges; the next SACK skips them (see `process_selective_ack`).
     sacked_ranges: Vec<(u32, u32)>,
+    /// kith patch: a tail loss probe was sent and no SACK has acknowledged new data since.
+    probe_outstanding: bool,
     will_retransmit_reconfig: bool,
 
     will_send_shutdown_ack: bool,
@@ -353,6 +355,7 @@ impl Default for Association {
             will_send_forward_tsn: false,
             will_retransmit_fast: false,
             sacked_ranges: Vec::new(),
+            probe_outstanding: false,
             will_retransmit_reconfig: false,
 
             will_send_shutdown_ack: false,
@@ -786,6 +789,8 @@ impl Association {
 
             if timer == Timer::Ack {
                 self.on_ack_timeout();
+            } else if timer == Timer::Probe {
+                self.on_probe_timeout();
             } else if failure {
                 self.on_retransmission_failure(timer);
             } else {
@@ -2619,7 +2624,46 @@ impl Association {
 
         self.postprocess_sack(state, cum_tsn_ack_point_advanced, now);
 
+        if self.outbound_queue.inflight_len() == 0 {
+            self.timers.stop(Timer::Probe);
+            self.probe_outstanding = false;
+        } else if total_bytes_acked > 0 || cum_tsn_ack_point_advanced {
+            self.probe_outstanding = false;
+            self.arm_probe(now);
+        }
+
         Ok(vec![])
+    }
+
+    /// kith patch: a tail loss probe, after RFC 8985's TLP. Fast retransmit needs three
+    /// SACKs for data sent after a loss; when nothing follows the lost chunk (the last chunk
+    /// of a transfer, a lone chat message, a retransmission lost while the peer's window is
+    /// full) no such SACK comes, and only T3 (RTO.Min 400 ms) would repair it. If no SACK
+    /// acknowledges new data within two smoothed round trips of the last DATA sent, the
+    /// earliest outstanding chunk is resent once, regardless of cwnd and without reducing it;
+    /// if it was not lost, the cost is one duplicate chunk.
+    fn arm_probe(&mut self, now: Instant) {
+        if self.probe_outstanding || !self.rto_mgr.has_sample {
+            return;
+        }
+        let pto = Duration::from_secs_f64((2.0 * self.rto_mgr.srtt / 1000.0).max(PROBE_MIN_SECS));
+        self.timers.set(Timer::Probe, Some(now + pto));
+    }
+
+    fn on_probe_timeout(&mut self) {
+        let Some(tsn) = self.outbound_queue.earliest_outstanding_tsn() else {
+            return;
+        };
+        // Already marked, it may be waiting for room under cwnd that no SACK will make: the
+        // lost chunks not yet reported three times still count in the flight.
+        let marked = self.outbound_queue.mark_to_retransmit(tsn)
+            || self.outbound_queue.get(tsn).is_some_and(|c| c.retransmit);
+        if marked {
+            debug!("[{}] tail loss probe: resending tsn={}", self.side, tsn);
+            self.probe_outstanding = true;
+            self.will_retransmit_fast = true;
+            self.awake_write_loop();
+        }
     }
 
     fn handle_reconfig(&mut self, c: &ChunkReconfig) -> Result<Vec<Packet>> {
@@ -3698,7 +3742,11 @@ impl Association {
         mut raw_packets: Vec<Bytes>,
         now: Instant,
     ) -> Vec<Bytes> {
-        for p in &self.get_data_packets_to_retransmit(now) {
+        let packets = self.get_data_packets_to_retransmit(now);
+        if !packets.is_empty() {
+            self.arm_probe(now);
+        }
+        for p in &packets {
             if let Ok(raw) = p.marshal() {
                 raw_packets.push(raw);
             } else {
@@ -3725,6 +3773,7 @@ impl Association {
             trace!("[{}] T3-rtx timer start (pt1)", self.side);
             self.timers
                 .restart_if_stale(Timer::T3RTX, now, self.rto_mgr.get_rto());
+            self.arm_probe(now);
 
             for p in &self.bundle_data_chunks_into_packets(chunks) {
                 if let Ok(raw) = p.marshal() {
@@ -4088,6 +4137,15 @@ impl Association {
                 // Send zero window probe
                 if let Some(chunk) = self.send_next_data_chunk(now) {
                     chunks.push(chunk);
+                }
+            }
+
+            // kith patch: with nothing queued behind it, the last chunk asks for an
+            // immediate SACK (RFC 7053): nothing else would make the receiver send one before
+            // its delayed-ack timer, and the tail loss probe counts on that SACK.
+            if self.outbound_queue.pending_len() == 0 {
+                if let Some(last) = chunks.last_mut() {
+                    last.immediate_sack = true;
                 }
             }
         }
@@ -4516,6 +4574,9 @@ impl Association {
             .is_none()
     }
 }
+
+/// kith patch: the shortest tail loss probe timeout, in seconds (RFC 8985 uses 10 ms).
+const PROBE_MIN_SECS: f64 = 0.010;
 
 /// Orders two TSNs by serial number arithmetic (RFC 1982), as the rest of the crate does.
 fn sna32_order(a: u32, b: u32) -> core::cmp::Ordering {

@@ -4,7 +4,7 @@ use std::time::Instant;
 use crate::config::{RTO_INITIAL, RTO_MAX, RTO_MIN};
 
 pub(crate) const ACK_INTERVAL: u64 = 200;
-const TIMER_COUNT: usize = 6;
+const TIMER_COUNT: usize = 7;
 
 #[derive(Debug, Copy, Clone, Ord, PartialOrd, Eq, PartialEq)]
 pub(crate) enum Timer {
@@ -14,6 +14,8 @@ pub(crate) enum Timer {
     T3RTX = 3,
     Reconfig = 4,
     Ack = 5,
+    /// kith patch: the tail loss probe (see `Association::on_probe_timeout`).
+    Probe = 6,
 }
 
 impl Timer {
@@ -24,6 +26,7 @@ impl Timer {
         Timer::T3RTX,
         Timer::Reconfig,
         Timer::Ack,
+        Timer::Probe,
     ];
 }
 
@@ -66,6 +69,7 @@ impl TimerTable {
                 max_data_retransmits, //T3RTX
                 max_init_retransmits, //Reconfig
                 None,                 //Ack (unlimited)
+                None,                 //Probe (unlimited)
             ],
             rto_max,
             ..Default::default()

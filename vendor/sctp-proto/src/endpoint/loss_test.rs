@@ -175,6 +175,23 @@ fn a_lost_retransmission_after_a_timeout_does_not_need_another_timeout() {
     assert!(out.elapsed < Duration::from_secs(2), "took {:?}", out.elapsed);
 }
 
+#[test]
+fn a_lone_message_whose_packet_is_lost_is_resent_by_a_probe_not_a_timeout() {
+    // Nothing follows it, so no SACK can report it missing.
+    let out = transfer(1000, BROADBAND, drop_transmissions(&[(0, 1)]));
+    assert_eq!(out.t3_timeouts, 0, "a T3 timeout was needed");
+    // Two round trips of probe timeout and one to deliver: well under RTO.Min (400 ms).
+    assert!(out.elapsed < Duration::from_millis(120), "took {:?}", out.elapsed);
+}
+
+#[test]
+fn a_lost_tail_of_a_transfer_is_resent_by_a_probe_not_a_timeout() {
+    // 64 KiB is 55 chunks: the last two are lost.
+    let out = transfer(MESSAGE, BROADBAND, drop_transmissions(&[(53, 1), (54, 1)]));
+    assert_eq!(out.t3_timeouts, 0, "a T3 timeout was needed");
+    assert!(out.elapsed < Duration::from_millis(200), "took {:?}", out.elapsed);
+}
+
 /// Random loss both ways at 20 ms RTT: the transfer keeps at least a share of what a
 /// loss-based congestion controller gets on such a path, MSS / RTT · 1.22 / √p (Mathis et
 /// al.), and timeouts stay rare.
