@@ -26,14 +26,18 @@ impl PayloadQueue {
         PayloadQueue::default()
     }
 
-    pub(crate) fn update_sorted_keys(&mut self) {
-        self.sorted.make_contiguous().sort_by(|a, b| {
-            if sna32lt(*a, *b) {
-                core::cmp::Ordering::Less
-            } else {
-                core::cmp::Ordering::Greater
+    /// kith patch: puts a new TSN in its place in `sorted`. Upstream appended it and sorted
+    /// the whole queue on every push: a pass over every chunk in flight for each DATA chunk
+    /// sent, and over every chunk held above a hole for each one received. TSNs mostly
+    /// arrive (and are always sent) in order, so this is usually a push at the back.
+    fn insert_sorted(&mut self, tsn: u32) {
+        match self.sorted.back() {
+            Some(&last) if !sna32lt(last, tsn) => {
+                let at = self.sorted.partition_point(|&t| sna32lt(t, tsn));
+                self.sorted.insert(at, tsn);
             }
-        });
+            _ => self.sorted.push_back(tsn),
+        }
     }
 
     pub(crate) fn can_push(&self, p: &ChunkPayloadData, cumulative_tsn: u32) -> bool {
@@ -42,10 +46,9 @@ impl PayloadQueue {
 
     pub(crate) fn push_no_check(&mut self, p: ChunkPayloadData) {
         self.n_bytes += p.user_data.len();
-        self.sorted.push_back(p.tsn);
+        self.insert_sorted(p.tsn);
         self.chunk_map.insert(p.tsn, p);
         //self.length += 1;
-        self.update_sorted_keys();
     }
 
     /// push pushes a payload data. If the payload data is already in our queue or
@@ -60,10 +63,9 @@ impl PayloadQueue {
         }
 
         self.n_bytes += p.user_data.len();
-        self.sorted.push_back(p.tsn);
+        self.insert_sorted(p.tsn);
         self.chunk_map.insert(p.tsn, p);
         //self.length += 1;
-        self.update_sorted_keys();
 
         true
     }

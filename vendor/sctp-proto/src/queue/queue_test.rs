@@ -69,6 +69,30 @@ fn test_payload_queue_push_no_check() -> Result<()> {
     Ok(())
 }
 
+/// kith patch: TSNs arriving out of order, across the wrap of the TSN space, are kept in
+/// serial-number order (they are inserted in place, no longer sorted on every push).
+#[test]
+fn test_payload_queue_keeps_out_of_order_tsns_sorted_across_the_wrap() {
+    let mut pq = PayloadQueue::new();
+    let base = u32::MAX - 3;
+    for offset in [5u32, 1, 3, 2, 8, 7, 4] {
+        assert!(pq.push(make_payload(base.wrapping_add(offset), 1), base));
+    }
+    let expected: Vec<u32> = [1u32, 2, 3, 4, 5, 7, 8]
+        .iter()
+        .map(|o| base.wrapping_add(*o))
+        .collect();
+    assert_eq!(pq.sorted.iter().copied().collect::<Vec<_>>(), expected);
+    let blocks: Vec<(u16, u16)> = pq
+        .get_gap_ack_blocks(base)
+        .iter()
+        .map(|b: &GapAckBlock| (b.start, b.end))
+        .collect();
+    assert_eq!(blocks, [(1, 5), (7, 8)]);
+    assert!(!pq.push(make_payload(base.wrapping_add(3), 1), base), "a duplicate");
+    assert_eq!(pq.sorted.len(), 7);
+}
+
 #[test]
 fn test_payload_queue_get_gap_ack_block() -> Result<()> {
     let mut pq = PayloadQueue::new();
