@@ -3109,22 +3109,7 @@ impl Association {
                     //        packets that were retransmitted (and thus for which it is
                     //        ambiguous whether the reply was for the first instance of the
                     //        chunk or for a later instance)
-                    if c.nsent == 1 && sna32gte(c.tsn, self.min_tsn2measure_rtt) {
-                        self.min_tsn2measure_rtt = self.my_next_tsn;
-                        if let Some(since) = &c.since {
-                            let rtt = now.duration_since(*since);
-                            let srtt = self.rto_mgr.set_new_rtt(rtt);
-                            trace!(
-                                "[{}] SACK: measured-rtt={:?} srtt={:.3} ms new-rto={}",
-                                self.side,
-                                rtt,
-                                srtt,
-                                self.rto_mgr.get_rto()
-                            );
-                        } else {
-                            error!("[{}] invalid c.since", self.side);
-                        }
-                    }
+                    self.sample_rtt(c.tsn, c.nsent, c.since, now);
                 }
 
             } else {
@@ -3231,27 +3216,36 @@ impl Association {
         }
         trace!("[{}] tsn={} has been sacked", self.side, c.tsn);
 
-        // RFC 9260 §6.3.1 C4/C5: one RTT measurement per round trip, never from a
-        // retransmitted chunk (kith patch: the cumulative path already had the guard; this
-        // one took a sample from every chunk and drove RTTVAR to zero).
-        if c.nsent == 1 && sna32gte(c.tsn, self.min_tsn2measure_rtt) {
-            self.min_tsn2measure_rtt = self.my_next_tsn;
-            if let Some(since) = c.since {
-                let rtt = now.duration_since(since);
-                let srtt = self.rto_mgr.set_new_rtt(rtt);
-                trace!(
-                    "[{}] SACK: measured-rtt={:?} srtt={:.3} ms new-rto={}",
-                    self.side,
-                    rtt,
-                    srtt,
-                    self.rto_mgr.get_rto()
-                );
-            }
-        }
+        // kith patch: the gap path now takes the same guarded sample as the cumulative one;
+        // it took a sample from every chunk and drove RTTVAR to zero.
+        let (nsent, since) = (c.nsent, c.since);
+        self.sample_rtt(tsn, nsent, since, now);
         if sna32lt(*htna, tsn) {
             *htna = tsn;
         }
         Ok(())
+    }
+
+    /// RFC 9260 §6.3.1 C4/C5: one RTT measurement per round trip (the first chunk sent after
+    /// the last measured one), never from a retransmitted chunk.
+    fn sample_rtt(&mut self, tsn: u32, nsent: u32, since: Option<Instant>, now: Instant) {
+        if nsent != 1 || !sna32gte(tsn, self.min_tsn2measure_rtt) {
+            return;
+        }
+        self.min_tsn2measure_rtt = self.my_next_tsn;
+        let Some(since) = since else {
+            error!("[{}] invalid c.since", self.side);
+            return;
+        };
+        let rtt = now.duration_since(since);
+        let srtt = self.rto_mgr.set_new_rtt(rtt);
+        trace!(
+            "[{}] SACK: measured-rtt={:?} srtt={:.3} ms new-rto={}",
+            self.side,
+            rtt,
+            srtt,
+            self.rto_mgr.get_rto()
+        );
     }
 
     fn on_cumulative_tsn_ack_point_advanced(&mut self, total_bytes_acked: i64, now: Instant) {
